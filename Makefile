@@ -1,0 +1,44 @@
+# make build: create .venv if needed, install obsgen, compile specs/selftest.yaml into generated/.
+# make test:  install test extras and the Prometheus/Alertmanager/Pushgateway Debian packages when
+#             missing, then run the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+SPEC   ?= specs/selftest.yaml
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBS   := prometheus prometheus-alertmanager prometheus-pushgateway
+TOOLS  := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway
+
+.PHONY: build test check validate backends clean
+.DEFAULT_GOAL := build
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $@
+
+build: $(VENV)/.installed
+	$(BIN)/obsgen build --spec $(SPEC)
+
+validate: $(VENV)/.installed
+	$(BIN)/obsgen validate --spec $(SPEC)
+
+check: $(VENV)/.installed
+	$(BIN)/obsgen check --spec $(SPEC)
+
+backends:
+	@missing=""; for t in $(TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages for:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS); \
+	fi
+
+test: $(VENV)/.installed backends
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,134 @@
+"""The command line: parse, call the library, print, choose the exit code.
+
+Exit codes: 0 ok, 1 drift or changes found, 2 error (bad spec, bad usage, backend failure).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Callable, Sequence
+
+from obsgen import __version__
+from obsgen.errors import ObsgenError, SpecError
+
+DEFAULT_SPEC = "specs/selftest.yaml"
+DEFAULT_OUT = "generated"
+EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+
+_EXAMPLES = {
+    "validate": """examples:
+  obsgen validate                         # check specs/selftest.yaml
+  obsgen validate --spec specs/team.jsonnet""",
+    "build": """examples:
+  obsgen build                            # every environment into generated/
+  obsgen build --env dev --env staging    # only these environments
+  obsgen build --spec specs/team.yaml --out /tmp/out""",
+    "check": """examples:
+  obsgen check                            # CI drift check: exit 1 and a diff when generated/ is stale
+  obsgen check --env prod""",
+}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="obsgen",
+        description="Compile one selftest observability spec into Grafana dashboards, OpenSLO documents, "
+                    "Prometheus rules and Alertmanager routing.",
+        epilog="examples:\n  obsgen validate\n  obsgen build\n  obsgen check\n\n"
+               "exit codes: 0 ok, 1 drift or changes found, 2 error",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"obsgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, epilog=_EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--spec", default=os.environ.get("OBSGEN_SPEC", DEFAULT_SPEC),
+                       help=f"spec file: .yaml, .json or .jsonnet (default: $OBSGEN_SPEC or {DEFAULT_SPEC})")
+        p.set_defaults(func=func)
+        return p
+
+    command("validate", "Check a spec and report every problem as file:line:col.", _validate)
+    for name, help_, func in (("build", "Compile the spec into the output directory.", _build),
+                              ("check", "Fail with a diff when the output directory does not match the spec.",
+                               _check)):
+        p = command(name, help_, func)
+        p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+        p.add_argument("--env", action="append", default=[], metavar="NAME",
+                       help="only this environment (repeatable; default: all)")
+    return parser
+
+
+def _plural(n: int, what: str) -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from obsgen.spec import load_spec
+
+    model = load_spec(args.spec)
+    counts = ", ".join(_plural(n, what) for n, what in (
+        (len(model.steps), "step"), (len(model.environments), "environment"), (len(model.slos), "SLO"),
+        (len(model.alerts), "alert"), (len(model.dashboards), "dashboard")))
+    print(f"{args.spec}: OK ({counts})")
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace) -> int:
+    from obsgen.generate import build
+
+    result, report = build(args.spec, Path(args.out), args.env)
+    for path in report.written:
+        print(f"wrote   {Path(args.out, path).as_posix()}")
+    for path in report.removed:
+        print(f"removed {Path(args.out, path).as_posix()}")
+    envs = ", ".join(s for s in result.scopes if s) or ", ".join(e.name for e in result.model.environments)
+    print(f"obsgen build: {envs} from {args.spec} into {args.out}/: {len(report.written)} written, "
+          f"{report.unchanged} unchanged, {len(report.removed)} removed")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from obsgen.generate import check
+
+    result, drift = check(args.spec, Path(args.out), args.env)
+    if drift.clean:
+        print(f"obsgen check: {args.out}/ matches {args.spec} ({len(result.artifacts)} files)")
+        return EXIT_OK
+    for path, diff in drift.changed:
+        print(f"drifted: {Path(args.out, path).as_posix()}")
+        sys.stdout.write(diff)
+    for path in drift.missing:
+        print(f"missing: {Path(args.out, path).as_posix()}")
+    for path in drift.extra:
+        print(f"extra:   {Path(args.out, path).as_posix()} (not produced by the spec)")
+    count = len(drift.changed) + len(drift.missing) + len(drift.extra)
+    print(f"obsgen check: {_plural(count, 'file')} out of date in {args.out}/; "
+          f"run `obsgen build` to regenerate", file=sys.stderr)
+    return EXIT_CHANGES
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"obsgen: {_plural(len(exc.problems), 'problem')} in {args.spec}; nothing was written",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except ObsgenError as exc:
+        print(f"obsgen: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("obsgen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR

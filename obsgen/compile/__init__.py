@@ -1,0 +1,39 @@
+"""One pure compile function per target, all with the same signature.
+
+`compile_all` runs every target for the chosen environments and returns the
+artifacts (manifest included); nothing here touches the file system.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable
+
+from obsgen.artifact import Artifact
+from obsgen.model import Environment, Model
+
+Target = Callable[[Model, Environment], list[Artifact]]
+
+
+def targets() -> dict[str, Target]:
+    """Targets by name; each module is imported only when builds run (start-up stays lean)."""
+    from obsgen.compile.alertmanager import compile_alertmanager
+    from obsgen.compile.grafana import compile_grafana
+    from obsgen.compile.openslo import compile_openslo
+    from obsgen.compile.prometheus import compile_prometheus
+
+    return {"grafana": compile_grafana, "slo": compile_openslo, "prometheus": compile_prometheus,
+            "alertmanager": compile_alertmanager}
+
+
+def compile_env(model: Model, env: Environment) -> list[Artifact]:
+    from obsgen.compile.manifest import compile_manifest
+
+    artifacts = sorted(a for target in targets().values() for a in target(model, env))
+    paths = [a.path for a in artifacts]
+    duplicates = {p for p in paths if paths.count(p) > 1}
+    if duplicates:
+        raise AssertionError(f"two targets produced the same file: {sorted(duplicates)}")
+    return artifacts + [compile_manifest(model, env, artifacts)]
+
+
+def compile_all(model: Model, envs: Iterable[Environment]) -> list[Artifact]:
+    return sorted(a for env in envs for a in compile_env(model, env))

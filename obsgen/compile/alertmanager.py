@@ -1,0 +1,126 @@
+"""Alertmanager routing: tiers and SLO alert classes to receivers, with inhibition.
+
+Kernel alerts page (PagerDuty), governance alerts go to the ticket channel
+(Slack), optional ones to the informational channel; SLO page alerts page and
+ticket alerts go to the ticket channel. Secrets appear only as *_file paths.
+Targets Alertmanager 0.25 (quoted matcher values, no webhook url_file).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from obsgen import conventions as c
+from obsgen import render
+from obsgen.artifact import Artifact
+from obsgen.model import Channel, Environment, Model
+
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+GROUP_WAIT, GROUP_INTERVAL, REPEAT_INTERVAL = "30s", "5m", "4h"
+PAGE_GROUP_BY = ["alertname", "env", c.LABEL_STEP, c.LABEL_SLO]  # one incident per failing step / SLO
+CHAT_GROUP_BY = ["alertname", "env", c.LABEL_SLO]  # one message lists every failing step
+
+_DETAILS = {
+    "step_id": "{{ .CommonLabels.step_id }}",
+    "tier": "{{ .CommonLabels.tier }}",
+    "env": "{{ .CommonLabels.env }}",
+    "message": "{{ .CommonAnnotations.summary }}",
+    "description": "{{ .CommonAnnotations.description }}",
+    "remediation": "{{ .CommonAnnotations.remediation }}",
+    "runbook_url": "{{ .CommonAnnotations.runbook_url }}",
+    "firing": "{{ .Alerts.Firing | len }}",
+}
+_SLACK_TITLE = "[{{ .Status | toUpper }}{{ if eq .Status \"firing\" }}:{{ .Alerts.Firing | len }}{{ end }}] " \
+               "{{ .CommonLabels.alertname }} ({{ .CommonLabels.env }})"
+_SLACK_TEXT = (
+    "{{ range .Alerts }}*{{ .Labels.step_id }}* (tier {{ .Labels.tier }}, {{ .Labels.severity }}): "
+    "{{ .Annotations.summary }}\n"
+    "Remediation: {{ .Annotations.remediation }}\n"
+    "Runbook: {{ .Annotations.runbook_url }}\n"
+    "{{ end }}"
+)
+
+
+def compile_alertmanager(model: Model, env: Environment) -> list[Artifact]:
+    config = {
+        "global": {"resolve_timeout": "5m"},
+        "route": _route(model, env),
+        "inhibit_rules": _inhibit_rules(model),
+        "receivers": [_receiver(model, env, ch) for ch in model.channels],
+    }
+    return [Artifact(f"{env.name}/alertmanager/alertmanager.yaml", render.to_yaml(config, model.source))]
+
+
+def _matcher(label: str, value: str, op: str = "=") -> str:
+    return f'{label}{op}"{value}"'
+
+
+def _child(model: Model, channel_id: str, *matchers: str, cont: bool = False) -> dict[str, Any]:
+    kind = model.channel(channel_id).type
+    route: dict[str, Any] = {"receiver": channel_id, "matchers": list(matchers),
+                             "group_by": PAGE_GROUP_BY if kind == "pagerduty" else CHAT_GROUP_BY}
+    if cont:
+        route["continue"] = True
+    return route
+
+
+def _route(model: Model, env: Environment) -> dict[str, Any]:
+    routes = []
+    if env.policy.page_on_any_failure:
+        page_channel = next((t.channel for t in model.tiers if t.severity == "critical"), model.slo_alerting.page_channel)
+        routes.append(_child(model, page_channel, _matcher(c.LABEL_PAGE, "oncall"), cont=True))
+    if model.slos:
+        routes.append(_child(model, model.slo_alerting.page_channel, _matcher(c.LABEL_SLO_ALERT, "page")))
+        routes.append(_child(model, model.slo_alerting.ticket_channel, _matcher(c.LABEL_SLO_ALERT, "ticket")))
+    routes += [_child(model, t.channel, _matcher(c.LABEL_TIER, t.id)) for t in model.tiers]
+    least_severe = sorted(model.tiers, key=lambda t: SEVERITY_RANK[t.severity])[-1]
+    return {
+        "receiver": least_severe.channel,
+        "group_by": CHAT_GROUP_BY,
+        "group_wait": GROUP_WAIT,
+        "group_interval": GROUP_INTERVAL,
+        "repeat_interval": REPEAT_INTERVAL,
+        "routes": routes,
+    }
+
+
+def _inhibit_rules(model: Model) -> list[dict[str, Any]]:
+    env_label = model.metrics.env_label
+    rules = []
+    critical = [t.id for t in model.tiers if t.severity == "critical"]
+    lesser = [t.id for t in model.tiers if t.severity != "critical"]
+    for tier in critical:
+        if lesser:  # a failing critical tier silences the lesser tiers of the same environment
+            rules.append({"source_matchers": [_matcher(c.LABEL_TIER, tier), _matcher(c.LABEL_SEVERITY, "critical")],
+                          "target_matchers": [_matcher(c.LABEL_TIER, "|".join(lesser), "=~")],
+                          "equal": [env_label]})
+    if model.slos:  # a page for an SLO silences its ticket
+        rules.append({"source_matchers": [_matcher(c.LABEL_SLO_ALERT, "page")],
+                      "target_matchers": [_matcher(c.LABEL_SLO_ALERT, "ticket")],
+                      "equal": [env_label, c.LABEL_SLO]})
+    return rules
+
+
+def _receiver(model: Model, env: Environment, channel: Channel) -> dict[str, Any]:
+    target = env.target(channel.id)
+    if channel.type == "pagerduty":
+        config: dict[str, Any] = {
+            "routing_key_file": target.routing_key_file,
+            "send_resolved": True,
+            "severity": '{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}',
+            "description": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.env }}): {{ .CommonAnnotations.summary }}",
+            "client": f"obsgen {model.service.name}",
+            "details": dict(_DETAILS),
+            "links": [{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "Runbook"}],
+        }
+        if target.url:
+            config["url"] = target.url
+        return {"name": channel.id, "pagerduty_configs": [config]}
+    config = {
+        "api_url_file": target.api_url_file,
+        "send_resolved": True,
+        "title": _SLACK_TITLE,
+        "text": _SLACK_TEXT,
+    }
+    if target.slack_channel:
+        config["channel"] = target.slack_channel
+    return {"name": channel.id, "slack_configs": [config]}

@@ -1,0 +1,177 @@
+"""Prometheus rule files: selftest recording and alerting rules, and SLO burn-rate rules.
+
+One file for the selftest rules and one per SLO, per environment. Every alert
+carries the labels Alertmanager routes and inhibits on (tier, severity,
+step_id, and slo/slo_alert for SLO alerts) and the annotations a responder
+needs (summary, description, remediation, runbook_url).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from obsgen import conventions as c
+from obsgen import durations, queries, render
+from obsgen.artifact import Artifact
+from obsgen.model import SLO, Alert, Environment, Model, Step
+from obsgen.placeholders import fill
+
+Rule = dict[str, Any]
+INTERVAL = "1m"
+PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
+
+
+def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
+    files = [Artifact(c.rules_file(env, model.service.name), _rules_file(model, [
+        _group(f"{model.service.name}-recordings", _selftest_records(model, env)),
+        _group(f"{model.service.name}-alerts", _selftest_alerts(model, env)),
+    ]))]
+    for slo in model.slos:
+        files.append(Artifact(c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, [
+            _group(f"slo-{slo.id}-sli", _slo_records(model, env, slo)),
+            _group(f"slo-{slo.id}-period", _slo_period_records(model, env, slo), PERIOD_INTERVAL),
+            _group(f"slo-{slo.id}-alerts", _slo_alerts(model, env, slo)),
+        ])))
+    return files
+
+
+def _rules_file(model: Model, groups: list[dict[str, Any]]) -> bytes:
+    return render.to_yaml({"groups": [g for g in groups if g["rules"]]}, model.source)
+
+
+def _group(name: str, rules: list[Rule], interval: str = INTERVAL) -> dict[str, Any]:
+    return {"name": name, "interval": interval, "rules": rules}
+
+
+# --- selftest rules ---------------------------------------------------------------------------
+
+def _selftest_records(model: Model, env: Environment) -> list[Rule]:
+    return [{"record": c.FAILING_STEPS_RECORD, "expr": queries.failing_steps_by_tier(model, env)}]
+
+
+def _selftest_alerts(model: Model, env: Environment) -> list[Rule]:
+    rules: list[Rule] = []
+    for alert in model.alerts:
+        if not alert.params_for(env.name).enabled:
+            continue
+        if alert.kind == "step_failed":
+            rules += [_step_alert(model, env, alert, step) for step in model.steps_of(alert.tier)]
+        else:
+            rules.append(_run_alert(model, env, alert))
+    return rules
+
+
+def _labels(model: Model, env: Environment, tier_id: str, step_id: str) -> dict[str, str]:
+    tier = model.tier(tier_id)
+    labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: step_id,
+              c.LABEL_SERVICE: model.service.name, model.metrics.env_label: env.name}
+    if env.policy.page_on_any_failure and tier.severity != "critical":
+        labels[c.LABEL_PAGE] = "oncall"
+    return labels
+
+
+def _alert_rule(alert: Alert, env: Environment, expr: str, labels: dict[str, str],
+                annotations: dict[str, str]) -> Rule:
+    rule: Rule = {"alert": alert.name, "expr": expr, "labels": labels,
+                  "annotations": {"summary": alert.summary, **annotations}}
+    wait = alert.params_for(env.name).for_
+    if durations.seconds(wait) > 0:
+        rule["for"] = wait
+    return rule
+
+
+def _step_alert(model: Model, env: Environment, alert: Alert, step: Step) -> Rule:
+    step_matcher = f'{c.LABEL_STEP}="{step.id}"'
+    expr = f"{queries.step_failed(model, env, step_matcher)} > 0"
+    tolerance = env.policy.tolerance_for(alert.tier)
+    if tolerance > 0:
+        tier_failing = queries.step_failed(model, env, f'{c.LABEL_TIER}="{alert.tier}"')
+        expr += (f"\nand on ({model.metrics.env_label})\n"
+                 f"count by ({model.metrics.env_label}) ({tier_failing} > 0) > {tolerance}")
+    tier = model.tier(alert.tier)
+    allowed = f"{tolerance} {tier.id.upper()} failure{'s' if tolerance != 1 else ''} tolerated in {env.name}"
+    return _alert_rule(alert, env, expr, _labels(model, env, alert.tier, step.id), {
+        "description": f"{step.description or step.id} ({step.category or tier.id}); {allowed}.",
+        "remediation": step.remediation,
+        "runbook_url": model.service.runbook_url(step.runbook or tier.runbook),
+    })
+
+
+def _run_alert(model: Model, env: Environment, alert: Alert) -> Rule:
+    m, p = model.metrics, alert.params_for(env.name)
+    env_m = c.env_matcher(model, env)
+    if alert.kind == "not_reporting":
+        last = c.selector(m.last_run_timestamp, env_m)
+        stale = durations.seconds(p.stale_after)
+        expr = f"time() - max by ({m.env_label}) ({last}) > {c.fmt_number(stale)}\nor\nabsent({last})"
+        description = f"No selftest run reported in {p.stale_after}, or the last-run metric is absent."
+    elif alert.kind == "slow_runs":
+        bucket = c.selector(m.run_duration + "_bucket", env_m)
+        expr = (f"histogram_quantile({c.fmt_number(p.quantile)}, sum by ({m.env_label}, le) "
+                f"(rate({bucket}[{p.window}]))) > {c.fmt_number(p.threshold_seconds)}")
+        description = (f"p{c.fmt_number(p.quantile * 100)} run duration over {p.window} is above "
+                       f"{c.fmt_number(p.threshold_seconds)} s.")
+    else:
+        expr = fill(alert.expr, env=env.name).strip()
+        description = f"Custom alert {alert.name}."
+    return _alert_rule(alert, env, expr, _labels(model, env, alert.tier, alert.step_id or c.ALL_STEPS), {
+        "description": description,
+        "remediation": alert.remediation or model.tier(alert.tier).description,
+        "runbook_url": model.service.runbook_url(alert.runbook),
+    })
+
+
+# --- SLO rules ----------------------------------------------------------------------------------
+
+def _slo_labels(model: Model, env: Environment, slo: SLO) -> dict[str, str]:
+    return {model.metrics.env_label: env.name, c.LABEL_SLO: slo.id}
+
+
+def _slo_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
+    return [{"record": c.slo_error_ratio_record(w), "expr": queries.sli_error_ratio(model, env, slo, w),
+             "labels": _slo_labels(model, env, slo)} for w in c.SLO_WINDOWS]
+
+
+def _slo_period_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
+    short = c.selector(c.slo_error_ratio_record(c.SLO_WINDOWS[0]), c.slo_matchers(model, env, slo))
+    budget = c.fmt_number(1 - slo.objective)
+    period = c.selector(c.SLO_ERROR_RATIO_PERIOD, c.slo_matchers(model, env, slo))
+    return [
+        {"record": c.SLO_ERROR_RATIO_PERIOD, "expr": f"avg_over_time({short}[{slo.period}])",
+         "labels": _slo_labels(model, env, slo)},
+        {"record": c.SLO_BUDGET_REMAINING, "expr": f"1 - {period} / {budget}", "labels": _slo_labels(model, env, slo)},
+    ]
+
+
+def burn_conditions(slo: SLO, severity: str) -> list[tuple[str, str, str]]:
+    """(long window, short window, factor text) of the burn-rate conditions of one severity."""
+    period = durations.seconds(slo.period)
+    return [(long, short, c.fmt_number(c.burn_factor(period, durations.seconds(long), share)))
+            for sev, long, short, share in c.BURN_WINDOWS if sev == severity]
+
+
+def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
+    rules = []
+    budget = c.fmt_number(1 - slo.objective)
+    matchers = c.slo_matchers(model, env, slo)
+    for severity, alertname, level in (("page", "SLOBurnRatePage", "critical"),
+                                       ("ticket", "SLOBurnRateTicket", "warning")):
+        clauses, factors = [], []
+        for long, short, factor in burn_conditions(slo, severity):
+            factors.append(f"{factor}x over {long} and {short}")
+            clauses.append("(\n" + "\nand\n".join(
+                f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget})" for w in (long, short)
+            ) + "\n)")
+        rules.append({
+            "alert": alertname,
+            "expr": "\nor\n".join(clauses),
+            "labels": {**_slo_labels(model, env, slo), c.LABEL_SLO_ALERT: severity, c.LABEL_SEVERITY: level,
+                       c.LABEL_TIER: c.ALL_STEPS, c.LABEL_STEP: c.ALL_STEPS, c.LABEL_SERVICE: model.service.name},
+            "annotations": {
+                "summary": f"SLO {slo.id} in {env.name} is burning its error budget too fast ({severity})",
+                "description": (f"{slo.description} Objective {c.fmt_number(slo.objective * 100)} % over "
+                                f"{slo.period}; burn rate above " + "; or ".join(factors) + "."),
+                "remediation": slo.remediation or "Find what consumes the error budget on the dashboard.",
+                "runbook_url": model.service.runbook_url(slo.runbook),
+            },
+        })
+    return rules

@@ -1,0 +1,100 @@
+"""Every name obsgen gives a generated thing, built in one place.
+
+Rule names, label keys, file paths, uids and the PromQL selectors that both the
+rule compiler and the dashboard compiler use live here, so that no target
+has to read another target's output to agree with it.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from fractions import Fraction
+
+from obsgen.model import SLO, Environment, Model
+
+# Labels obsgen puts on the alerts it generates. Alertmanager routes on these.
+LABEL_TIER = "tier"
+LABEL_STEP = "step_id"
+LABEL_SEVERITY = "severity"
+LABEL_SLO = "slo"
+LABEL_SLO_ALERT = "slo_alert"  # page | ticket
+LABEL_PAGE = "page"  # "oncall" when an environment pages on any failure
+LABEL_SERVICE = "service"
+ALL_STEPS = "all"  # step_id of alerts about a whole run, not one step
+
+# Multiwindow multi-burn-rate alerts (Google SRE workbook): severity, long window,
+# short window, share of the error budget consumed in the long window.
+BURN_WINDOWS: tuple[tuple[str, str, str, Fraction], ...] = (
+    ("page", "1h", "5m", Fraction(2, 100)),
+    ("page", "6h", "30m", Fraction(5, 100)),
+    ("ticket", "1d", "2h", Fraction(10, 100)),
+    ("ticket", "3d", "6h", Fraction(10, 100)),
+)
+SLO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+
+# The marker every Grafana object obsgen owns carries.
+OWNED_TAG = "obsgen"
+
+
+def slo_error_ratio_record(window: str) -> str:
+    return f"slo:sli_error:ratio_rate{window}"
+
+
+SLO_ERROR_RATIO_PERIOD = "slo:sli_error:ratio_period"
+SLO_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
+FAILING_STEPS_RECORD = "selftest:failing_steps:sum"
+
+
+def env_matcher(model: Model, env: Environment) -> str:
+    return f'{model.metrics.env_label}="{env.name}"'
+
+
+def selector(metric: str, *matchers: str) -> str:
+    inner = ",".join(m for m in matchers if m)
+    return f"{metric}{{{inner}}}"
+
+
+def slo_matchers(model: Model, env: Environment, slo: SLO) -> str:
+    return f'{env_matcher(model, env)},{LABEL_SLO}="{slo.id}"'
+
+
+def fmt_number(value: Fraction | float | int) -> str:
+    """A number as PromQL/YAML text, exact where it terminates: 13.44, 0.05, 0.9333333333333333."""
+    frac = Fraction(value).limit_denominator(10**12) if isinstance(value, float) else Fraction(value)
+    if frac.denominator == 1:
+        return str(frac.numerator)
+    den = frac.denominator
+    for p in (2, 5):
+        while den % p == 0:
+            den //= p
+    if den == 1:  # terminating decimal: print it exactly
+        text = f"{float(frac):.15f}".rstrip("0").rstrip(".")
+        if Fraction(text) == frac:
+            return text
+    return repr(float(frac))
+
+
+def burn_factor(period_seconds: float, long_window_seconds: float, budget_share: Fraction) -> Fraction:
+    """Burn rate that consumes `budget_share` of the budget in the long window."""
+    return budget_share * Fraction(int(period_seconds)) / Fraction(int(long_window_seconds))
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def dashboard_uid(model: Model, env: Environment, dashboard_id: str) -> str:
+    """Stable, readable uid derived from names; Grafana allows at most 40 characters."""
+    uid = slug(f"{model.service.name}-{env.name}-{dashboard_id}")
+    if len(uid) > 40:
+        digest = hashlib.sha256(uid.encode()).hexdigest()[:8]
+        uid = uid[:31].rstrip("-") + "-" + digest
+    return uid
+
+
+def env_dir(env: Environment) -> str:
+    return env.name
+
+
+def rules_file(env: Environment, group: str) -> str:
+    return f"{env.name}/prometheus/{group}.rules.yaml"

@@ -1,0 +1,43 @@
+"""The library behind `obsgen build` and `obsgen check`: load, compile, then write or compare."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from obsgen.artifact import Artifact
+from obsgen.errors import ObsgenError
+from obsgen.model import Model
+from obsgen.output import tree
+
+
+@dataclass(frozen=True)
+class Build:
+    model: Model
+    artifacts: list[Artifact]
+    scopes: list[str]  # the parts of the output directory this build owns ("" = all of it)
+
+
+def compile_spec(spec: str, envs: Sequence[str] = ()) -> Build:
+    """Load and compile a spec for the named environments (all when none are named)."""
+    from obsgen.compile import compile_all
+    from obsgen.spec import load_spec
+
+    model = load_spec(spec)
+    known = [e.name for e in model.environments]
+    unknown = [e for e in envs if e not in known]
+    if unknown:
+        raise ObsgenError(f"unknown environment {unknown[0]!r} (the spec defines: {', '.join(known)})")
+    chosen = [e for e in model.environments if not envs or e.name in envs]
+    scopes = [""] if not envs else sorted({e.name for e in chosen})
+    return Build(model, compile_all(model, chosen), scopes)
+
+
+def build(spec: str, out: Path, envs: Sequence[str] = ()) -> tuple[Build, tree.WriteReport]:
+    result = compile_spec(spec, envs)  # compile everything before touching the output
+    return result, tree.write(out, result.artifacts, result.scopes)
+
+
+def check(spec: str, out: Path, envs: Sequence[str] = ()) -> tuple[Build, tree.Drift]:
+    result = compile_spec(spec, envs)
+    return result, tree.compare(out, result.artifacts, result.scopes, result.model.source)

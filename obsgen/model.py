@@ -1,0 +1,212 @@
+"""The frozen model every compile target reads.
+
+The spec loader (`obsgen.spec`) maps a validated spec document onto these
+classes; nothing downstream ever sees the raw document. All collections are
+tuples so a model can be hashed, shared and never mutated.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    owner: str
+    runbook_base_url: str
+
+    def runbook_url(self, anchor: str) -> str:
+        return f"{self.runbook_base_url}#{anchor}" if anchor else self.runbook_base_url
+
+
+@dataclass(frozen=True)
+class Metrics:
+    env_label: str
+    step_failed: str
+    runs_total: str
+    run_duration: str
+    last_run_timestamp: str
+    duration_buckets: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class Tier:
+    id: str  # lower case label value: kernel, governance, optional
+    severity: str  # critical | warning | info
+    channel: str  # channel id
+    runbook: str  # anchor
+    description: str
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    tier: str
+    category: str
+    description: str
+    runbook: str
+    remediation: str
+
+
+@dataclass(frozen=True)
+class Channel:
+    id: str
+    type: str  # pagerduty | slack
+    description: str
+
+
+@dataclass(frozen=True)
+class ChannelTarget:
+    """Where one channel points in one environment. Secrets only as *_file paths."""
+
+    channel: str
+    routing_key_file: str = ""  # pagerduty
+    url: str = ""  # pagerduty events API URL override
+    api_url_file: str = ""  # slack
+    slack_channel: str = ""  # slack channel name, e.g. "#selftest-dev"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One backend endpoint of an environment; credentials by reference only."""
+
+    kind: str  # grafana | prometheus | alertmanager
+    mode: str  # grafana | prometheus | mimir | alertmanager
+    url: str
+    token_env: str = ""
+    token_file: str = ""
+    tenant: str = ""
+    folder: str = ""
+    rules_dir: str = ""
+    config_file: str = ""
+
+
+@dataclass(frozen=True)
+class Policy:
+    tolerance: tuple[tuple[str, int], ...]  # (tier id, failures tolerated) pairs
+    page_on_any_failure: bool
+
+    def tolerance_for(self, tier: str) -> int:
+        return dict(self.tolerance).get(tier, 0)
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    description: str
+    policy: Policy
+    channels: tuple[ChannelTarget, ...]
+    backends: tuple[Backend, ...]
+
+    def target(self, channel: str) -> ChannelTarget:
+        for t in self.channels:
+            if t.channel == channel:
+                return t
+        raise KeyError(channel)
+
+    def backend(self, kind: str) -> Backend | None:
+        for b in self.backends:
+            if b.kind == kind:
+                return b
+        return None
+
+
+@dataclass(frozen=True)
+class SLI:
+    kind: str  # pass_rate | latency | ratio
+    threshold_seconds: float = 0.0  # latency
+    error_query: str = ""  # ratio: PromQL with {{window}} and {{env}} placeholders
+    total_query: str = ""
+
+
+@dataclass(frozen=True)
+class SLO:
+    id: str
+    description: str
+    objective: Fraction  # e.g. Fraction(19, 20) for 0.95
+    period: str  # e.g. "28d"
+    sli: SLI
+    remediation: str
+    runbook: str
+
+
+@dataclass(frozen=True)
+class SLOAlerting:
+    page_channel: str
+    ticket_channel: str
+
+
+@dataclass(frozen=True)
+class AlertParams:
+    """The parameters of an alert that an environment may override."""
+
+    for_: str
+    stale_after: str = ""  # not_reporting
+    threshold_seconds: float = 0.0  # slow_runs
+    quantile: float = 0.0  # slow_runs
+    window: str = ""  # slow_runs
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    kind: str  # step_failed | not_reporting | slow_runs | custom
+    tier: str
+    summary: str
+    remediation: str
+    runbook: str
+    params: AlertParams
+    overrides: tuple[tuple[str, AlertParams], ...] = ()  # (env name, params)
+    expr: str = ""  # custom: PromQL with an optional {{env}} placeholder
+    step_id: str = ""  # custom: the step this alert is about, if any
+
+    def params_for(self, env: str) -> AlertParams:
+        return dict(self.overrides).get(env, self.params)
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    id: str
+    title: str
+    tags: tuple[str, ...]
+    panels: tuple[str, ...]  # panel kinds, in order
+
+
+@dataclass(frozen=True)
+class Model:
+    api_version: str
+    service: Service
+    metrics: Metrics
+    tiers: tuple[Tier, ...]
+    steps: tuple[Step, ...]
+    channels: tuple[Channel, ...]
+    environments: tuple[Environment, ...]
+    slos: tuple[SLO, ...]
+    slo_alerting: SLOAlerting
+    alerts: tuple[Alert, ...]
+    dashboards: tuple[Dashboard, ...]
+    digest: str = field(default="", compare=False)  # sha256 of the spec file's bytes
+    source: str = field(default="spec", compare=False)  # the spec's file name, for headers
+
+    def tier(self, tier_id: str) -> Tier:
+        for t in self.tiers:
+            if t.id == tier_id:
+                return t
+        raise KeyError(tier_id)
+
+    def channel(self, channel_id: str) -> Channel:
+        for c in self.channels:
+            if c.id == channel_id:
+                return c
+        raise KeyError(channel_id)
+
+    def environment(self, name: str) -> Environment:
+        for e in self.environments:
+            if e.name == name:
+                return e
+        raise KeyError(name)
+
+    def steps_of(self, tier_id: str) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.tier == tier_id)

@@ -1,0 +1,205 @@
+"""Semantic checks a JSON Schema cannot express: references, uniqueness, ranges, PromQL.
+
+Each check takes the located document and returns problems; they run even when
+the schema found problems, so a user sees every mistake at once. They read the
+raw document defensively (a wrong type is the schema's to report, not ours).
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator
+
+from obsgen import durations
+from obsgen.errors import Problem
+from obsgen.spec.source import Located
+
+Check = Callable[[Located], Iterator[Problem]]
+_PANELS_NEEDING_SLOS = ("error_budget_remaining", "burn_rate")
+
+
+def _items(data: Any, key: str) -> list[tuple[int, dict]]:
+    value = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(value, list):
+        return []
+    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)]
+
+
+def _ids(data: Any, key: str, id_key: str = "id") -> set[str]:
+    return {v[id_key] for _, v in _items(data, key) if isinstance(v.get(id_key), str)}
+
+
+def _unknown(what: str, value: str, known: set[str]) -> str:
+    return f"unknown {what} {value!r} (known: {', '.join(sorted(known)) or 'none'})"
+
+
+def duplicate_ids(doc: Located) -> Iterator[Problem]:
+    for section, id_key in (("tiers", "id"), ("steps", "id"), ("channels", "id"), ("environments", "name"),
+                            ("slos", "id"), ("alerts", "name"), ("dashboards", "id")):
+        seen: dict[str, int] = {}
+        for i, item in _items(doc.data, section):
+            value = item.get(id_key)
+            if not isinstance(value, str):
+                continue
+            if value in seen:
+                yield doc.problem((section, i, id_key),
+                                  f"duplicate {id_key} {value!r} (first used at {section}[{seen[value]}])")
+            else:
+                seen[value] = i
+
+
+def references(doc: Located) -> Iterator[Problem]:
+    data = doc.data
+    tiers, channels, steps = _ids(data, "tiers"), _ids(data, "channels"), _ids(data, "steps")
+    envs = _ids(data, "environments", "name")
+    for i, tier in _items(data, "tiers"):
+        if isinstance(tier.get("channel"), str) and tier["channel"] not in channels:
+            yield doc.problem(("tiers", i, "channel"), _unknown("channel", tier["channel"], channels))
+    for i, step in _items(data, "steps"):
+        if isinstance(step.get("tier"), str) and step["tier"] not in tiers:
+            yield doc.problem(("steps", i, "tier"), _unknown("tier", step["tier"], tiers))
+    for i, alert in _items(data, "alerts"):
+        if isinstance(alert.get("tier"), str) and alert["tier"] not in tiers:
+            yield doc.problem(("alerts", i, "tier"), _unknown("tier", alert["tier"], tiers))
+        if isinstance(alert.get("step_id"), str) and alert["step_id"] not in steps:
+            yield doc.problem(("alerts", i, "step_id"), _unknown("step", alert["step_id"], steps))
+        for env in alert.get("overrides") or {} if isinstance(alert.get("overrides"), dict) else {}:
+            if env not in envs:
+                yield doc.problem(("alerts", i, "overrides", env), _unknown("environment", env, envs))
+    slo_alerting = data.get("slo_alerting") if isinstance(data, dict) else None
+    if isinstance(slo_alerting, dict):
+        for key in ("page_channel", "ticket_channel"):
+            if isinstance(slo_alerting.get(key), str) and slo_alerting[key] not in channels:
+                yield doc.problem(("slo_alerting", key), _unknown("channel", slo_alerting[key], channels))
+
+
+def environments(doc: Located) -> Iterator[Problem]:
+    data = doc.data
+    channel_types = {c["id"]: c.get("type") for _, c in _items(data, "channels") if isinstance(c.get("id"), str)}
+    severities = {t["id"]: t.get("severity") for _, t in _items(data, "tiers") if isinstance(t.get("id"), str)}
+    for i, env in _items(data, "environments"):
+        targets = env.get("channels") if isinstance(env.get("channels"), dict) else {}
+        for channel in sorted(set(targets) - set(channel_types)):
+            yield doc.problem(("environments", i, "channels", channel),
+                              _unknown("channel", channel, set(channel_types)))
+        if isinstance(env.get("channels"), dict):
+            for channel in sorted(set(channel_types) - set(targets)):
+                yield doc.problem(("environments", i, "channels"), f"no target for channel {channel!r}")
+        for channel, target in targets.items():
+            kind = channel_types.get(channel)
+            if not isinstance(target, dict):
+                continue
+            need = {"pagerduty": "routing_key_file", "slack": "api_url_file"}.get(kind or "")
+            if need and need not in target and not any(k in target for k in ("routing_key", "api_url", "webhook_url",
+                                                                               "service_key")):
+                yield doc.problem(("environments", i, "channels", channel), f"a {kind} channel needs {need!r}")
+            wrong = {"pagerduty": ("api_url_file", "channel"), "slack": ("routing_key_file", "url")}.get(kind or (), ())
+            for key in wrong:
+                if key in target:
+                    yield doc.problem(("environments", i, "channels", channel, key),
+                                      f"{key!r} does not apply to a {kind} channel")
+        policy = env.get("policy") if isinstance(env.get("policy"), dict) else {}
+        tolerance = policy.get("tolerance") if isinstance(policy.get("tolerance"), dict) else {}
+        for tier, count in tolerance.items():
+            if tier not in severities:
+                yield doc.problem(("environments", i, "policy", "tolerance", tier),
+                                  _unknown("tier", tier, set(severities)))
+            elif severities[tier] == "critical" and count != 0:
+                yield doc.problem(("environments", i, "policy", "tolerance", tier),
+                                  f"tier {tier!r} is critical: its failures are always fatal, tolerance must be 0")
+        for kind, backend in (env.get("backends") or {}).items() if isinstance(env.get("backends"), dict) else ():
+            if isinstance(backend, dict) and backend.get("token_env") and backend.get("token_file"):
+                yield doc.problem(("environments", i, "backends", kind), "set token_env or token_file, not both")
+            if isinstance(backend, dict) and backend.get("mode") == "prometheus" and "rules_dir" not in backend:
+                yield doc.problem(("environments", i, "backends", kind), "mode prometheus needs 'rules_dir'")
+            if isinstance(backend, dict) and backend.get("mode") == "alertmanager" and "config_file" not in backend:
+                yield doc.problem(("environments", i, "backends", kind), "mode alertmanager needs 'config_file'")
+
+
+def slos(doc: Located) -> Iterator[Problem]:
+    metrics = doc.data.get("metrics") if isinstance(doc.data, dict) else None
+    buckets = metrics.get("duration_buckets") if isinstance(metrics, dict) else None
+    if not isinstance(buckets, list):
+        buckets = [5, 10, 20, 30, 60]
+    for i, slo in _items(doc.data, "slos"):
+        objective = slo.get("objective")
+        if isinstance(objective, (int, float)) and not isinstance(objective, bool) and not 0 < objective < 1:
+            example = f"{objective / 100:g}" if 50 <= objective < 100 else "0.95"
+            yield doc.problem(("slos", i, "objective"), f"objective {objective!r} is out of range: write it as a "
+                                                        f"ratio between 0 and 1, e.g. {example}")
+        period = slo.get("period", "30d")
+        if isinstance(period, str) and durations.is_duration(period):
+            secs = durations.seconds(period)
+            if secs % 86400 or len([c for c in period if c.isalpha()]) != 1:
+                yield doc.problem(("slos", i, "period"), f"period {period!r} must be whole days or weeks, e.g. 7d, 28d, 30d")
+            elif secs < 3 * 86400:
+                yield doc.problem(("slos", i, "period"), f"period {period!r} is shorter than the 3d burn-rate window")
+        sli = slo.get("sli") if isinstance(slo.get("sli"), dict) else {}
+        kind = sli.get("kind")
+        if kind == "latency":
+            threshold = sli.get("threshold_seconds")
+            if threshold is None:
+                yield doc.problem(("slos", i, "sli"), "a latency SLI needs threshold_seconds")
+            elif isinstance(threshold, (int, float)) and threshold not in buckets:
+                yield doc.problem(("slos", i, "sli", "threshold_seconds"),
+                                  f"threshold {threshold:g}s is not a histogram bucket boundary "
+                                  f"(metrics.duration_buckets: {', '.join(f'{b:g}' for b in buckets)})")
+        if kind == "ratio":
+            for key in ("error_query", "total_query"):
+                if key not in sli:
+                    yield doc.problem(("slos", i, "sli"), f"a ratio SLI needs {key!r}")
+        elif kind is not None:
+            for key in ("error_query", "total_query"):
+                if key in sli:
+                    yield doc.problem(("slos", i, "sli", key), f"{key!r} applies only to kind ratio")
+
+
+_ALERT_NEEDS = {"custom": ("expr",), "not_reporting": ("stale_after",), "slow_runs": ("threshold_seconds",)}
+
+
+def alerts(doc: Located) -> Iterator[Problem]:
+    steps_by_tier: dict[str, int] = {}
+    for _, step in _items(doc.data, "steps"):
+        steps_by_tier[step.get("tier")] = steps_by_tier.get(step.get("tier"), 0) + 1
+    for i, alert in _items(doc.data, "alerts"):
+        kind = alert.get("kind")
+        for key in _ALERT_NEEDS.get(kind, ()):
+            if key not in alert:
+                yield doc.problem(("alerts", i), f"a {kind} alert needs {key!r}")
+        if kind != "custom":
+            for key in ("expr", "step_id"):
+                if key in alert:
+                    yield doc.problem(("alerts", i, key), f"{key!r} applies only to kind custom")
+        if kind == "step_failed" and isinstance(alert.get("tier"), str) and not steps_by_tier.get(alert["tier"]):
+            yield doc.problem(("alerts", i, "tier"), f"no step has tier {alert['tier']!r}, so this alert can never fire")
+
+
+def dashboards(doc: Located) -> Iterator[Problem]:
+    if _items(doc.data, "slos"):
+        return
+    for i, dash in _items(doc.data, "dashboards"):
+        panels = dash.get("panels") if isinstance(dash.get("panels"), list) else []
+        for j, panel in enumerate(panels):
+            if panel in _PANELS_NEEDING_SLOS:
+                yield doc.problem(("dashboards", i, "panels", j), f"panel {panel!r} needs at least one SLO")
+
+
+def promql(doc: Located) -> Iterator[Problem]:
+    import promql_parser
+
+    from obsgen.placeholders import fill
+
+    exprs = [(("alerts", i, "expr"), a["expr"]) for i, a in _items(doc.data, "alerts") if isinstance(a.get("expr"), str)]
+    for i, slo in _items(doc.data, "slos"):
+        sli = slo.get("sli") if isinstance(slo.get("sli"), dict) else {}
+        exprs += [(("slos", i, "sli", k), sli[k]) for k in ("error_query", "total_query") if isinstance(sli.get(k), str)]
+    for path, expr in exprs:
+        try:
+            promql_parser.parse(fill(expr, env="env", window="5m"))
+        except (ValueError, TypeError) as exc:
+            yield doc.problem(path, f"invalid PromQL: {exc}: {expr.strip()!r}")
+
+
+CHECKS: tuple[Check, ...] = (duplicate_ids, references, environments, slos, alerts, dashboards, promql)
+
+
+def run(doc: Located) -> list[Problem]:
+    return [p for check in CHECKS for p in check(doc)]

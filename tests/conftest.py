@@ -1,0 +1,62 @@
+"""Shared fixtures: project paths, the golden-file update flag, and a CLI runner."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REFERENCE_SPEC = ROOT / "specs" / "selftest.yaml"
+GENERATED = ROOT / "generated"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-goldens", action="store_true", default=False,
+                     help="rewrite golden files (tests/goldens, tests/invalid/*.expected, generated/) "
+                          "from the current code instead of comparing")
+
+
+@pytest.fixture
+def update_goldens(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--update-goldens"))
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):
+    """Run `obsgen ARGS...` in-process from the project root; returns exit code, stdout, stderr."""
+    from obsgen.cli import main
+
+    def run(*args: str, cwd: Path = ROOT) -> Result:
+        monkeypatch.chdir(cwd)
+        capsys.readouterr()
+        code = main(list(args))
+        captured = capsys.readouterr()
+        return Result(code, captured.out, captured.err)
+
+    return run
+
+
+def require_tool(name: str) -> str:
+    """The path of a backend binary; `make test` installs them, so a missing one fails loudly."""
+    path = shutil.which(name)
+    if not path:
+        pytest.fail(f"{name} is not installed: run `make test` (it installs the Debian packages "
+                    f"prometheus, prometheus-alertmanager, prometheus-pushgateway)")
+    return path
+
+
+def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_COLOR": "1"}
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=60)

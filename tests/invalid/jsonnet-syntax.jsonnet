@@ -1,0 +1,4 @@
+{
+  apiVersion: 'obsgen/v1',
+  steps: [ s for s in ],
+}

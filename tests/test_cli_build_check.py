@@ -1,0 +1,137 @@
+"""`obsgen build` and `obsgen check` as a user runs them: exact output and exit codes."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+MINIMAL = "tests/specs/minimal.yaml"
+MINIMAL_FILES = ["dev/alertmanager/alertmanager.yaml", "dev/manifest.json", "dev/prometheus/mini.rules.yaml"]
+
+
+@pytest.fixture
+def built(run_cli, tmp_path: Path) -> Path:
+    out = tmp_path / "generated"
+    result = run_cli("build", "--spec", MINIMAL, "--out", str(out))
+    assert result.code == 0, result.err
+    return out
+
+
+def test_build_lists_what_it_wrote_and_a_summary(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli("build", "--spec", MINIMAL, "--out", str(out))
+    assert result.code == 0
+    assert result.out == "".join(f"wrote   {out}/{f}\n" for f in MINIMAL_FILES) + (
+        f"obsgen build: dev from {MINIMAL} into {out}/: 3 written, 0 unchanged, 0 removed\n")
+    assert result.err == ""
+
+
+def test_second_build_writes_nothing_and_keeps_identical_bytes(run_cli, built: Path) -> None:
+    before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in built.rglob("*") if p.is_file()}
+    result = run_cli("build", "--spec", MINIMAL, "--out", str(built))
+    assert result.out == f"obsgen build: dev from {MINIMAL} into {built}/: 0 written, 3 unchanged, 0 removed\n"
+    after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in built.rglob("*") if p.is_file()}
+    assert after == before
+
+
+def test_build_removes_files_the_spec_no_longer_produces(run_cli, built: Path) -> None:
+    (built / "dev/grafana").mkdir()
+    (built / "dev/grafana/old.json").write_text("{}")
+    (built / "qa").mkdir()
+    (built / "qa/manifest.json").write_text("{}")
+    result = run_cli("build", "--spec", MINIMAL, "--out", str(built))
+    assert result.out.splitlines() == [
+        f"removed {built}/dev/grafana/old.json",
+        f"removed {built}/qa/manifest.json",
+        f"obsgen build: dev from {MINIMAL} into {built}/: 0 written, 3 unchanged, 2 removed",
+    ]
+    assert sorted(p.relative_to(built).as_posix() for p in built.rglob("*")) == [
+        "dev", "dev/alertmanager", *MINIMAL_FILES[:1], *MINIMAL_FILES[1:2], "dev/prometheus", MINIMAL_FILES[2]]
+
+
+def test_check_passes_on_a_fresh_build(run_cli, built: Path) -> None:
+    result = run_cli("check", "--spec", MINIMAL, "--out", str(built))
+    assert (result.code, result.out, result.err) == (0, f"obsgen check: {built}/ matches {MINIMAL} (3 files)\n", "")
+
+
+def test_check_names_a_hand_edited_file_and_the_changed_lines(run_cli, built: Path) -> None:
+    rules = built / "dev/prometheus/mini.rules.yaml"
+    rules.write_text(rules.read_text().replace("for: 10m", "for: 30m"))
+    result = run_cli("check", "--spec", MINIMAL, "--out", str(built))
+    assert result.code == 1
+    lines = result.out.splitlines()
+    assert lines[0] == f"drifted: {rules}"
+    assert lines[1] == f"--- {rules} (on disk)"
+    assert lines[2] == f"+++ {rules} (built from minimal.yaml)"
+    assert "-    for: 30m" in lines and "+    for: 10m" in lines
+    assert result.err == (f"obsgen check: 1 file out of date in {built}/; run `obsgen build` to regenerate\n")
+
+
+def test_check_reports_missing_and_extra_files_and_passes_again_once_undone(run_cli, built: Path) -> None:
+    manifest = built / "dev/manifest.json"
+    saved = manifest.read_bytes()
+    manifest.unlink()
+    (built / "dev/notes.txt").write_text("stray")
+    result = run_cli("check", "--spec", MINIMAL, "--out", str(built))
+    assert result.code == 1
+    assert result.out == (f"missing: {built}/dev/manifest.json\n"
+                          f"extra:   {built}/dev/notes.txt (not produced by the spec)\n")
+    assert "2 files out of date" in result.err
+    manifest.write_bytes(saved)
+    (built / "dev/notes.txt").unlink()
+    assert run_cli("check", "--spec", MINIMAL, "--out", str(built)).code == 0
+
+
+def test_building_one_environment_leaves_the_others_alone(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert run_cli("build", "--out", str(out)).code == 0
+    (out / "prod/stray.txt").write_text("not mine to remove when building dev")
+    (out / "dev/stray.txt").write_text("dev is mine")
+    result = run_cli("build", "--env", "dev", "--out", str(out))
+    assert result.code == 0
+    assert result.out.splitlines()[0] == f"removed {out}/dev/stray.txt"
+    assert (out / "prod/stray.txt").exists()
+    assert run_cli("check", "--env", "dev", "--out", str(out)).code == 0
+    assert run_cli("check", "--out", str(out)).code == 1
+
+
+def test_an_unknown_environment_is_a_usage_error(run_cli, tmp_path: Path) -> None:
+    result = run_cli("build", "--env", "qa", "--out", str(tmp_path))
+    assert result.code == 2
+    assert result.err == "obsgen: error: unknown environment 'qa' (the spec defines: dev, staging, prod)\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_committed_generated_directory_matches_the_reference_spec(run_cli) -> None:
+    result = run_cli("check")
+    assert result.code == 0, result.out + result.err
+
+
+@pytest.mark.parametrize("command", ["validate", "build", "check"])
+def test_every_command_help_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from obsgen.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"obsgen {command}" in out.split("examples:")[1]
+
+
+def test_no_command_prints_usage_and_exits_2(run_cli) -> None:
+    result = run_cli()
+    assert result.code == 2
+    assert result.err.startswith("usage: obsgen")
+
+
+def test_python_dash_m_and_the_console_script_work(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "obsgen", "--version"], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.startswith("obsgen ")
+    script = shutil.which("obsgen", path=str(Path(sys.executable).parent))
+    assert script, "the obsgen console script is installed beside the interpreter"
+    proc = subprocess.run([script, "validate"], capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0 and proc.stdout.startswith("specs/selftest.yaml: OK")
