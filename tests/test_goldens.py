@@ -82,3 +82,22 @@ def test_manifest_lists_every_file_of_its_environment_with_its_digest() -> None:
         assert manifest["spec_sha256"] == hashlib.sha256(REFERENCE_SPEC.read_bytes()).hexdigest()
         assert manifest["environment"] == env
         assert manifest["generator"].startswith("obsgen v")
+
+
+def test_the_same_spec_in_json_compiles_to_the_same_artifacts(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    import yaml
+
+    spec_json = tmp_path / "selftest.json"
+    spec_json.write_text(json.dumps(yaml.safe_load(REFERENCE_SPEC.read_text()), indent=2))
+    from_yaml = _build(REFERENCE_SPEC)
+    model = load_spec(str(spec_json))
+    from_json = compile_all(model, model.environments)
+
+    def comparable(artifacts):  # the header names the source file; the manifest its digest
+        return {a.path: a.content.replace(b"selftest.json", b"selftest.yaml") for a in artifacts
+                if not a.path.endswith("manifest.json")}
+
+    assert comparable(from_json) == comparable(from_yaml)
