@@ -28,6 +28,16 @@ _EXAMPLES = {
     "check": """examples:
   obsgen check                            # CI drift check: exit 1 and a diff when generated/ is stale
   obsgen check --env prod""",
+    "diff": """examples:
+  obsgen diff --env dev                   # what differs between the spec and the live backends
+  obsgen diff --env prod --format markdown --exit-code
+  OBSGEN_GRAFANA_URL=http://127.0.0.1:3000 obsgen diff --env dev""",
+    "apply": """examples:
+  obsgen apply --env dev --dry-run        # print the plan and stop
+  obsgen apply --env dev --yes            # apply without asking
+  obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec""",
+    "history": """examples:
+  obsgen history --env prod               # applies and dry runs recorded in .obsgen/ledger.sqlite""",
 }
 
 
@@ -58,7 +68,92 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
         p.add_argument("--env", action="append", default=[], metavar="NAME",
                        help="only this environment (repeatable; default: all)")
+    for name, help_, func in (("diff", "Show what differs between the spec and the live backends.", _diff),
+                              ("apply", "Change the live backends to match the spec (a diff first).", _apply)):
+        p = command(name, help_, func)
+        p.add_argument("--env", required=True, metavar="NAME", help="the environment to compare or change")
+        p.add_argument("--grafana-url", help="override the Grafana URL ($OBSGEN_GRAFANA_URL)")
+        p.add_argument("--prometheus-url", help="override the Prometheus URL ($OBSGEN_PROMETHEUS_URL)")
+        p.add_argument("--prometheus-rules-dir", help="override rules_dir ($OBSGEN_PROMETHEUS_RULES_DIR)")
+        p.add_argument("--alertmanager-url", help="override the Alertmanager URL ($OBSGEN_ALERTMANAGER_URL)")
+        p.add_argument("--alertmanager-config-file",
+                       help="override config_file ($OBSGEN_ALERTMANAGER_CONFIG_FILE)")
+        p.add_argument("--only", action="append", default=[], choices=["grafana", "prometheus", "alertmanager"],
+                       help="only this backend (repeatable; default: every backend of the environment)")
+    diff = sub.choices["diff"]
+    diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    apply = sub.choices["apply"]
+    apply.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--prune", action="store_true", help="delete owned objects that left the spec")
+    apply.add_argument("--force", action="store_true",
+                       help="overwrite objects changed outside obsgen (Grafana version conflicts)")
+    history = command("history", "List the applies and dry runs recorded in the local ledger.", _history)
+    history.add_argument("--env", metavar="NAME", help="only this environment")
+    history.add_argument("--limit", type=int, default=20)
     return parser
+
+
+def _overrides(args: argparse.Namespace):
+    from obsgen.deploy import Overrides
+
+    env = Overrides.from_environ()
+    return Overrides(**{f: getattr(args, f) or getattr(env, f) for f in Overrides.__dataclass_fields__})
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from obsgen import report
+    from obsgen.deploy import open_session
+
+    session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
+    sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
+    return EXIT_CHANGES if args.exit_code and not session.plan.empty else EXIT_OK
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from obsgen import deploy, report
+    from obsgen.plan import DELETE
+
+    with deploy.env_lock(args.env):
+        session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only))
+        sys.stdout.write(report.text(session.plan, args.env))
+        if session.plan.empty:
+            deploy.record(session, "apply", "no-changes")
+            return EXIT_OK
+        if args.dry_run:
+            deploy.record(session, "dry-run", "planned")
+            return EXIT_OK
+        skipped = len(session.plan.of(DELETE)) if not args.prune else 0
+        if skipped:
+            print(f"{_plural(skipped, 'owned object')} left the spec; not deleted without --prune")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise ObsgenError("refusing to apply without confirmation: not a terminal; pass --yes")
+            if input(f"Apply these changes to {args.env}? [y/N] ").strip().lower() not in ("y", "yes"):
+                print("Nothing applied.")
+                return EXIT_OK
+        try:
+            applied = deploy.apply(session, prune=args.prune, force=args.force)
+        except ObsgenError as exc:
+            deploy.record(session, "apply", "rolled-back", str(exc))
+            raise
+        deploy.record(session, "apply", "ok")
+        print(f"{args.env}: applied {_plural(len(applied), 'change')}.")
+        return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    from obsgen import ledger
+    from obsgen.deploy import ledger_path
+
+    entries = ledger.history(ledger_path(), args.env, args.limit)
+    if not entries:
+        print("No applies recorded" + (f" for {args.env}." if args.env else "."))
+    for e in entries:
+        print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<12} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
+              + (f"\n    error: {e.error}" if e.error else ""))
+    return EXIT_OK
 
 
 def _plural(n: int, what: str) -> str:

@@ -111,7 +111,7 @@ def test_the_committed_generated_directory_matches_the_reference_spec(run_cli) -
     assert result.code == 0, result.out + result.err
 
 
-@pytest.mark.parametrize("command", ["validate", "build", "check"])
+@pytest.mark.parametrize("command", ["validate", "build", "check", "diff", "apply", "history"])
 def test_every_command_help_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     from obsgen.cli import main
 

@@ -9,12 +9,15 @@ from conftest import ROOT
 
 # A module may import modules of its own layer or a lower one, never a higher one.
 LAYERS = [
-    {"obsgen", "obsgen.errors", "obsgen.artifact", "obsgen.durations", "obsgen.model", "obsgen.placeholders"},
+    {"obsgen", "obsgen.errors", "obsgen.artifact", "obsgen.durations", "obsgen.model", "obsgen.placeholders",
+     "obsgen.files"},
     {"obsgen.spec"},
     {"obsgen.conventions", "obsgen.render", "obsgen.queries"},
+    {"obsgen.normalise", "obsgen.plan", "obsgen.report"},
     {"obsgen.compile"},
-    {"obsgen.output"},
-    {"obsgen.generate"},
+    {"obsgen.output", "obsgen.backends"},
+    {"obsgen.generate", "obsgen.ledger"},
+    {"obsgen.deploy"},
     {"obsgen.cli", "obsgen.__main__"},
 ]
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from obsgen.artifact import Artifact
 from obsgen.errors import ObsgenError
+from obsgen.files import atomic_write
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ def write(out: Path, artifacts: list[Artifact], scopes: list[str]) -> WriteRepor
                 unchanged += 1
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            _atomic_write(target, artifact.content)
+            atomic_write(target, artifact.content)
         except OSError as exc:
             raise ObsgenError(f"cannot write {target}: {exc.strerror}") from None
         written.append(artifact.path)
@@ -66,19 +66,6 @@ def write(out: Path, artifacts: list[Artifact], scopes: list[str]) -> WriteRepor
         (out / rel).unlink()
     _prune_empty_dirs(out, scopes)
     return WriteReport(tuple(written), unchanged, tuple(removed))
-
-
-def _atomic_write(target: Path, content: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(content)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _prune_empty_dirs(out: Path, scopes: list[str]) -> None:

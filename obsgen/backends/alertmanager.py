@@ -1,0 +1,93 @@
+"""Vanilla Alertmanager: the config file, reload, confirm through /api/v2/status, restore on refusal.
+
+Alertmanager re-marshals its config (defaults filled in, matchers sorted,
+inline secrets masked), so the live config is compared only on the fields
+obsgen generates.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from obsgen.artifact import Artifact
+from obsgen.backends.base import Backend, BackendError, Http, credential
+from obsgen.files import atomic_write
+from obsgen.model import Environment, Model
+from obsgen.plan import Change, Obj
+
+NAME = "alertmanager"
+KEY = "alertmanager.yaml"
+_MATCHER_LISTS = ("matchers", "source_matchers", "target_matchers")
+
+
+def project(live: Any, shape: Any) -> Any:
+    """`live` cut down to the keys `shape` has, recursively; matcher lists sorted."""
+    if isinstance(shape, dict) and isinstance(live, dict):
+        return {k: (sorted(live[k]) if k in _MATCHER_LISTS and isinstance(live.get(k), list)
+                    else project(live.get(k), v)) for k, v in shape.items()}
+    if isinstance(shape, list) and isinstance(live, list):
+        return [project(item, shape[i] if i < len(shape) else item) for i, item in enumerate(live)]
+    return live
+
+
+def _sorted_matchers(config: Any) -> Any:
+    if isinstance(config, dict):
+        return {k: sorted(v) if k in _MATCHER_LISTS and isinstance(v, list) else _sorted_matchers(v)
+                for k, v in config.items()}
+    if isinstance(config, list):
+        return [_sorted_matchers(v) for v in config]
+    return config
+
+
+class AlertmanagerBackend(Backend):
+    name = NAME
+
+    def __init__(self, model: Model, env: Environment, url: str | None = None, config_file: str | None = None):
+        spec = env.backend("alertmanager")
+        if spec is None:
+            raise BackendError(f"environment {env.name} has no alertmanager backend in the spec")
+        if spec.mode != "alertmanager":
+            raise BackendError(f"alertmanager ({env.name}): mode {spec.mode!r} is not supported by this client")
+        token = credential(spec, env.name)
+        self.env = env
+        self.config_file = Path(config_file or spec.config_file)
+        self.http = Http(f"Alertmanager ({env.name})", url or spec.url,
+                         headers={"Authorization": f"Bearer {token}"} if token else {})
+        self.shape: Any = None
+        self.previous: bytes | None = None
+
+    def desired(self, artifacts: list[Artifact]) -> list[Obj]:
+        import yaml
+
+        for artifact in artifacts:
+            if artifact.path == f"{self.env.name}/alertmanager/{KEY}":
+                self.shape = _sorted_matchers(yaml.safe_load(artifact.content))
+                return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=artifact.content)]
+        return []
+
+    def read(self, desired: list[Obj]) -> list[Obj]:
+        import yaml
+
+        status = self.http.request("GET", "/api/v2/status").json()
+        original = (status.get("config") or {}).get("original") or ""
+        live = yaml.safe_load(original) or {}
+        body = project(live, self.shape) if self.shape is not None else _sorted_matchers(live)
+        return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
+
+    def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
+        for change in changes:
+            self.previous = self.config_file.read_bytes() if self.config_file.exists() else None
+            atomic_write(self.config_file, change.obj.payload)
+            response = self.http.request("POST", "/-/reload", ok=(200, 500))
+            if response.status_code != 200:
+                self.restore([change])
+                raise BackendError(f"Alertmanager ({self.env.name}) refused the new config: "
+                                   f"{response.text.strip()[:300]}; the previous config is still loaded")
+            self.http.request("GET", "/api/v2/status")
+        return list(changes)
+
+    def restore(self, applied: list[Change]) -> None:
+        if self.previous is None:
+            return
+        atomic_write(self.config_file, self.previous)
+        self.http.request("POST", "/-/reload", ok=(200, 500))

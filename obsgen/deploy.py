@@ -1,0 +1,128 @@
+"""diff and apply: compile one environment, read every backend, plan, and apply without half-states.
+
+Backends are applied in order (Grafana folder and dashboards, then rules, then
+routing). If any step fails, every backend already changed is restored to the
+live state captured before writing, in reverse order. A lock file stops two
+applies to the same environment at once; every run is recorded in the ledger.
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from obsgen import ledger
+from obsgen.backends.base import Backend, BackendError
+from obsgen.errors import ObsgenError
+from obsgen.model import Model
+from obsgen.plan import DELETE, Change, Plan, plan
+
+STATE_DIR = Path(os.environ.get("OBSGEN_STATE_DIR", ".obsgen"))
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Per-run endpoint overrides (flags or OBSGEN_* environment variables)."""
+
+    grafana_url: str | None = None
+    prometheus_url: str | None = None
+    prometheus_rules_dir: str | None = None
+    alertmanager_url: str | None = None
+    alertmanager_config_file: str | None = None
+
+    @classmethod
+    def from_environ(cls) -> "Overrides":
+        return cls(**{f: os.environ.get(f"OBSGEN_{f.upper()}") for f in cls.__dataclass_fields__})
+
+
+@dataclass
+class Session:
+    model: Model
+    env: str
+    backends: list[Backend]
+    plan: Plan
+    by_backend: dict[str, list[Change]] = field(default_factory=dict)
+
+
+def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = ()) -> Session:
+    from obsgen.backends.alertmanager import AlertmanagerBackend
+    from obsgen.backends.grafana import GrafanaBackend
+    from obsgen.backends.prometheus import PrometheusBackend
+    from obsgen.generate import compile_spec
+
+    build = compile_spec(spec, [env_name])
+    env = build.model.environment(env_name)
+    makers: dict[str, Callable[[], Backend]] = {
+        "grafana": lambda: GrafanaBackend(build.model, env, overrides.grafana_url),
+        "prometheus": lambda: PrometheusBackend(build.model, env, overrides.prometheus_url,
+                                                overrides.prometheus_rules_dir),
+        "alertmanager": lambda: AlertmanagerBackend(build.model, env, overrides.alertmanager_url,
+                                                    overrides.alertmanager_config_file),
+    }
+    backends = [make() for name, make in makers.items() if env.backend(name) and (not only or name in only)]
+    desired, live = [], []
+    for backend in backends:
+        wanted = backend.desired(build.artifacts)
+        desired += wanted
+        live += backend.read(wanted)
+    result = plan(desired, live)
+    session = Session(build.model, env_name, backends, result)
+    for change in result.changes:
+        session.by_backend.setdefault(change.obj.backend, []).append(change)
+    return session
+
+
+@contextmanager
+def env_lock(env: str) -> Iterator[None]:
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    with open(STATE_DIR / f"{env}.lock", "w") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ObsgenError(f"another obsgen apply to {env} is running (lock {STATE_DIR / (env + '.lock')})") \
+                from None
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
+    """Apply the session's plan; on failure restore every backend already changed and re-raise."""
+    done: list[tuple[Backend, list[Change]]] = []
+    try:
+        for backend in session.backends:
+            changes = [c for c in session.by_backend.get(backend.name, []) if prune or c.action != DELETE]
+            if not changes:
+                continue
+            try:
+                backend.apply(changes, force=force)
+            finally:
+                applied = getattr(backend, "applied", changes)
+                done.append((backend, applied))
+    except ObsgenError as exc:
+        restored, failed = [], []
+        for backend, changes in reversed(done):
+            try:
+                backend.restore(changes)
+                restored.append(backend.name)
+            except ObsgenError as restore_error:
+                failed.append(f"{backend.name}: {restore_error}")
+        note = f"; restored {', '.join(restored)} to the state before this apply" if restored else ""
+        if failed:
+            note += f"; COULD NOT RESTORE {'; '.join(failed)}"
+        raise BackendError(f"{exc}{note}") from None
+    return [c for _, changes in done for c in changes]
+
+
+def ledger_path() -> Path:
+    return STATE_DIR / "ledger.sqlite"
+
+
+def record(session: Session, mode: str, result: str, error: str = "") -> None:
+    ledger.record(ledger_path(), env=session.env, spec_sha256=session.model.digest, mode=mode,
+                  summary=session.plan.summary(), changes=[c.title for c in session.plan.changes],
+                  result=result, error=error)

@@ -1,0 +1,61 @@
+"""The pure plan: create, update with a line diff, delete only owned objects, safe order."""
+from __future__ import annotations
+
+from obsgen import normalise
+from obsgen.plan import Obj, plan
+
+
+def dash(key: str, title: str, owned: bool = True) -> Obj:
+    return Obj("grafana", "dashboard", key, {"title": title, "panels": [{"id": 1, "title": "Status"}]}, owned)
+
+
+def test_identical_objects_plan_no_changes() -> None:
+    result = plan([dash("a", "A")], [dash("a", "A")])
+    assert result.empty
+    assert result.summary() == "No changes: the live state matches the spec (1 objects)."
+
+
+def test_plan_creates_updates_and_deletes_in_a_safe_order() -> None:
+    folder = Obj("grafana", "folder", "obsgen", {"title": "Selftest"})
+    rules = Obj("prometheus", "rule-group", "selftest/alerts", {"rules": []})
+    config = Obj("alertmanager", "alertmanager-config", "alertmanager.yaml", {"route": {}})
+    result = plan([config, rules, dash("a", "A2"), folder], [dash("a", "A"), dash("gone", "G")])
+    assert [c.title for c in result.changes] == [
+        "+ grafana folder obsgen",
+        "~ grafana dashboard a",
+        "+ prometheus rule-group selftest/alerts",
+        "+ alertmanager alertmanager-config alertmanager.yaml",
+        "- grafana dashboard gone",
+    ]
+    assert result.summary() == "Plan: 3 to create, 1 to update, 1 to delete (0 unchanged)."
+
+
+def test_update_diff_shows_just_the_changed_lines() -> None:
+    change = plan([dash("a", "New title")], [dash("a", "Old title")]).changes[0]
+    assert [line for line in change.diff() if line[:1] in "+-"] == ['-  "title": "Old title"',
+                                                                    '+  "title": "New title"']
+
+
+def test_objects_obsgen_does_not_own_are_never_deleted() -> None:
+    assert plan([], [dash("theirs", "T", owned=False)]).empty
+
+
+def test_promql_is_compared_semantically_not_as_text() -> None:
+    assert normalise.promql("sum(rate(x[5m]))by(a) > 3") == normalise.promql("sum by (a) (rate(x[5m])) > 3")
+    assert normalise.promql("sum(rate(x[5m])) by (a)") != normalise.promql("sum(rate(x[1m])) by (a)")
+
+
+def test_rule_groups_read_back_from_prometheus_equal_the_generated_ones() -> None:
+    generated = {"name": "g", "interval": "1m", "rules": [
+        {"alert": "A", "expr": "max by (env) (x{env=\"dev\"}) > 0", "for": "5m", "labels": {"tier": "kernel"},
+         "annotations": {"summary": "s"}},
+        {"record": "r:sum", "expr": "sum(rate(y[5m]))by(env)"}]}
+    read_back = {"name": "g", "interval": 60.0, "rules": [
+        {"alert": "A", "expr": 'max by(env) (x{env="dev"}) > 0', "for": 300.0, "labels": {"tier": "kernel"},
+         "annotations": {"summary": "s"}},
+        {"record": "r:sum", "expr": "sum by (env) (rate(y[5m]))"}]}
+    assert normalise.rule_group(generated) == normalise.rule_group(read_back)
+
+
+def test_grafana_server_fields_are_ignored() -> None:
+    assert normalise.dashboard({"id": 3, "version": 7, "title": "T"}) == normalise.dashboard({"title": "T"})
