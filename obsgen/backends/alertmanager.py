@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from obsgen.artifact import Artifact
-from obsgen.backends.base import Backend, BackendError, Http, credential
+from obsgen.backends.base import Backend, BackendError, connect
 from obsgen.files import atomic_write
 from obsgen.model import Environment, Model
 from obsgen.plan import Change, Obj
@@ -43,16 +43,9 @@ class AlertmanagerBackend(Backend):
     name = NAME
 
     def __init__(self, model: Model, env: Environment, url: str | None = None, config_file: str | None = None):
-        spec = env.backend("alertmanager")
-        if spec is None:
-            raise BackendError(f"environment {env.name} has no alertmanager backend in the spec")
-        if spec.mode != "alertmanager":
-            raise BackendError(f"alertmanager ({env.name}): mode {spec.mode!r} is not supported by this client")
-        token = credential(spec, env.name)
+        spec, self.http = connect(env, NAME, "Alertmanager", url, mode="alertmanager")
         self.env = env
         self.config_file = Path(config_file or spec.config_file)
-        self.http = Http(f"Alertmanager ({env.name})", url or spec.url,
-                         headers={"Authorization": f"Bearer {token}"} if token else {})
         self.shape: Any = None
         self.previous: bytes | None = None
 

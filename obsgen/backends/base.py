@@ -9,6 +9,7 @@ from typing import Any
 from obsgen.artifact import Artifact
 from obsgen.errors import ObsgenError
 from obsgen.model import Backend as BackendSpec
+from obsgen.model import Environment
 from obsgen.plan import Change, Obj
 
 TIMEOUT = 10.0  # seconds, connect and read
@@ -58,6 +59,21 @@ def credential(spec: BackendSpec, env_name: str) -> str | None:
             raise BackendError(f"{spec.kind} ({env_name}): cannot read token_file {spec.token_file}: "
                                f"{exc.strerror}") from None
     return None
+
+
+def connect(env: Environment, kind: str, label: str, url: str | None, mode: str | None = None
+            ) -> tuple[BackendSpec, "Http"]:
+    """The spec of one backend of an environment and an authenticated Http client for it."""
+    spec = env.backend(kind)
+    if spec is None:
+        raise BackendError(f"environment {env.name} has no {kind} backend in the spec")
+    if mode is not None and spec.mode != mode:
+        raise BackendError(f"{kind} ({env.name}): mode {spec.mode!r} is not supported by this client")
+    token = credential(spec, env.name)
+    ref = spec.token_env or spec.token_file
+    http = Http(f"{label} ({env.name})", url or spec.url, credential_hint=f": check {ref}" if ref else "",
+                headers={"Authorization": f"Bearer {token}"} if token else {})
+    return spec, http
 
 
 class Http:

@@ -12,7 +12,7 @@ from typing import Any
 
 from obsgen import __version__, normalise
 from obsgen.artifact import Artifact
-from obsgen.backends.base import Backend, BackendError, ConflictError, Http, credential
+from obsgen.backends.base import Backend, ConflictError, connect
 from obsgen.conventions import OWNED_TAG, slug
 from obsgen.model import Environment, Model
 from obsgen.plan import CREATE, DELETE, UPDATE, Change, Obj
@@ -24,14 +24,8 @@ class GrafanaBackend(Backend):
     name = NAME
 
     def __init__(self, model: Model, env: Environment, url: str | None = None):
-        spec = env.backend("grafana")
-        if spec is None:
-            raise BackendError(f"environment {env.name} has no grafana backend in the spec")
+        spec, self.http = connect(env, NAME, "Grafana", url)
         self.model, self.env = model, env
-        token = credential(spec, env.name)
-        hint = f": check {spec.token_env or spec.token_file}" if (spec.token_env or spec.token_file) else ""
-        self.http = Http(f"Grafana ({env.name})", url or spec.url, credential_hint=hint,
-                         headers={"Authorization": f"Bearer {token}"} if token else {})
         self.folder_uid = slug(f"obsgen-{model.service.name}-{env.name}")[:40]
         self.folder_title = spec.folder or f"{model.service.name} ({env.name})"
         self.versions: dict[str, int] = {}

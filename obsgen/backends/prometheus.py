@@ -12,7 +12,7 @@ from pathlib import Path
 from obsgen import normalise
 from obsgen.artifact import Artifact
 from obsgen.files import atomic_write
-from obsgen.backends.base import Backend, BackendError, Http, credential
+from obsgen.backends.base import Backend, BackendError, connect
 from obsgen.model import Environment, Model
 from obsgen.plan import DELETE, Change, Obj
 
@@ -23,16 +23,9 @@ class PrometheusBackend(Backend):
     name = NAME
 
     def __init__(self, model: Model, env: Environment, url: str | None = None, rules_dir: str | None = None):
-        spec = env.backend("prometheus")
-        if spec is None:
-            raise BackendError(f"environment {env.name} has no prometheus backend in the spec")
-        if spec.mode != "prometheus":
-            raise BackendError(f"prometheus ({env.name}): mode {spec.mode!r} is not supported by this client")
-        token = credential(spec, env.name)
+        spec, self.http = connect(env, NAME, "Prometheus", url, mode="prometheus")
         self.env = env
         self.rules_dir = Path(rules_dir or spec.rules_dir)
-        self.http = Http(f"Prometheus ({env.name})", url or spec.url,
-                         headers={"Authorization": f"Bearer {token}"} if token else {})
         self.snapshot: dict[str, bytes] | None = None
 
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
