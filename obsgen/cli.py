@@ -36,6 +36,20 @@ _EXAMPLES = {
   obsgen apply --env dev --dry-run        # print the plan and stop
   obsgen apply --env dev --yes            # apply without asking
   obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec""",
+    "verify": """examples:
+  obsgen verify                           # every environment's generated rule and routing tests
+  obsgen verify --env prod -v             # one environment, listing every passing case too""",
+    "docs": """examples:
+  obsgen docs --env prod                  # print prod's alert catalog (generated/prod/docs/alerts.md)
+  obsgen docs --env dev > alerts-dev.md""",
+    "emit": """examples:
+  obsgen emit --env dev --report selftest.json --pushgateway http://pushgateway:9091
+  obsgen emit --env prod --report selftest.json --textfile /var/lib/node_exporter/textfile/selftest.prom
+  selftest --json-v2 > run.json; obsgen emit --env staging --report run.json --pushgateway $PUSHGATEWAY""",
+    "drill": """examples:
+  obsgen drill --env dev --tier kernel --pushgateway http://pushgateway:9091
+  obsgen drill --env staging --tier governance --timeout 600
+  OBSGEN_PUSHGATEWAY_URL=http://127.0.0.1:9091 obsgen drill --env dev --tier kernel""",
     "history": """examples:
   obsgen history --env prod               # applies and dry runs recorded in .obsgen/ledger.sqlite""",
 }
@@ -89,6 +103,34 @@ def _parser() -> argparse.ArgumentParser:
     apply.add_argument("--prune", action="store_true", help="delete owned objects that left the spec")
     apply.add_argument("--force", action="store_true",
                        help="overwrite objects changed outside obsgen (Grafana version conflicts)")
+    verify = command("verify", "Run the generated rule tests (promtool) and routing tests (amtool, inhibition).",
+                     _verify)
+    verify.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    verify.add_argument("--env", action="append", default=[], metavar="NAME",
+                        help="only this environment (repeatable; default: every environment in the output)")
+    verify.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    docs = command("docs", "Print the alert catalog of an environment (as generated into <out>/<env>/docs/).",
+                   _docs)
+    docs.add_argument("--env", action="append", default=[], metavar="NAME",
+                      help="only this environment (repeatable; default: all)")
+    emit = command("emit", "Turn a selftest JSON report (--json-v2) into the spec's metrics and publish them.",
+                   _emit)
+    emit.add_argument("--env", required=True, metavar="NAME", help="the environment the run belongs to")
+    emit.add_argument("--report", required=True, metavar="FILE", help="the selftest --json-v2 report")
+    where = emit.add_mutually_exclusive_group(required=True)
+    where.add_argument("--pushgateway", metavar="URL", help="push to this Pushgateway (counters accumulate)")
+    where.add_argument("--textfile", metavar="PATH",
+                       help="write a node-exporter textfile (*.prom) atomically (counters accumulate)")
+    drill = command("drill", "Fire drill: push a failing run, wait for the alert at its receiver, resolve it.",
+                    _drill)
+    drill.add_argument("--env", required=True, metavar="NAME")
+    drill.add_argument("--tier", required=True, metavar="TIER", help="the tier whose alert to prove, e.g. kernel")
+    drill.add_argument("--pushgateway", metavar="URL", default=os.environ.get("OBSGEN_PUSHGATEWAY_URL"),
+                       help="the Pushgateway Prometheus scrapes ($OBSGEN_PUSHGATEWAY_URL)")
+    drill.add_argument("--alertmanager-url", help="override the Alertmanager URL ($OBSGEN_ALERTMANAGER_URL)")
+    drill.add_argument("--timeout", type=float, metavar="S",
+                       help="seconds to wait for the alert (default: its `for` plus evaluation and group_wait "
+                            "plus 120)")
     history = command("history", "List the applies and dry runs recorded in the local ledger.", _history)
     history.add_argument("--env", metavar="NAME", help="only this environment")
     history.add_argument("--limit", type=int, default=20)
@@ -154,6 +196,99 @@ def _history(args: argparse.Namespace) -> int:
         print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<12} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
               + (f"\n    error: {e.error}" if e.error else ""))
     return EXIT_OK
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from obsgen.verify import verify
+
+    out = Path(args.out)
+    envs = args.env or sorted(p.parent.name for p in out.glob("*/manifest.json"))
+    if not envs:
+        raise ObsgenError(f"no generated environments in {out}/: run `obsgen build` first")
+    counts: dict[tuple[str, str], list[int]] = {}
+    passed = failed = 0
+    for outcome in verify(out, envs):
+        tally = counts.setdefault((outcome.env, outcome.suite), [0, 0])
+        tally[0 if outcome.ok else 1] += 1
+        if outcome.ok:
+            passed += 1
+            if args.verbose:
+                print(f"ok    {outcome.env} {outcome.suite}: {outcome.name}")
+            continue
+        failed += 1
+        print(f"FAIL  {outcome.env} {outcome.suite}: {outcome.name}")
+        for line in outcome.detail.splitlines():
+            print(f"      {line}")
+    for env in envs:
+        parts = [f"{suite} {p} passed" + (f", {f} failed" if f else "")
+                 for (e, suite), (p, f) in counts.items() if e == env]
+        print(f"{env}: {'; '.join(parts) or 'no generated tests'}")
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_CHANGES if failed else EXIT_OK
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from obsgen.generate import compile_spec
+
+    build = compile_spec(args.spec, args.env)
+    docs = [a for a in build.artifacts if "/docs/" in a.path]
+    for i, artifact in enumerate(docs):
+        if len(docs) > 1:
+            print(f"{'' if i == 0 else chr(10)}<!-- {artifact.path} -->")
+        sys.stdout.write(artifact.content.decode())
+    return EXIT_OK
+
+
+def _emit(args: argparse.Namespace) -> int:
+    from obsgen import emit
+    from obsgen.spec import load_spec
+
+    model = load_spec(args.spec)
+    _environment(model, args.env)
+    report = emit.load_report(args.report, model)
+    failing = ", ".join(s.id for s in report.steps if s.failed) or "none"
+    if args.pushgateway:
+        emit.emit_to_pushgateway(model, args.env, report, args.pushgateway)
+        where = f"Pushgateway {args.pushgateway} (job={model.service.name}, {model.metrics.env_label}={args.env})"
+    else:
+        emit.emit_to_textfile(model, args.env, report, args.textfile)
+        where = args.textfile
+    print(f"obsgen emit: {args.env} run {emit.run_result(model, args.env, report)} "
+          f"({len(report.steps)} steps, failing: {failing}) -> {where}")
+    return EXIT_OK
+
+
+def _drill(args: argparse.Namespace) -> int:
+    from obsgen import drill
+    from obsgen.spec import load_spec
+
+    if not args.pushgateway:
+        raise ObsgenError("drill needs the Pushgateway Prometheus scrapes: pass --pushgateway URL or set "
+                          "OBSGEN_PUSHGATEWAY_URL")
+    model = load_spec(args.spec)
+    env = _environment(model, args.env)
+    if args.tier not in [t.id for t in model.tiers]:
+        raise ObsgenError(f"unknown tier {args.tier!r} (the spec defines: {', '.join(t.id for t in model.tiers)})")
+    timeout = args.timeout or drill.default_timeout(model, env, args.tier)
+    url = args.alertmanager_url or os.environ.get("OBSGEN_ALERTMANAGER_URL")
+    result = drill.run(model, env, args.tier, args.pushgateway, url, timeout, print)
+    name = f"drill {result.env} {result.tier}"
+    if not result.ok:
+        print(f"{name}: FAILED: {result.problem}")
+        return EXIT_CHANGES
+    resolved = (f"resolved {result.resolved_after:.1f} s after the drill group was removed"
+                if result.resolved_after is not None else "still active when the timeout ran out")
+    print(f"{name}: {result.alertname} for {', '.join(result.steps)} reached {', '.join(result.receivers)} "
+          f"after {result.time_to_alert:.1f} s; {resolved}")
+    return EXIT_OK
+
+
+def _environment(model, name: str):  # noqa: ANN001, ANN202
+    try:
+        return model.environment(name)
+    except KeyError:
+        raise ObsgenError(f"unknown environment {name!r} (the spec defines: "
+                          f"{', '.join(e.name for e in model.environments)})") from None
 
 
 def _plural(n: int, what: str) -> str:

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from obsgen import ledger
-from obsgen.backends.base import Backend, BackendError
+from obsgen.backends.base import Backend, BackendError, parallel
 from obsgen.errors import ObsgenError
-from obsgen.model import Model
+from obsgen.model import Environment, Model
 from obsgen.plan import DELETE, Change, Plan, plan
 
 STATE_DIR = Path(os.environ.get("OBSGEN_STATE_DIR", ".obsgen"))
@@ -48,31 +48,42 @@ class Session:
 
 
 def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = ()) -> Session:
-    from obsgen.backends.alertmanager import AlertmanagerBackend
-    from obsgen.backends.grafana import GrafanaBackend
-    from obsgen.backends.prometheus import PrometheusBackend
     from obsgen.generate import compile_spec
 
     build = compile_spec(spec, [env_name])
     env = build.model.environment(env_name)
-    makers: dict[str, Callable[[], Backend]] = {
-        "grafana": lambda: GrafanaBackend(build.model, env, overrides.grafana_url),
-        "prometheus": lambda: PrometheusBackend(build.model, env, overrides.prometheus_url,
-                                                overrides.prometheus_rules_dir),
-        "alertmanager": lambda: AlertmanagerBackend(build.model, env, overrides.alertmanager_url,
-                                                    overrides.alertmanager_config_file),
-    }
+    makers = _makers(build.model, env, overrides)
     backends = [make() for name, make in makers.items() if env.backend(name) and (not only or name in only)]
-    desired, live = [], []
-    for backend in backends:
-        wanted = backend.desired(build.artifacts)
-        desired += wanted
-        live += backend.read(wanted)
-    result = plan(desired, live)
+    wanted = [backend.desired(build.artifacts) for backend in backends]
+    # the backends are read at the same time; each client bounds its own parallel reads
+    lives = parallel(lambda i: backends[i].read(wanted[i]), range(len(backends)))
+    result = plan([o for objs in wanted for o in objs], [o for objs in lives for o in objs])
     session = Session(build.model, env_name, backends, result)
     for change in result.changes:
         session.by_backend.setdefault(change.obj.backend, []).append(change)
     return session
+
+
+def _makers(model: Model, env: Environment, overrides: Overrides) -> dict[str, Callable[[], Backend]]:
+    """One client maker per backend kind, chosen by the backend's mode in the spec."""
+    from obsgen.backends.alertmanager import AlertmanagerBackend
+    from obsgen.backends.grafana import GrafanaBackend
+    from obsgen.backends.mimir_alertmanager import MimirAlertmanagerBackend
+    from obsgen.backends.mimir_ruler import MimirRulerBackend
+    from obsgen.backends.prometheus import PrometheusBackend
+
+    def mode(kind: str) -> str:
+        spec = env.backend(kind)
+        return spec.mode if spec else ""
+
+    return {
+        "grafana": lambda: GrafanaBackend(model, env, overrides.grafana_url),
+        "prometheus": (lambda: MimirRulerBackend(model, env, overrides.prometheus_url)) if mode("prometheus") == "mimir"
+        else lambda: PrometheusBackend(model, env, overrides.prometheus_url, overrides.prometheus_rules_dir),
+        "alertmanager": (lambda: MimirAlertmanagerBackend(model, env, overrides.alertmanager_url))
+        if mode("alertmanager") == "mimir"
+        else lambda: AlertmanagerBackend(model, env, overrides.alertmanager_url, overrides.alertmanager_config_file),
+    }
 
 
 @contextmanager
@@ -106,6 +117,8 @@ def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
     except ObsgenError as exc:
         restored, failed = [], []
         for backend, changes in reversed(done):
+            if not changes:
+                continue  # the backend that failed before changing anything
             try:
                 backend.restore(changes)
                 restored.append(backend.name)

@@ -80,6 +80,7 @@ class Backend:
     folder: str = ""
     rules_dir: str = ""
     config_file: str = ""
+    api_path: str = ""  # mimir: the ruler or Alertmanager config API path, when not the default
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,16 @@ class SLO:
     sli: SLI
     remediation: str
     runbook: str
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Rule evaluation and notification batching; the defaults suit most teams."""
+
+    evaluation_interval: str = "1m"  # every generated rule group except the period-long SLO ratio
+    group_wait: str = "30s"
+    group_interval: str = "5m"
+    repeat_interval: str = "4h"
 
 
 @dataclass(frozen=True)
@@ -187,6 +198,7 @@ class Model:
     slo_alerting: SLOAlerting
     alerts: tuple[Alert, ...]
     dashboards: tuple[Dashboard, ...]
+    timing: Timing = Timing()
     digest: str = field(default="", compare=False)  # sha256 of the spec file's bytes
     source: str = field(default="spec", compare=False)  # the spec's file name, for headers
 

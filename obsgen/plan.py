@@ -75,8 +75,14 @@ class Plan:
 
 
 def canonical(body: Any) -> str:
-    """A stable multi-line text of a body, so diffs are line-level and readable."""
-    return json.dumps(body, indent=2, sort_keys=True, ensure_ascii=False, default=str)
+    """A stable multi-line text of a body, so diffs are line-level and readable.
+
+    YAML with sorted keys, and multi-line strings (PromQL, templates) as block
+    scalars, so a change inside a long expression shows as the one line it touches.
+    """
+    from obsgen import render
+
+    return render.to_yaml(json.loads(json.dumps(body, default=str))).decode()
 
 
 def _order(change: Change) -> tuple[int, int, str, str]:

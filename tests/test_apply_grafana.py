@@ -59,8 +59,7 @@ def test_a_panel_changed_in_the_ui_shows_as_exactly_that_change_and_apply_restor
     result = obsgen(run_cli, grafana, "diff", "--exit-code")
     assert result.code == 1
     changed = [line.strip() for line in result.out.splitlines() if line.strip()[:1] in "+-~"]
-    assert changed == [f"~ grafana dashboard {UID}", '-        "title": "Status (edited in the UI)",',
-                       '+        "title": "Status",']
+    assert changed == [f"~ grafana dashboard {UID}", "-    title: Status (edited in the UI)", "+    title: Status"]
     grafana.reset_requests()
     assert obsgen(run_cli, grafana, "apply", "--yes").code == 0
     assert writes(grafana) == [("POST", "/api/dashboards/db")]
@@ -161,3 +160,25 @@ def test_no_secret_reaches_output_or_the_ledger(run_cli, grafana, tmp_path: Path
     ledger = (tmp_path / "state/ledger.sqlite").read_bytes()
     assert TOKEN.encode() not in ledger
     assert all(TOKEN not in json.dumps(body or {}) for _, _, body in grafana.requests)
+
+
+def test_a_second_apply_to_the_same_environment_is_refused_while_one_runs(run_cli, grafana, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    holder = subprocess.Popen(  # another obsgen process in the middle of an apply to dev
+        [sys.executable, "-c", "import sys; from obsgen import deploy\n"
+                               "with deploy.env_lock('dev'):\n    print('holding', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        env={**__import__("os").environ, "OBSGEN_STATE_DIR": str(tmp_path / "state")})
+    try:
+        assert holder.stdout.readline() == "holding\n"
+        result = obsgen(run_cli, grafana, "apply", "--yes")
+        assert result.code == 2
+        assert result.err == f"obsgen: error: another obsgen apply to dev is running (lock {tmp_path}/state/dev.lock)\n"
+        assert grafana.requests == []  # refused before reading or writing anything
+    finally:
+        holder.communicate("")
+    assert obsgen(run_cli, grafana, "apply", "--yes").code == 0  # the lock is released with its holder

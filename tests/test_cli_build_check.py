@@ -10,7 +10,9 @@ import pytest
 from conftest import ROOT
 
 MINIMAL = "tests/specs/minimal.yaml"
-MINIMAL_FILES = ["dev/alertmanager/alertmanager.yaml", "dev/manifest.json", "dev/prometheus/mini.rules.yaml"]
+MINIMAL_FILES = ["dev/alertmanager/alertmanager.yaml", "dev/docs/alerts.md", "dev/manifest.json",
+                 "dev/prometheus/mini.rules.yaml", "dev/tests/routing.yaml", "dev/tests/rules/mini.test.yaml"]
+N = len(MINIMAL_FILES)
 
 
 @pytest.fixture
@@ -26,14 +28,14 @@ def test_build_lists_what_it_wrote_and_a_summary(run_cli, tmp_path: Path) -> Non
     result = run_cli("build", "--spec", MINIMAL, "--out", str(out))
     assert result.code == 0
     assert result.out == "".join(f"wrote   {out}/{f}\n" for f in MINIMAL_FILES) + (
-        f"obsgen build: dev from {MINIMAL} into {out}/: 3 written, 0 unchanged, 0 removed\n")
+        f"obsgen build: dev from {MINIMAL} into {out}/: {N} written, 0 unchanged, 0 removed\n")
     assert result.err == ""
 
 
 def test_second_build_writes_nothing_and_keeps_identical_bytes(run_cli, built: Path) -> None:
     before = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in built.rglob("*") if p.is_file()}
     result = run_cli("build", "--spec", MINIMAL, "--out", str(built))
-    assert result.out == f"obsgen build: dev from {MINIMAL} into {built}/: 0 written, 3 unchanged, 0 removed\n"
+    assert result.out == f"obsgen build: dev from {MINIMAL} into {built}/: 0 written, {N} unchanged, 0 removed\n"
     after = {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in built.rglob("*") if p.is_file()}
     assert after == before
 
@@ -47,15 +49,15 @@ def test_build_removes_files_the_spec_no_longer_produces(run_cli, built: Path) -
     assert result.out.splitlines() == [
         f"removed {built}/dev/grafana/old.json",
         f"removed {built}/qa/manifest.json",
-        f"obsgen build: dev from {MINIMAL} into {built}/: 0 written, 3 unchanged, 2 removed",
+        f"obsgen build: dev from {MINIMAL} into {built}/: 0 written, {N} unchanged, 2 removed",
     ]
-    assert sorted(p.relative_to(built).as_posix() for p in built.rglob("*")) == [
-        "dev", "dev/alertmanager", *MINIMAL_FILES[:1], *MINIMAL_FILES[1:2], "dev/prometheus", MINIMAL_FILES[2]]
+    dirs = {"dev", "dev/alertmanager", "dev/docs", "dev/prometheus", "dev/tests", "dev/tests/rules"}
+    assert sorted(p.relative_to(built).as_posix() for p in built.rglob("*")) == sorted({*dirs, *MINIMAL_FILES})
 
 
 def test_check_passes_on_a_fresh_build(run_cli, built: Path) -> None:
     result = run_cli("check", "--spec", MINIMAL, "--out", str(built))
-    assert (result.code, result.out, result.err) == (0, f"obsgen check: {built}/ matches {MINIMAL} (3 files)\n", "")
+    assert (result.code, result.out, result.err) == (0, f"obsgen check: {built}/ matches {MINIMAL} ({N} files)\n", "")
 
 
 def test_check_names_a_hand_edited_file_and_the_changed_lines(run_cli, built: Path) -> None:

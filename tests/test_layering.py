@@ -12,12 +12,12 @@ LAYERS = [
     {"obsgen", "obsgen.errors", "obsgen.artifact", "obsgen.durations", "obsgen.model", "obsgen.placeholders",
      "obsgen.files"},
     {"obsgen.spec"},
-    {"obsgen.conventions", "obsgen.render", "obsgen.queries"},
+    {"obsgen.conventions", "obsgen.render", "obsgen.queries", "obsgen.routing"},
     {"obsgen.normalise", "obsgen.plan", "obsgen.report"},
     {"obsgen.compile"},
-    {"obsgen.output", "obsgen.backends"},
-    {"obsgen.generate", "obsgen.ledger"},
-    {"obsgen.deploy"},
+    {"obsgen.output", "obsgen.backends", "obsgen.emit"},
+    {"obsgen.generate", "obsgen.ledger", "obsgen.verify"},
+    {"obsgen.deploy", "obsgen.drill"},
     {"obsgen.cli", "obsgen.__main__"},
 ]
 

@@ -32,8 +32,19 @@ def test_plan_creates_updates_and_deletes_in_a_safe_order() -> None:
 
 def test_update_diff_shows_just_the_changed_lines() -> None:
     change = plan([dash("a", "New title")], [dash("a", "Old title")]).changes[0]
-    assert [line for line in change.diff() if line[:1] in "+-"] == ['-  "title": "Old title"',
-                                                                    '+  "title": "New title"']
+    assert [line for line in change.diff() if line[:1] in "+-"] == ["-title: Old title", "+title: New title"]
+
+
+def test_a_change_inside_a_multi_line_expression_diffs_as_that_one_line() -> None:
+    def group(threshold: int) -> Obj:
+        expr = normalise.promql(f'max by (env, tier, step_id) (selftest_step_failed{{env="dev",step_id="bdd"}}) > 0 '
+                                f'and on (env) count by (env) (max by (env, tier, step_id) '
+                                f'(selftest_step_failed{{env="dev",tier="governance"}}) > 0) > {threshold}')
+        return Obj("prometheus", "rule-group", "f/g", {"rules": [{"alert": "A", "expr": expr}]})
+
+    change = plan([group(3)], [group(4)]).changes[0]
+    assert "\n" in group(3).body["rules"][0]["expr"]  # prettified over several lines
+    assert [line for line in change.diff() if line[:1] in "+-"] == ["-        4", "+        3"]
 
 
 def test_objects_obsgen_does_not_own_are_never_deleted() -> None:

@@ -30,12 +30,12 @@ def project(live: Any, shape: Any) -> Any:
     return live
 
 
-def _sorted_matchers(config: Any) -> Any:
+def sorted_matchers(config: Any) -> Any:
     if isinstance(config, dict):
-        return {k: sorted(v) if k in _MATCHER_LISTS and isinstance(v, list) else _sorted_matchers(v)
+        return {k: sorted(v) if k in _MATCHER_LISTS and isinstance(v, list) else sorted_matchers(v)
                 for k, v in config.items()}
     if isinstance(config, list):
-        return [_sorted_matchers(v) for v in config]
+        return [sorted_matchers(v) for v in config]
     return config
 
 
@@ -54,7 +54,7 @@ class AlertmanagerBackend(Backend):
 
         for artifact in artifacts:
             if artifact.path == f"{self.env.name}/alertmanager/{KEY}":
-                self.shape = _sorted_matchers(yaml.safe_load(artifact.content))
+                self.shape = sorted_matchers(yaml.safe_load(artifact.content))
                 return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=artifact.content)]
         return []
 
@@ -64,7 +64,7 @@ class AlertmanagerBackend(Backend):
         status = self.http.request("GET", "/api/v2/status").json()
         original = (status.get("config") or {}).get("original") or ""
         live = yaml.safe_load(original) or {}
-        body = project(live, self.shape) if self.shape is not None else _sorted_matchers(live)
+        body = project(live, self.shape) if self.shape is not None else sorted_matchers(live)
         return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
 
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:

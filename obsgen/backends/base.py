@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import time
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, Callable, Iterable, TypeVar
 
 from obsgen.artifact import Artifact
 from obsgen.errors import ObsgenError
@@ -14,6 +14,8 @@ from obsgen.plan import Change, Obj
 
 TIMEOUT = 10.0  # seconds, connect and read
 READ_RETRIES = 3  # idempotent reads only; writes are never retried
+READ_WORKERS = 8  # bounded parallel reads (one write per changed object stays sequential)
+T, R = TypeVar("T"), TypeVar("R")
 
 
 class BackendError(ObsgenError):
@@ -71,9 +73,23 @@ def connect(env: Environment, kind: str, label: str, url: str | None, mode: str 
         raise BackendError(f"{kind} ({env.name}): mode {spec.mode!r} is not supported by this client")
     token = credential(spec, env.name)
     ref = spec.token_env or spec.token_file
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if spec.tenant:
+        headers["X-Scope-OrgID"] = spec.tenant
     http = Http(f"{label} ({env.name})", url or spec.url, credential_hint=f": check {ref}" if ref else "",
-                headers={"Authorization": f"Bearer {token}"} if token else {})
+                headers=headers)
     return spec, http
+
+
+def parallel(fn: Callable[[T], R], items: Iterable[T], workers: int = READ_WORKERS) -> list[R]:
+    """fn over items with at most `workers` requests in flight; results in input order, first error raised."""
+    items = list(items)
+    if len(items) <= 1:
+        return [fn(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
+        return list(pool.map(fn, items))
 
 
 class Http:
@@ -86,6 +102,9 @@ class Http:
         self.name, self.base_url, self.timeout = name, base_url.rstrip("/"), timeout
         self.credential_hint = credential_hint
         self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=READ_WORKERS)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self.session.headers.update(headers or {})
         self.writes = 0
 

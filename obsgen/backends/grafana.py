@@ -12,7 +12,7 @@ from typing import Any
 
 from obsgen import __version__, normalise
 from obsgen.artifact import Artifact
-from obsgen.backends.base import Backend, ConflictError, connect
+from obsgen.backends.base import Backend, ConflictError, connect, parallel
 from obsgen.conventions import OWNED_TAG, slug
 from obsgen.model import Environment, Model
 from obsgen.plan import CREATE, DELETE, UPDATE, Change, Obj
@@ -52,9 +52,9 @@ class GrafanaBackend(Backend):
             live.append(Obj(NAME, "folder", self.folder_uid, {"title": folder.json().get("title")}))
         hits = self.http.request("GET", "/api/search", params={"type": "dash-db", "tag": OWNED_TAG,
                                                                 "limit": 5000}).json()
-        uids = {hit["uid"] for hit in hits} | {o.key for o in desired if o.kind == "dashboard"}
-        for uid in sorted(uids):
-            response = self.http.request("GET", f"/api/dashboards/uid/{uid}", ok=(200, 404))
+        uids = sorted({hit["uid"] for hit in hits} | {o.key for o in desired if o.kind == "dashboard"})
+        fetch = lambda uid: self.http.request("GET", f"/api/dashboards/uid/{uid}", ok=(200, 404))  # noqa: E731
+        for uid, response in zip(uids, parallel(fetch, uids)):
             if response.status_code == 404:
                 continue
             data = response.json()

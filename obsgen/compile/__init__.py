@@ -16,12 +16,16 @@ Target = Callable[[Model, Environment], list[Artifact]]
 def targets() -> dict[str, Target]:
     """Targets by name; each module is imported only when builds run (start-up stays lean)."""
     from obsgen.compile.alertmanager import compile_alertmanager
+    from obsgen.compile.docs import compile_docs
     from obsgen.compile.grafana import compile_grafana
     from obsgen.compile.openslo import compile_openslo
     from obsgen.compile.prometheus import compile_prometheus
+    from obsgen.compile.routing_tests import compile_routing_tests
+    from obsgen.compile.rule_tests import compile_rule_tests
 
     return {"grafana": compile_grafana, "slo": compile_openslo, "prometheus": compile_prometheus,
-            "alertmanager": compile_alertmanager}
+            "alertmanager": compile_alertmanager, "docs": compile_docs,
+            "routing-tests": compile_routing_tests, "rule-tests": compile_rule_tests}
 
 
 def compile_env(model: Model, env: Environment) -> list[Artifact]:

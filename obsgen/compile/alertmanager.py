@@ -15,7 +15,6 @@ from obsgen.artifact import Artifact
 from obsgen.model import Channel, Environment, Model
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
-GROUP_WAIT, GROUP_INTERVAL, REPEAT_INTERVAL = "30s", "5m", "4h"
 PAGE_GROUP_BY = ["alertname", "env", c.LABEL_STEP, c.LABEL_SLO]  # one incident per failing step / SLO
 CHAT_GROUP_BY = ["alertname", "env", c.LABEL_SLO]  # one message lists every failing step
 
@@ -76,9 +75,9 @@ def _route(model: Model, env: Environment) -> dict[str, Any]:
     return {
         "receiver": least_severe.channel,
         "group_by": CHAT_GROUP_BY,
-        "group_wait": GROUP_WAIT,
-        "group_interval": GROUP_INTERVAL,
-        "repeat_interval": REPEAT_INTERVAL,
+        "group_wait": model.timing.group_wait,
+        "group_interval": model.timing.group_interval,
+        "repeat_interval": model.timing.repeat_interval,
         "routes": routes,
     }
 

@@ -16,20 +16,21 @@ from obsgen.model import SLO, Alert, Environment, Model, Step
 from obsgen.placeholders import fill
 
 Rule = dict[str, Any]
-INTERVAL = "1m"
 PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
 
 
 def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
+    every = model.timing.evaluation_interval
+    period_every = max(every, PERIOD_INTERVAL, key=durations.seconds)
     files = [Artifact(c.rules_file(env, model.service.name), _rules_file(model, [
-        _group(f"{model.service.name}-recordings", _selftest_records(model, env)),
-        _group(f"{model.service.name}-alerts", _selftest_alerts(model, env)),
+        _group(f"{model.service.name}-recordings", _selftest_records(model, env), every),
+        _group(f"{model.service.name}-alerts", _selftest_alerts(model, env), every),
     ]))]
     for slo in model.slos:
         files.append(Artifact(c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, [
-            _group(f"slo-{slo.id}-sli", _slo_records(model, env, slo)),
-            _group(f"slo-{slo.id}-period", _slo_period_records(model, env, slo), PERIOD_INTERVAL),
-            _group(f"slo-{slo.id}-alerts", _slo_alerts(model, env, slo)),
+            _group(f"slo-{slo.id}-sli", _slo_records(model, env, slo), every),
+            _group(f"slo-{slo.id}-period", _slo_period_records(model, env, slo), period_every),
+            _group(f"slo-{slo.id}-alerts", _slo_alerts(model, env, slo), every),
         ])))
     return files
 
@@ -38,7 +39,7 @@ def _rules_file(model: Model, groups: list[dict[str, Any]]) -> bytes:
     return render.to_yaml({"groups": [g for g in groups if g["rules"]]}, model.source)
 
 
-def _group(name: str, rules: list[Rule], interval: str = INTERVAL) -> dict[str, Any]:
+def _group(name: str, rules: list[Rule], interval: str) -> dict[str, Any]:
     return {"name": name, "interval": interval, "rules": rules}
 
 

@@ -43,6 +43,7 @@ def to_model(data: dict[str, Any], raw: bytes, source: str) -> m.Model:
         alerts=tuple(_alert(a, data) for a in data["alerts"]),
         dashboards=tuple(m.Dashboard(id=d["id"], title=d["title"], tags=tuple(d.get("tags", ())),
                                      panels=tuple(d["panels"])) for d in data.get("dashboards", [])),
+        timing=m.Timing(**data.get("timing", {})),
         digest=hashlib.sha256(raw).hexdigest(),
         source=source,
     )
@@ -60,7 +61,7 @@ def _environment(e: dict[str, Any]) -> m.Environment:
         backends.append(m.Backend(kind=kind, mode=b.get("mode", kind), url=b["url"], token_env=b.get("token_env", ""),
                                   token_file=b.get("token_file", ""), tenant=b.get("tenant", ""),
                                   folder=b.get("folder", ""), rules_dir=b.get("rules_dir", ""),
-                                  config_file=b.get("config_file", "")))
+                                  config_file=b.get("config_file", ""), api_path=b.get("api_path", "")))
     return m.Environment(
         name=e["name"], description=e.get("description", ""),
         policy=m.Policy(tolerance=tuple(sorted(policy.get("tolerance", {}).items())),

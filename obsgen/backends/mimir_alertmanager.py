@@ -1,0 +1,125 @@
+"""The Mimir/Cortex multitenant Alertmanager config API (`/api/v1/alerts`).
+
+Mimir refuses `*_file` secrets in tenant configs (the files would have to live
+on Mimir's hosts), so this client reads each `routing_key_file` / `api_url_file`
+named in the generated config on the machine running obsgen and sends the value
+inline, in the request body only. Read-back replaces every inline secret by a
+reference to the file it must equal — or by a marker when it differs — so no
+secret value ever reaches a diff, a log or the ledger.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from obsgen.artifact import Artifact
+from obsgen.backends.alertmanager import KEY, project, sorted_matchers
+from obsgen.backends.base import Backend, BackendError, connect
+from obsgen.model import Environment, Model
+from obsgen.plan import Change, Obj
+
+NAME = "alertmanager"
+DEFAULT_PATH = "/api/v1/alerts"
+SECRET_FIELDS = {"routing_key_file": "routing_key", "service_key_file": "service_key", "api_url_file": "api_url"}
+DIFFERS = "<inline secret that differs from {}>"
+
+
+class MimirAlertmanagerBackend(Backend):
+    name = NAME
+
+    def __init__(self, model: Model, env: Environment, url: str | None = None):
+        spec, self.http = connect(env, NAME, "Mimir Alertmanager", url, mode="mimir")
+        self.env = env
+        self.path = spec.api_path or DEFAULT_PATH
+        self.shape: Any = None
+        self.previous: str | None = None  # the raw document read before writing; None = no config
+        self.applied: list[Change] = []
+
+    def desired(self, artifacts: list[Artifact]) -> list[Obj]:
+        import yaml
+
+        for artifact in artifacts:
+            if artifact.path == f"{self.env.name}/alertmanager/{KEY}":
+                self.shape = sorted_matchers(yaml.safe_load(artifact.content))
+                return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=self.shape)]
+        return []
+
+    def read(self, desired: list[Obj]) -> list[Obj]:
+        import yaml
+
+        response = self.http.request("GET", self.path, ok=(200, 404))
+        if response.status_code == 404:
+            self.previous = None
+            return []
+        self.previous = response.text
+        document = yaml.safe_load(response.text) or {}
+        live = yaml.safe_load(document.get("alertmanager_config") or "") or {}
+        live = _mask(live, self.shape, self._secret)
+        body = project(live, self.shape) if self.shape is not None else sorted_matchers(live)
+        return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
+
+    def _secret(self, path: str) -> str:
+        try:
+            with open(path, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as exc:
+            raise BackendError(f"{self.http.name}: cannot read secret file {path} ({exc.strerror}); Mimir needs "
+                               f"secrets inline, so obsgen reads the file named in the spec on this machine") \
+                from None
+
+    def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
+        import yaml
+
+        self.applied = []
+        for change in changes:
+            config = _inline(change.obj.payload, self._secret)
+            document = {"template_files": {},
+                        "alertmanager_config": yaml.safe_dump(config, sort_keys=True, allow_unicode=True)}
+            response = self.http.request("POST", self.path, ok=(200, 201, 400),
+                                         data=yaml.safe_dump(document, sort_keys=True).encode(),
+                                         headers={"Content-Type": "application/yaml"})
+            if response.status_code == 400:
+                raise BackendError(f"{self.http.name} refused the new config: {response.text.strip()[:300]}; "
+                                   f"the previous config is still in place")
+            self.applied.append(change)
+        return self.applied
+
+    def restore(self, applied: list[Change]) -> None:
+        if not applied:
+            return
+        if self.previous is None:
+            self.http.request("DELETE", self.path, ok=(200, 404))
+        else:
+            self.http.request("POST", self.path, ok=(200, 201), data=self.previous.encode(),
+                              headers={"Content-Type": "application/yaml"})
+
+
+def _inline(config: Any, secret: Any) -> Any:
+    """The config with every `*_file` secret replaced by its value (for the request body only)."""
+    if isinstance(config, dict):
+        out = {}
+        for key, value in config.items():
+            if key in SECRET_FIELDS and isinstance(value, str):
+                out[SECRET_FIELDS[key]] = secret(value)
+            else:
+                out[key] = _inline(value, secret)
+        return out
+    if isinstance(config, list):
+        return [_inline(v, secret) for v in config]
+    return config
+
+
+def _mask(live: Any, shape: Any, secret: Any) -> Any:
+    """Live config with inline secrets turned back into the `*_file` reference they equal, or a marker."""
+    if isinstance(live, dict):
+        out = {k: _mask(v, shape.get(k) if isinstance(shape, dict) else None, secret) for k, v in live.items()
+               if k not in SECRET_FIELDS.values()}
+        for file_key, inline_key in SECRET_FIELDS.items():
+            if inline_key in live:
+                path = shape.get(file_key) if isinstance(shape, dict) else None
+                same = isinstance(path, str) and str(live[inline_key]).strip() == secret(path)
+                out[file_key] = path if same else DIFFERS.format(path or "the spec")
+        return out
+    if isinstance(live, list):
+        shapes = shape if isinstance(shape, list) else []
+        return [_mask(v, shapes[i] if i < len(shapes) else None, secret) for i, v in enumerate(live)]
+    return live

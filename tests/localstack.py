@@ -1,0 +1,104 @@
+"""A local stand-in for the dev environment: real Prometheus, Alertmanager and Pushgateway on loopback,
+a local HTTP sink standing in for PagerDuty and Slack, and the Grafana test double.
+
+`local_spec` derives a spec from the reference one whose dev channels point at the sink (the
+PagerDuty routing key and Slack webhook URLs live in files, as in production); with `fast=True`
+rules are evaluated every second, Alertmanager waits one second before notifying, and every alert's
+`for` is 0s, so a failure reaches the sink in seconds instead of minutes. Everything else -- rules,
+routes, inhibition, receivers' payloads -- is exactly what the reference spec generates.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Iterator
+
+import yaml
+from doubles.grafana import GrafanaDouble
+from stack import Sink, Stack
+
+ROOT = Path(__file__).resolve().parents[1]
+REFERENCE_SPEC = ROOT / "specs" / "selftest.yaml"
+GRAFANA_TOKEN = "glsa_local_stack_token_0123456789"
+ROUTING_KEY = "local-stack-routing-key-0123456789abcdef"
+PAGERDUTY_PATH = "/v2/enqueue"
+
+
+def slack_path(channel: str) -> str:
+    return f"/slack/{channel}"
+
+
+def local_spec(directory: Path, sink_url: str, *, fast: bool = True, source: Path = REFERENCE_SPEC) -> Path:
+    """A copy of the spec whose dev environment notifies the sink; returns its path."""
+    data = yaml.safe_load(source.read_text())
+    secrets = directory / "secrets"
+    secrets.mkdir(parents=True, exist_ok=True)
+    (secrets / "pagerduty-routing-key").write_text(ROUTING_KEY + "\n")
+    dev = next(e for e in data["environments"] if e["name"] == "dev")
+    types = {c["id"]: c["type"] for c in data["channels"]}
+    for channel, target in dev["channels"].items():
+        if types[channel] == "pagerduty":
+            target.update(routing_key_file=str(secrets / "pagerduty-routing-key"), url=sink_url + PAGERDUTY_PATH)
+        else:
+            url_file = secrets / f"{channel}-webhook-url"
+            url_file.write_text(sink_url + slack_path(channel) + "\n")
+            target["api_url_file"] = str(url_file)
+    if fast:
+        data["timing"] = {"evaluation_interval": "1s", "group_wait": "1s", "group_interval": "1s",
+                          "repeat_interval": "1h"}
+        for alert in data["alerts"]:
+            alert["for"] = "0s"
+            for override in (alert.get("overrides") or {}).values():
+                override.pop("for", None)
+    path = directory / "selftest.yaml"
+    header = (f"# Derived from {source.name}: dev notifies a local sink"
+              + ("; fast timing (1s evaluation, 1s group_wait, for: 0s)" if fast else "") + ".\n")
+    path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+    return path
+
+
+class LocalStack:
+    """Sink + Stack + Grafana double, and the OBSGEN_* variables that point obsgen at them."""
+
+    def __init__(self, directory: Path, *, fast: bool = True) -> None:
+        self.directory = directory
+        self.fast = fast
+
+    def __enter__(self) -> "LocalStack":
+        self._exit = contextlib.ExitStack()
+        self.sink = self._exit.enter_context(Sink())
+        self.stack = self._exit.enter_context(Stack(sink=self.sink))
+        self.grafana = self._exit.enter_context(GrafanaDouble(token=GRAFANA_TOKEN))
+        self.spec = local_spec(self.directory, self.sink.url, fast=self.fast)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._exit.close()
+
+    @property
+    def environ(self) -> dict[str, str]:
+        return {
+            "OBSGEN_SPEC": str(self.spec),
+            "OBSGEN_DEV_GRAFANA_TOKEN": GRAFANA_TOKEN,
+            "OBSGEN_GRAFANA_URL": self.grafana.url,
+            "OBSGEN_PROMETHEUS_URL": self.stack.prometheus_url,
+            "OBSGEN_PROMETHEUS_RULES_DIR": str(self.stack.rules_dir),
+            "OBSGEN_ALERTMANAGER_URL": self.stack.alertmanager_url,
+            "OBSGEN_ALERTMANAGER_CONFIG_FILE": str(self.stack.alertmanager_config_file),
+            "OBSGEN_PUSHGATEWAY_URL": self.stack.pushgateway_url,
+            "OBSGEN_STATE_DIR": str(self.directory / "state"),
+        }
+
+    @contextlib.contextmanager
+    def environment(self) -> Iterator[None]:
+        saved = {k: os.environ.get(k) for k in self.environ}
+        os.environ.update(self.environ)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

@@ -1,0 +1,397 @@
+"""obsgen.emit: selftest reports in, the spec's metrics out (text format, textfile, real Pushgateway), and
+the generated alerts firing on what it pushes (real Prometheus).
+
+Each tests/reports/malformed/<name>.json has a <name>.expected holding the exact error text;
+`pytest --update-goldens` rewrites them.
+"""
+from __future__ import annotations
+
+import errno
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import REFERENCE_SPEC, ROOT, require_tool
+from stack import Stack, free_port
+
+from obsgen import emit
+from obsgen.backends.base import BackendError
+from obsgen.errors import ObsgenError
+from obsgen.spec import load_spec
+
+REPORTS = ROOT / "tests/reports"
+MALFORMED = sorted((REPORTS / "malformed").glob("*.json"))
+WAIT = 60.0  # upper bound of every wait on a live backend; never a timing assertion
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_spec(str(REFERENCE_SPEC))
+
+
+@pytest.fixture(scope="module")
+def minimal():
+    return load_spec(str(ROOT / "tests/specs/minimal.yaml"))
+
+
+def _report(name: str, model) -> emit.Report:
+    return emit.load_report(str(REPORTS / name), model)
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {(name, tuple(sorted(labels.items()))): value for name, labels, value in emit.parse_exposition(text)}
+
+
+def _value(text: str, name: str, **labels: str) -> float | None:
+    return _samples(text).get((name, tuple(sorted(labels.items()))))
+
+
+# --- reading reports --------------------------------------------------------------------------------
+
+def test_a_passing_report_is_read_with_its_steps_time_duration_and_mode(model) -> None:
+    report = _report("passing.json", model)
+    assert [s.id for s in report.steps] == [s.id for s in model.steps]
+    assert report.steps[0] == emit.StepResult("core-checks", "kernel", "PASS", 18.23)
+    assert (report.passed, report.failing, report.mode) == (True, (), "strict")
+    assert report.timestamp == 1764516600.0  # metadata.timestamp 2025-11-30T15:30:00+00:00
+    assert report.duration_seconds == 21.882  # summary.total_duration_ms
+
+
+def test_failing_and_skipped_steps_are_told_apart(model) -> None:
+    report = _report("governance-failed.json", model)
+    assert report.failing == ("bdd", "ac-status", "ac-coverage")
+    assert [s.status for s in report.steps if s.id == "extras"] == ["SKIP"]
+    assert not report.passed
+
+
+@pytest.mark.parametrize("name,results", [
+    ("passing.json", {"dev": "pass", "staging": "pass", "prod": "pass"}),
+    ("kernel-failed.json", {"dev": "fail", "staging": "fail", "prod": "fail"}),
+    # 2 GOVERNANCE + 1 OPTIONAL failing: within dev's tolerance of 3, above staging's 1 and prod's 0.
+    ("governance-failed.json", {"dev": "pass", "staging": "fail", "prod": "fail"}),
+])
+def test_the_run_result_follows_the_policy_of_the_environment(model, name: str, results: dict[str, str]) -> None:
+    report = _report(name, model)
+    assert {env: emit.run_result(model, env, report) for env in results} == results
+
+
+def test_an_optional_failure_fails_the_run_only_where_any_failure_pages(model) -> None:
+    report = emit.synthetic_report(model, "dev", "optional")
+    assert report.failing == ("ac-coverage",)
+    assert {env: emit.run_result(model, env, report) for env in ("dev", "staging", "prod")} == \
+        {"dev": "pass", "staging": "pass", "prod": "fail"}
+
+
+@pytest.mark.parametrize("path", MALFORMED, ids=lambda p: p.name)
+def test_a_malformed_report_is_rejected_with_the_expected_text(path: Path, model, update_goldens: bool,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(emit.ReportError) as caught:
+        emit.load_report(path.relative_to(ROOT).as_posix(), model)
+    expected = path.with_suffix(".expected")
+    if update_goldens:
+        expected.write_text(str(caught.value) + "\n")
+    assert str(caught.value) + "\n" == expected.read_text()
+
+
+def test_every_problem_of_a_report_is_reported_at_once_naming_file_and_path(model,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
+    with pytest.raises(emit.ReportError) as caught:
+        emit.load_report("tests/reports/malformed/many-mistakes.json", model)
+    lines = str(caught.value).splitlines()
+    assert len(lines) == len(caught.value.problems) == 10
+    assert all(line.startswith("tests/reports/malformed/many-mistakes.json: ") for line in lines)
+    assert "tests/reports/malformed/many-mistakes.json: results[1].tier: expected one of kernel, governance, " \
+           'optional, got string "kernal"' in lines
+
+
+def test_an_unreadable_report_is_one_clear_line(tmp_path: Path) -> None:
+    with pytest.raises(ObsgenError) as caught:
+        emit.load_report(str(tmp_path / "missing.json"))
+    assert str(caught.value) == f"{tmp_path / 'missing.json'}: cannot read the report: No such file or directory"
+
+
+def test_without_a_spec_the_runner_vocabulary_is_checked_and_the_spec_at_exposition(model) -> None:
+    data = {"results": [{"step_id": "lint-docs", "tier": "kernel", "status": "FAIL", "duration_ms": 5}]}
+    report = emit.parse_report(data, "run.json")  # no spec: a well-formed report
+    assert report.failing == ("lint-docs",) and report.timestamp is None and report.duration_seconds == 0.005
+    with pytest.raises(emit.ReportError) as caught:
+        emit.exposition(model, "dev", report)
+    assert str(caught.value) == "run.json: results[0].step_id: unknown step lint-docs; the spec has no such step"
+    with pytest.raises(emit.ReportError) as caught:
+        emit.parse_report({**data, "results": [{**data["results"][0], "tier": "urgent"}]}, "run.json")
+    assert str(caught.value) == ('run.json: results[0].tier: expected one of kernel, governance, optional, '
+                                 'got string "urgent"')
+
+
+# --- the exposition --------------------------------------------------------------------------------
+
+MINIMAL_EXPOSITION = """\
+# HELP selftest_last_run_timestamp_seconds Unix time of the last selftest run.
+# TYPE selftest_last_run_timestamp_seconds gauge
+selftest_last_run_timestamp_seconds{env="dev"} 1764516600
+# HELP selftest_run_duration_seconds Duration of whole selftest runs in seconds.
+# TYPE selftest_run_duration_seconds histogram
+selftest_run_duration_seconds_bucket{env="dev",le="5"} 0
+selftest_run_duration_seconds_bucket{env="dev",le="10"} 0
+selftest_run_duration_seconds_bucket{env="dev",le="20"} 1
+selftest_run_duration_seconds_bucket{env="dev",le="30"} 1
+selftest_run_duration_seconds_bucket{env="dev",le="60"} 1
+selftest_run_duration_seconds_bucket{env="dev",le="+Inf"} 1
+selftest_run_duration_seconds_sum{env="dev"} 12.5
+selftest_run_duration_seconds_count{env="dev"} 1
+# HELP selftest_runs_total Selftest runs by result under the environment's policy (pass or fail).
+# TYPE selftest_runs_total counter
+selftest_runs_total{env="dev",result="fail"} 1
+selftest_runs_total{env="dev",result="pass"} 0
+# HELP selftest_step_failed 1 if the selftest step failed in the last run that ran it, else 0.
+# TYPE selftest_step_failed gauge
+selftest_step_failed{env="dev",step_id="build",tier="kernel"} 1
+selftest_step_failed{env="dev",step_id="docs",tier="governance"} 0
+"""
+
+
+def test_the_exposition_of_a_small_report_is_exact(minimal) -> None:
+    report = _report("minimal-run.json", minimal)
+    assert emit.exposition(minimal, "dev", report, now=1.0) == MINIMAL_EXPOSITION
+    assert emit.exposition(minimal, "dev", report) == MINIMAL_EXPOSITION  # deterministic
+
+
+def test_without_a_report_timestamp_the_last_run_is_now(minimal) -> None:
+    report = emit.synthetic_report(minimal, "dev", "kernel")
+    text = emit.exposition(minimal, "dev", report, now=1764600000.25)
+    assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == 1764600000.25
+    assert 'selftest_last_run_timestamp_seconds{env="dev"} 1764600000.25\n' in text
+
+
+def test_counters_and_the_histogram_accumulate_over_the_previous_exposition(model) -> None:
+    first = emit.exposition(model, "dev", _report("passing.json", model))
+    second = emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=first)
+    third = emit.exposition(model, "dev", _report("passing.json", model), previous=second)
+    runs = "selftest_runs_total"
+    assert [(_value(t, runs, env="dev", result="pass"), _value(t, runs, env="dev", result="fail"))
+            for t in (first, second, third)] == [(1, 0), (1, 1), (2, 1)]
+    hist = "selftest_run_duration_seconds"
+    assert _value(third, f"{hist}_count", env="dev") == 3
+    assert _value(third, f"{hist}_sum", env="dev") == pytest.approx(3 * 21.882)
+    assert _value(third, f"{hist}_bucket", env="dev", le="20") == 0
+    assert _value(third, f"{hist}_bucket", env="dev", le="30") == 3
+    assert _value(third, f"{hist}_bucket", env="dev", le="+Inf") == 3
+    step = dict(env="dev", step_id="core-checks", tier="kernel")
+    assert [_value(t, "selftest_step_failed", **step) for t in (first, second, third)] == [0, 1, 0]
+
+
+def test_a_step_a_partial_run_did_not_run_keeps_its_previous_value(model) -> None:
+    governance = emit.exposition(model, "dev", _report("governance-failed.json", model))
+    kernel_only = _report("kernel-only.json", model)
+    after = emit.exposition(model, "dev", kernel_only, previous=governance)
+    failed = {dict(labels)["step_id"]: v for (name, labels), v in _samples(after).items()
+              if name == "selftest_step_failed"}
+    assert failed == {s.id: 0 for s in model.steps} | {"bdd": 1, "ac-status": 1, "ac-coverage": 1}
+    # extras was skipped: not a failure. Without a previous exposition only the steps run have a series.
+    fresh = emit.exposition(model, "dev", kernel_only)
+    assert [labels for (name, labels) in _samples(fresh) if name == "selftest_step_failed"] == \
+        [(("env", "dev"), ("step_id", "core-checks"), ("tier", "kernel"))]
+
+
+def test_a_previous_exposition_of_another_environment_or_other_buckets_starts_over(model, minimal) -> None:
+    staging = emit.exposition(model, "staging", _report("passing.json", model))
+    dev = emit.exposition(model, "dev", _report("passing.json", model), previous=staging)
+    assert _value(dev, "selftest_runs_total", env="dev", result="pass") == 1
+    other_buckets = staging.replace('le="60"', 'le="120"').replace('env="staging"', 'env="dev"')
+    again = emit.exposition(model, "dev", _report("passing.json", model), previous=other_buckets)
+    assert _value(again, "selftest_run_duration_seconds_count", env="dev") == 1  # histogram reset
+    assert _value(again, "selftest_runs_total", env="dev", result="pass") == 2  # counters kept
+
+
+def test_a_corrupt_previous_exposition_is_one_clear_error(model) -> None:
+    with pytest.raises(ObsgenError) as caught:
+        emit.exposition(model, "dev", _report("passing.json", model), previous="# TYPE x counter\nx{a=1} 2\n")
+    assert str(caught.value) == ("previous metrics, line 2: not a sample of the Prometheus text format: "
+                                 "'x{a=1} 2'; delete the previous metrics to start the counters over")
+
+
+def test_extra_labels_go_on_every_series_and_reserved_names_are_refused(minimal) -> None:
+    report = _report("minimal-run.json", minimal)
+    text = emit.exposition(minimal, "dev", report, extra_labels={"runner": 'ci "7"\\x'})
+    series = [line for line in text.splitlines() if not line.startswith("#")]
+    assert len(series) == 13 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
+    for name in ("env", "step_id", "le", "__name__", "bad-name"):
+        with pytest.raises(ObsgenError, match=f"extra label '{name}'"):
+            emit.exposition(minimal, "dev", report, extra_labels={name: "x"})
+
+
+def test_an_unknown_environment_is_one_clear_error(minimal) -> None:
+    with pytest.raises(ObsgenError) as caught:
+        emit.exposition(minimal, "prod", _report("minimal-run.json", minimal))
+    assert str(caught.value) == "unknown environment 'prod' (the spec defines: dev)"
+
+
+# --- fire-drill reports -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("env,tier,failing", [
+    ("dev", "governance", ["skills-governance", "agents-governance", "bdd", "ac-status"]),  # tolerance 3
+    ("staging", "governance", ["skills-governance", "agents-governance"]),  # tolerance 1
+    ("prod", "governance", ["skills-governance"]),  # tolerance 0
+    ("prod", "kernel", ["core-checks"]),
+])
+def test_a_synthetic_report_fails_one_step_more_than_the_environment_tolerates(model, env: str, tier: str,
+                                                                               failing: list[str]) -> None:
+    report = emit.synthetic_report(model, env, tier)
+    assert list(report.failing) == failing
+    assert [s.id for s in report.steps] == [s.id for s in model.steps]
+    assert emit.run_result(model, env, report) == "fail"
+
+
+def test_a_synthetic_report_refuses_what_the_spec_cannot_give(model, minimal) -> None:
+    with pytest.raises(ObsgenError) as caught:
+        emit.synthetic_report(minimal, "dev", "governance")
+    assert str(caught.value) == "cannot make 2 governance step(s) fail: the spec has 1 (dev tolerates 1)"
+    with pytest.raises(ObsgenError, match="no steps of tier 'urgent' in the spec"):
+        emit.synthetic_report(model, "dev", "urgent")
+    assert emit.synthetic_report(model, "dev", "kernel", failing=0).passed
+
+
+# --- the textfile collector -------------------------------------------------------------------------
+
+def test_the_textfile_accumulates_and_is_replaced_atomically(model, tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "selftest.prom"
+    emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
+    text = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
+    assert path.read_text() == text
+    assert (_value(text, "selftest_runs_total", env="dev", result="pass"),
+            _value(text, "selftest_runs_total", env="dev", result="fail")) == (1, 1)
+    assert [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
+
+    def full_disk(src: str, dst: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr("obsgen.files.os.replace", full_disk)
+    with pytest.raises(ObsgenError) as caught:
+        emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
+    assert str(caught.value) == f"{path}: cannot write the metrics: No space left on device"
+    assert path.read_text() == text and [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
+
+
+def test_the_textfile_must_be_a_prom_file_in_an_existing_directory(tmp_path: Path) -> None:
+    with pytest.raises(ObsgenError, match=r"selftest\.txt: node-exporter's textfile collector reads only \*\.prom"):
+        emit.write_textfile(str(tmp_path / "selftest.txt"), "x 1\n")
+    with pytest.raises(ObsgenError) as caught:
+        emit.write_textfile(str(tmp_path / "nowhere" / "selftest.prom"), "x 1\n")
+    assert str(caught.value) == f"{tmp_path / 'nowhere' / 'selftest.prom'}: cannot write the metrics: " \
+                                "No such file or directory"
+    assert emit.read_textfile(str(tmp_path / "absent.prom")) is None
+
+
+# --- the Pushgateway --------------------------------------------------------------------------------
+
+def test_group_paths_encode_values_and_use_base64_for_slashes_and_empty_values() -> None:
+    assert emit.group_path("selftest", {"env": "dev", "drill": "true"}) == "/metrics/job/selftest/drill/true/env/dev"
+    assert emit.group_path("self test", {"branch": "feature/x", "instance": ""}) == \
+        "/metrics/job/self%20test/branch@base64/ZmVhdHVyZS94/instance@base64/="
+    with pytest.raises(ObsgenError, match="grouping label 'job'"):
+        emit.group_path("selftest", {"job": "other"})
+
+
+def test_pushgateway_errors_are_one_line() -> None:
+    port = free_port()
+    with pytest.raises(BackendError) as caught:
+        emit.push(f"http://127.0.0.1:{port}", "selftest", "x 1\n", {"env": "dev"})
+    assert str(caught.value) == (f"cannot reach Pushgateway at http://127.0.0.1:{port} "
+                                 f"(connection refused or DNS failure)")
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """Pushgateway, Alertmanager and Prometheus scraping the Pushgateway, with the generated dev rules."""
+    for name in ("prometheus", "prometheus-alertmanager", "prometheus-pushgateway"):
+        require_tool(name)
+    from obsgen.compile.prometheus import compile_prometheus
+
+    model = load_spec(str(REFERENCE_SPEC))
+    with Stack() as s:
+        for artifact in compile_prometheus(model, model.environment("dev")):
+            # Evaluate every second instead of every minute so the test does not wait for the first
+            # evaluation; the expressions, labels and `for` are the generated ones.
+            s.write_rules(Path(artifact.path).name, artifact.content.decode().replace("interval: 1m", "interval: 1s"))
+        assert s.reload_prometheus() == 200
+        s.wait_until(lambda: {"selftest-alerts"} <= {g["name"] for g in s.rule_groups()}, WAIT, "the dev rules")
+        yield s
+
+
+@pytest.fixture
+def pushgateway(stack: Stack) -> Iterator[str]:
+    stack.wipe_pushgateway()
+    yield stack.pushgateway_url
+    stack.wipe_pushgateway()
+
+
+def test_a_refused_push_names_the_pushgateway_status_and_reason(pushgateway: str) -> None:
+    with pytest.raises(BackendError) as caught:
+        emit.push(pushgateway, "selftest", "x 1 1700000000000\n", {"env": "dev"})
+    assert str(caught.value) == ("Pushgateway answered HTTP 400 to PUT /metrics/job/selftest/env/dev: pushed "
+                                 "metrics are invalid or inconsistent with existing metrics: pushed metrics must "
+                                 "not have timestamps")
+
+
+def test_a_pushgateway_round_trip_accumulates_runs_in_its_own_group(model, pushgateway: str) -> None:
+    grouping = {"branch": "feature/emit"}  # a value with '/' goes base64-encoded in the path
+    emit.emit_to_pushgateway(model, "dev", _report("passing.json", model), pushgateway, grouping=grouping)
+    pushed = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway,
+                                      grouping=grouping)
+    emit.emit_to_pushgateway(model, "staging", _report("passing.json", model), pushgateway)  # another group
+    key = {"env": "dev", **grouping}
+    stored = emit.fetch_group(pushgateway, "selftest", key)
+    assert stored is not None
+    for (name, labels), value in _samples(pushed).items():
+        assert _value(stored, name, **dict(labels), **{k: v for k, v in key.items() if k != "env"},
+                      instance="", job="selftest") == value, name
+    assert _value(stored, "selftest_runs_total", env="dev", result="pass", branch="feature/emit",
+                  instance="", job="selftest") == 1
+    text = requests.get(f"{pushgateway}/metrics", timeout=5).text
+    assert 'selftest_runs_total{branch="feature/emit",env="dev",instance="",job="selftest",result="fail"} 1' in text
+    emit.delete_group(pushgateway, "selftest", key)
+    assert emit.fetch_group(pushgateway, "selftest", key) is None
+    assert emit.fetch_group(pushgateway, "selftest", {"env": "staging"}) is not None
+
+
+def test_a_grouping_that_contradicts_the_environment_is_refused(model, pushgateway: str) -> None:
+    with pytest.raises(ObsgenError, match="grouping label env='prod' contradicts the environment 'dev'"):
+        emit.emit_to_pushgateway(model, "dev", _report("passing.json", model), pushgateway, grouping={"env": "prod"})
+
+
+def _alerts(stack: Stack, name: str, **labels: str) -> list[dict]:
+    return [a for a in stack.prometheus_alerts() if a["labels"].get("alertname") == name
+            and all(a["labels"].get(k) == v for k, v in labels.items()) and a["state"] in ("pending", "firing")]
+
+
+def test_a_failing_kernel_step_pushed_makes_the_generated_kernel_alert_fire(model, stack: Stack,
+                                                                           pushgateway: str) -> None:
+    stack.wait_until(lambda: not _alerts(stack, "SelftestKernelStepFailed"), WAIT,
+                     "no kernel alert left over from an earlier push")
+    emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
+    [alert] = stack.wait_until(lambda: _alerts(stack, "SelftestKernelStepFailed", step_id="core-checks"),
+                               WAIT, "SelftestKernelStepFailed for core-checks in Prometheus")
+    assert alert["labels"]["env"] == "dev" and alert["labels"]["tier"] == "kernel"
+    [fail] = stack.wait_until(lambda: stack.query('selftest_runs_total{env="dev",result="fail"}'), WAIT,
+                              "the failed run in Prometheus")
+    assert fail["value"][1] == "1"
+    assert _alerts(stack, "SelftestGovernanceFailuresAboveTolerance") == []
+
+
+def test_a_governance_fire_drill_raises_the_alert_and_deleting_its_group_clears_it(model, stack: Stack,
+                                                                                  pushgateway: str) -> None:
+    stack.wait_until(lambda: not _alerts(stack, "SelftestGovernanceFailuresAboveTolerance"), WAIT,
+                     "no governance alert left over from an earlier push")
+    drill = emit.synthetic_report(model, "dev", "governance")  # 4 failures, dev tolerates 3
+    text = emit.emit_to_pushgateway(model, "dev", drill, pushgateway, grouping=emit.DRILL_GROUPING,
+                                    accumulate=False)
+    assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
+    alerts = stack.wait_until(lambda: _alerts(stack, "SelftestGovernanceFailuresAboveTolerance"), WAIT,
+                              "SelftestGovernanceFailuresAboveTolerance in Prometheus")
+    assert {a["labels"]["step_id"] for a in alerts} <= set(drill.failing)
+    emit.delete_group(pushgateway, model.service.name, {"env": "dev", **emit.DRILL_GROUPING})
+    stack.wait_until(lambda: not _alerts(stack, "SelftestGovernanceFailuresAboveTolerance"), WAIT,
+                     "the drill's alerts to clear after its group was deleted")

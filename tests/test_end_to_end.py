@@ -1,0 +1,198 @@
+"""End to end on the real stack: Pushgateway -> Prometheus -> Alertmanager -> the local PagerDuty/Slack sink.
+
+dev of the reference spec is applied with `obsgen apply` (fast timing: 1 s evaluation and group_wait,
+`for: 0s`; see tests/localstack.py). Runs are published with `obsgen emit` or the emit library, the
+way the selftest runner's reports would be. Every wait is bounded; nothing asserts on timing.
+"""
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from conftest import ROOT
+from localstack import PAGERDUTY_PATH, LocalStack, slack_path
+
+from obsgen import emit
+from obsgen.spec import load_spec
+
+WAIT = 60.0
+REPORTS = ROOT / "tests" / "reports"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory):
+    import obsgen.deploy
+
+    directory = tmp_path_factory.mktemp("e2e")
+    with LocalStack(directory) as local, local.environment():
+        saved, obsgen.deploy.STATE_DIR = obsgen.deploy.STATE_DIR, directory / "state"
+        try:
+            from obsgen.cli import main
+
+            assert main(["apply", "--env", "dev", "--yes"]) == 0
+            local.model = load_spec(str(local.spec))
+            yield local
+        finally:
+            obsgen.deploy.STATE_DIR = saved
+
+
+@pytest.fixture
+def stack(live: LocalStack):
+    """A passing run is the baseline; after each test the stack is back to no alerts and an empty sink."""
+    publish(live)
+    wait_until_no_alerts(live)
+    live.sink.clear()
+    yield live
+    publish(live)
+    wait_until_no_alerts(live)
+
+
+def emit_report(run_cli, live: LocalStack, name: str, tmp_path: Path):
+    """`obsgen emit` of a report from tests/reports, dated now (an old run would be 'not reporting')."""
+    data = json.loads((REPORTS / name).read_text())
+    data["metadata"]["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    fresh = tmp_path / name
+    fresh.write_text(json.dumps(data))
+    return run_cli("emit", "--env", "dev", "--report", str(fresh), "--pushgateway", live.stack.pushgateway_url)
+
+
+def publish(live: LocalStack, **failing: int) -> None:
+    """A run where the first N steps of each named tier fail (as the runner's report would say)."""
+    model = live.model
+    bad = {s.id for tier, n in failing.items() for s in model.steps_of(tier)[:n]}
+    steps = tuple(emit.StepResult(s.id, s.tier, "FAIL" if s.id in bad else "PASS", 1.0) for s in model.steps)
+    report = emit.Report("test run", steps, 10.0, None, "strict")
+    emit.emit_to_pushgateway(model, "dev", report, live.stack.pushgateway_url)
+
+
+def am_alerts(live: LocalStack, **labels: str) -> list[dict[str, Any]]:
+    return [a for a in live.stack.alerts() if all(a["labels"].get(k) == v for k, v in labels.items())]
+
+
+def step_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Alerts about steps and runs; SLO burn-rate alerts follow from the failed runs these tests
+    publish (few runs, so one failure burns the budget fast) and are proved by the rule tests."""
+    return [a for a in alerts if "slo" not in a["labels"]]
+
+
+def wait_until_no_alerts(live: LocalStack) -> None:
+    live.stack.wait_until(lambda: not step_alerts(live.stack.alerts())
+                          and not step_alerts(live.stack.prometheus_alerts()), WAIT, "every step alert resolved")
+
+
+def pagerduty(live: LocalStack, action: str, **details: str) -> list[Any]:
+    return [r.body for r in live.sink.received(PAGERDUTY_PATH) if r.body.get("event_action") == action
+            and all(r.body["payload"]["custom_details"].get(k) == v for k, v in details.items())]
+
+
+def test_a_kernel_failure_pages_once_with_the_details_and_resolving_sends_the_resolve(run_cli, stack,
+                                                                                    tmp_path: Path) -> None:
+    result = emit_report(run_cli, stack, "kernel-failed.json", tmp_path)
+    assert result.out.startswith("obsgen emit: dev run fail (10 steps, failing: core-checks) -> Pushgateway")
+    trigger = stack.sink.wait_for(lambda r: r.body["event_action"] == "trigger" and
+                                  r.body["payload"]["custom_details"]["step_id"] == "core-checks",
+                                  WAIT, path_prefix=PAGERDUTY_PATH)[0]
+    body = trigger.body
+    details = body["payload"]["custom_details"]
+    assert {k: details[k] for k in ("step_id", "tier", "env", "message", "remediation", "runbook_url")} == {
+        "step_id": "core-checks", "tier": "kernel", "env": "dev",
+        "message": "KERNEL step core-checks failed in dev",
+        "remediation": "Run `make selftest-doctor`, fix the lint, format or test failure it names, then "
+                       "`make kernel-smoke`.",
+        "runbook_url": "https://docs.example.com/selftest/SELFTEST_ENVIRONMENT_OPERATIONS.md"
+                       "#scenario-4-core-checks-fails-kernel"}
+    assert body["payload"]["severity"] == "critical"
+    assert body["links"] == [{"href": details["runbook_url"], "text": "Runbook"}]
+    assert body["routing_key"] == "local-stack-routing-key-0123456789abcdef"  # read from the key file
+
+    assert emit_report(run_cli, stack, "passing.json", tmp_path).code == 0
+    resolve = stack.sink.wait_for(lambda r: r.body["event_action"] == "resolve" and
+                                  r.body["dedup_key"] == body["dedup_key"], WAIT, path_prefix=PAGERDUTY_PATH)
+    assert len(resolve) == 1
+    assert len(pagerduty(stack, "trigger", step_id="core-checks")) == 1  # exactly one page, before its resolve
+    assert [r for r in stack.sink.received("/slack") if "SLOBurnRate" not in r.body["attachments"][0]["title"]] == []
+
+
+def test_governance_at_the_tolerance_sends_nothing_and_one_above_reaches_slack(stack) -> None:
+    tolerance = stack.model.environment("dev").policy.tolerance_for("governance")
+    assert tolerance == 3
+    publish(stack, governance=tolerance)
+    count = 'count(max by (step_id) (selftest_step_failed{env="dev",tier="governance"}) > 0)'
+    stack.stack.wait_until(lambda: [s for s in stack.stack.query(count) if s["value"][1] == "3"], WAIT,
+                           "3 failing governance steps visible in Prometheus")
+    seen = time.time()
+
+    def evaluated_since() -> bool:  # the alert rules have been evaluated on the 3 failures
+        group = next(g for g in stack.stack.rule_groups() if g["name"] == "selftest-alerts")
+        return group["lastEvaluation"] > time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seen + 1))
+
+    stack.stack.wait_until(evaluated_since, WAIT, "an evaluation of the alert rules after the push")
+    assert [a for a in stack.stack.prometheus_alerts() if a["labels"].get("tier") == "governance"] == []
+    assert am_alerts(stack, tier="governance") == []
+
+    publish(stack, governance=tolerance + 1)
+    message = stack.sink.wait_for(lambda r: "FIRING" in r.body["attachments"][0]["title"], WAIT,
+                                  path_prefix=slack_path("slack-tickets"))[0].body
+    assert message["channel"] == "#selftest-dev"
+    assert "SelftestGovernanceFailuresAboveTolerance (dev)" in message["attachments"][0]["title"]
+    assert "Remediation:" in message["attachments"][0]["text"]
+    assert "Runbook: https://docs.example.com/" in message["attachments"][0]["text"]
+    assert pagerduty(stack, "trigger", tier="governance") == []  # dev does not page for governance
+
+
+def test_kernel_and_governance_failing_together_inhibit_the_governance_notification(stack) -> None:
+    publish(stack, kernel=1, governance=4)
+    stack.sink.wait_for(lambda r: r.body["payload"]["custom_details"]["step_id"] == "core-checks", WAIT,
+                        path_prefix=PAGERDUTY_PATH)
+
+    def governance_suppressed() -> list[dict[str, Any]]:
+        alerts = am_alerts(stack, tier="governance", alertname="SelftestGovernanceFailuresAboveTolerance")
+        return alerts if len(alerts) == 4 and all(a["status"]["state"] == "suppressed" and
+                                                  a["status"]["inhibitedBy"] for a in alerts) else []
+
+    stack.stack.wait_until(governance_suppressed, WAIT, "the governance alerts inhibited by the kernel alert")
+    publish(stack, kernel=1)  # governance recovers first, so it is never un-inhibited while firing
+    stack.stack.wait_until(lambda: not am_alerts(stack, tier="governance"), WAIT, "governance alerts resolved")
+    assert [r for r in stack.sink.received("/slack") if "Governance" in r.body["attachments"][0]["title"]] == []
+
+
+def test_drill_proves_the_kernel_alert_pages_and_the_governance_alert_reaches_slack(run_cli, stack) -> None:
+    kernel = run_cli("drill", "--env", "dev", "--tier", "kernel")
+    assert kernel.code == 0, kernel.out + kernel.err
+    last = kernel.out.splitlines()[-1]
+    assert last.startswith("drill dev kernel: SelftestKernelStepFailed for core-checks reached pagerduty-oncall "
+                           "after "), last
+    governance = run_cli("drill", "--env", "dev", "--tier", "governance")
+    assert governance.code == 0, governance.out + governance.err
+    assert ("drill dev governance: SelftestGovernanceFailuresAboveTolerance for skills-governance, "
+            "agents-governance, bdd, ac-status reached slack-tickets after ") in governance.out
+    stack.sink.wait_for(lambda r: True, WAIT, path_prefix=slack_path("slack-tickets"))
+    assert pagerduty(stack, "trigger", step_id="core-checks")
+
+
+def test_a_silenced_alert_fails_the_drill(run_cli, stack) -> None:
+    silence = {"matchers": [{"name": "alertname", "value": "SelftestKernelStepFailed", "isRegex": False}],
+               "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60)),
+               "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
+               "createdBy": "test", "comment": "drill must notice"}
+    response = requests.post(f"{stack.stack.alertmanager_url}/api/v2/silences", json=silence, timeout=5)
+    response.raise_for_status()
+    try:
+        result = run_cli("drill", "--env", "dev", "--tier", "kernel")
+        assert result.code == 1
+        assert result.out.splitlines()[-1] == ("drill dev kernel: FAILED: SelftestKernelStepFailed for core-checks "
+                                               "arrived but is silenced")
+    finally:
+        requests.delete(f"{stack.stack.alertmanager_url}/api/v2/silence/{response.json()['silenceID']}", timeout=5)
+
+
+def test_drill_without_a_pushgateway_says_how_to_give_one(run_cli, live, monkeypatch) -> None:
+    monkeypatch.delenv("OBSGEN_PUSHGATEWAY_URL")
+    result = run_cli("drill", "--env", "dev", "--tier", "kernel")
+    assert (result.code, result.err) == (2, "obsgen: error: drill needs the Pushgateway Prometheus scrapes: pass "
+                                            "--pushgateway URL or set OBSGEN_PUSHGATEWAY_URL\n")
