@@ -1,6 +1,7 @@
 # make build: create .venv if needed, install obsgen, compile specs/selftest.yaml into generated/.
 # make test:  install test extras and the Prometheus/Alertmanager/Pushgateway Debian packages when
 #             missing, then run the whole suite.
+# make demo:  a local stack with dev applied and two fire drills.  make bench: benchmarks into bench/.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -9,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := prometheus prometheus-alertmanager prometheus-pushgateway
 TOOLS  := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway
 
-.PHONY: build test check validate backends clean
+.PHONY: build test check validate verify demo bench backends clean
 .DEFAULT_GOAL := build
 
 $(BIN)/python:
@@ -39,6 +40,14 @@ backends:
 
 test: $(VENV)/.installed backends
 	$(BIN)/python -m pytest
+
+verify: $(VENV)/.installed backends
+	$(BIN)/obsgen verify
+
+# A local stack (real Prometheus, Alertmanager, Pushgateway; a sink standing in for PagerDuty and
+# Slack; the Grafana test double), dev applied to it, a kernel and a governance fire drill.
+demo: $(VENV)/.installed backends
+	$(BIN)/python tests/demo.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

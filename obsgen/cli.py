@@ -270,16 +270,16 @@ def _drill(args: argparse.Namespace) -> int:
     if args.tier not in [t.id for t in model.tiers]:
         raise ObsgenError(f"unknown tier {args.tier!r} (the spec defines: {', '.join(t.id for t in model.tiers)})")
     timeout = args.timeout or drill.default_timeout(model, env, args.tier)
-    url = args.alertmanager_url or os.environ.get("OBSGEN_ALERTMANAGER_URL")
-    result = drill.run(model, env, args.tier, args.pushgateway, url, timeout, print)
+    result = drill.run(model, env, args.tier, args.pushgateway, args.alertmanager_url, timeout, print)
     name = f"drill {result.env} {result.tier}"
     if not result.ok:
         print(f"{name}: FAILED: {result.problem}")
         return EXIT_CHANGES
     resolved = (f"resolved {result.resolved_after:.1f} s after the drill group was removed"
                 if result.resolved_after is not None else "still active when the timeout ran out")
+    sent = f", sent after {result.delivered_after:.1f} s" if result.delivered_after is not None else ""
     print(f"{name}: {result.alertname} for {', '.join(result.steps)} reached {', '.join(result.receivers)} "
-          f"after {result.time_to_alert:.1f} s; {resolved}")
+          f"after {result.time_to_alert:.1f} s{sent}; {resolved}")
     return EXIT_OK
 
 

@@ -10,6 +10,7 @@ where the alert landed and how long it took.
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -32,7 +33,8 @@ class DrillResult:
     expected: list[str]
     receivers: list[str] = field(default_factory=list)
     state: str = ""
-    time_to_alert: float | None = None
+    time_to_alert: float | None = None  # push -> the alert in Alertmanager, routed
+    delivered_after: float | None = None  # push -> Alertmanager has sent it to every receiver
     resolved_after: float | None = None
     problem: str = ""
 
@@ -74,11 +76,15 @@ def run(model: Model, env: Environment, tier: str, pushgateway_url: str, alertma
     grouping = {model.metrics.env_label: env.name, **emit.DRILL_GROUPING}
     say(f"drill {env.name} {tier}: pushing a failing run ({', '.join(steps)} failing) to {pushgateway_url} "
         f"as group job={model.service.name} {' '.join(f'{k}={v}' for k, v in grouping.items())}")
+    integrations = sorted({model.channel(r).type for r in expected})
+    sent_before = _notifications(am, integrations)
     start = clock()
     emit.emit_to_pushgateway(model, env.name, report, pushgateway_url, grouping=emit.DRILL_GROUPING,
                              accumulate=False)
     try:
         _wait_for_alert(am, labels, steps, result, start, timeout, clock)
+        if result.ok and sent_before is not None:
+            _wait_for_delivery(am, integrations, sent_before, result, start, timeout, clock)
     finally:
         emit.delete_group(pushgateway_url, model.service.name, grouping)
     if result.time_to_alert is not None:
@@ -125,7 +131,45 @@ def _wait_for_alert(am: tuple[Http, str], labels: dict[str, str], steps: list[st
         time.sleep(POLL)
 
 
+def _wait_for_delivery(am: tuple[Http, str], integrations: list[str], before: dict[str, tuple[float, float]],
+                       result: DrillResult, start: float, timeout: float, clock: Callable[[], float]) -> None:
+    """Keep the failure up until Alertmanager has sent it (its notification counters move): an alert
+    resolved before group_wait ends is never sent, and a drill must prove the page leaves."""
+    while True:
+        now = _notifications(am, integrations) or {}
+        sent = {i: now.get(i, (0.0, 0.0))[0] - before.get(i, (0.0, 0.0))[0] for i in integrations}
+        failed = {i: now.get(i, (0.0, 0.0))[1] - before.get(i, (0.0, 0.0))[1] for i in integrations}
+        if all(sent[i] > failed[i] for i in integrations):
+            result.delivered_after = clock() - start
+            return
+        if clock() - start > timeout:
+            broken = [i for i in integrations if failed[i] > 0]
+            result.problem = (f"Alertmanager routed {result.alertname} to {', '.join(result.expected)} but "
+                              + (f"could not deliver it ({', '.join(broken)} notifications failed; see "
+                                 f"Alertmanager's log)" if broken else f"sent nothing within {timeout:g} s"))
+            return
+        time.sleep(POLL)
+
+
+def _notifications(am: tuple[Http, str], integrations: list[str]) -> dict[str, tuple[float, float]] | None:
+    """(sent, failed) notification counts per integration from Alertmanager's /metrics; None when the
+    metrics are not those of one Alertmanager (Mimir's are not per tenant)."""
+    http, prefix = am
+    if prefix:
+        return None
+    text = http.request("GET", "/metrics").text
+    counts: dict[str, list[float]] = {i: [0.0, 0.0] for i in integrations}
+    for line in text.splitlines():
+        for index, name in enumerate(("alertmanager_notifications_total{", "alertmanager_notifications_failed_total{")):
+            if line.startswith(name):
+                for integration in integrations:
+                    if f'integration="{integration}"' in line:
+                        counts[integration][index] += float(line.rsplit(" ", 1)[1])
+    return {i: (c[0], c[1]) for i, c in counts.items()}
+
+
 def _alertmanager(env: Environment, url: str | None) -> tuple[Http, str]:
+    url = url or os.environ.get("OBSGEN_ALERTMANAGER_URL")
     spec, http = connect(env, "alertmanager", "Alertmanager", url)
     return http, "/alertmanager" if spec.mode == "mimir" and not url else ""
 

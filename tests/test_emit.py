@@ -247,8 +247,8 @@ def test_a_synthetic_report_fails_one_step_more_than_the_environment_tolerates(m
 
 def test_a_synthetic_report_refuses_what_the_spec_cannot_give(model, minimal) -> None:
     with pytest.raises(ObsgenError) as caught:
-        emit.synthetic_report(minimal, "dev", "governance")
-    assert str(caught.value) == "cannot make 2 governance step(s) fail: the spec has 1 (dev tolerates 1)"
+        emit.synthetic_report(minimal, "dev", "governance", failing=2)
+    assert str(caught.value) == "cannot make 2 governance step(s) fail: the spec has 1 (dev tolerates 0)"
     with pytest.raises(ObsgenError, match="no steps of tier 'urgent' in the spec"):
         emit.synthetic_report(model, "dev", "urgent")
     assert emit.synthetic_report(model, "dev", "kernel", failing=0).passed

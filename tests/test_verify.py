@@ -89,3 +89,14 @@ def test_verify_without_a_build_says_so(run_cli, tmp_path: Path) -> None:
     result = run_cli("verify", "--out", str(tmp_path / "nothing"))
     assert (result.code, result.err) == (2, f"obsgen: error: no generated environments in {tmp_path}/nothing/: "
                                             f"run `obsgen build` first\n")
+
+
+def test_a_threshold_edited_by_hand_in_a_rule_file_fails_verify_naming_the_tests(run_cli, out: Path) -> None:
+    edit(out / "dev/prometheus/selftest.rules.yaml", "(selftest_step_failed{env=\"dev\",tier=\"governance\"}) > 0) > 3",
+         "(selftest_step_failed{env=\"dev\",tier=\"governance\"}) > 0) > 4")
+    result = run_cli("verify", "--out", str(out), "--env", "dev")
+    assert result.code == 1
+    failed = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    assert failed and all(line.startswith("FAIL  dev rules: selftest.test.yaml: dev: GOVERNANCE above tolerance")
+                          for line in failed), result.out
+    assert result.out.splitlines()[-1].endswith(f" passed, {len(failed)} failed")

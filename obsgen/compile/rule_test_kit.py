@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, Iterable
 
 from obsgen import durations
 
@@ -36,16 +36,16 @@ def ceil_to(seconds: float, step: int) -> int:
     return int(-(-seconds // step) * step)
 
 
-def group(name: str, interval: int, inputs: dict[str, str], alerts: list[Doc] = (),
-          exprs: list[Doc] = ()) -> Doc:
+def group(name: str, interval: int, inputs: dict[str, str], alerts: Iterable[Doc] = (),
+          exprs: Iterable[Doc] = ()) -> Doc:
     """One test group: `inputs` maps series selectors to promtool values. promtool 2.42 names the group of
     a failed alert case but only the expression of a failed expression case: the expression ends with a
     PromQL comment naming the group."""
     doc: Doc = {"name": name, "interval": dur(interval),
                 "input_series": [{"series": s, "values": v} for s, v in inputs.items()]}
-    if alerts:
-        doc["alert_rule_test"] = list(alerts)
-    if exprs:
+    if alerts := list(alerts):
+        doc["alert_rule_test"] = alerts
+    if exprs := list(exprs):
         doc["promql_expr_test"] = [{**e, "expr": f"{e['expr']}  # {name}"} for e in exprs]
     return doc
 
@@ -167,7 +167,7 @@ def _escape(value: str) -> str:
 
 # --- user-supplied PromQL shapes -------------------------------------------------------------------
 
-_SELECTOR = r"(" + r"[A-Za-z_:][A-Za-z0-9_:]*" + r")\s*(?:\{([^}]*)\})?"
+_SELECTOR = r"([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{([^}]*)\})?"
 _MATCHER = re.compile(r'\s*(' + _NAME + r')\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 _AGGREGATED = re.compile(r"^\s*(sum|max|min|avg)\s*(?:by\s*\(([^)]*)\))?\s*\(\s*" + _SELECTOR + r"\s*\)\s*$")
 _BARE = re.compile(r"^\s*" + _SELECTOR + r"\s*$")
@@ -184,7 +184,7 @@ def matchers(text: str | None) -> dict[str, str] | None:
         m = _MATCHER.match(text, pos)
         if not m:
             return None
-        found[m.group(1)] = m.group(2).encode().decode("unicode_escape")
+        found[m.group(1)] = re.sub(r"\\(.)", r"\1", m.group(2))
         pos = m.end()
     return found
 

@@ -112,7 +112,8 @@ class _SloCases:
     def __init__(self, model: Model, env: Environment, slo: SLO, sli: _Sli, rule_groups: list[kit.Doc]):
         self.env, self.slo, self.sli = env, slo, sli
         self.budget = 1 - slo.objective
-        budget = float(c.fmt_number(self.budget))
+        self.budget_text = c.fmt_number(self.budget)  # as the rules write it
+        budget = float(self.budget_text)
         self.records = {r["record"]: r.get("labels", {}) for g in rule_groups for r in g["rules"] if "record" in r}
         self.rules = {r["labels"][c.LABEL_SLO_ALERT]: r for g in rule_groups for r in g["rules"] if "alert" in r}
         self.conditions = {severity: [_Condition(long, int(durations.seconds(long)), int(durations.seconds(short)),
@@ -120,7 +121,6 @@ class _SloCases:
                                       for long, short, factor in burn_conditions(slo, severity)]
                            for severity in ("page", "ticket")}
         self.matchers = c.slo_matchers(model, env, slo)
-        self.budget_text = c.fmt_number(self.budget)
         self.name = f"{env.name}: SLO {slo.id}"
 
     # -- the three groups -------------------------------------------------------------------------------
@@ -178,7 +178,8 @@ class _SloCases:
         exprs.append(self._expr(at, c.SLO_BUDGET_REMAINING,
                                 {**period_labels, **self.records[c.SLO_BUDGET_REMAINING]}, remaining))
         tickets = self._ticket_band(mult)
-        alerts = [self._alert(scenario, "page", at, False), self._alert(scenario, "ticket", at, True)] if tickets else []
+        alerts = [self._alert(scenario, "page", at, False),
+                  self._alert(scenario, "ticket", at, True)] if tickets else []
         return kit.group(
             f"{self.name} steady {self._burn(mult)} for {kit.dur(at)}: every ratio_rate window and the period "
             f"ratio read {c.fmt_number(period)}, budget remaining {c.fmt_number(remaining)}"
@@ -265,7 +266,7 @@ class _SloCases:
         value, record = None, ""
         for condition in self.conditions[severity]:
             long, short = scenario.ratio(condition.long, at), scenario.ratio(condition.short, at)
-            if long is not None and short is not None and long > condition.threshold and short > condition.threshold:
+            if long is not None and short is not None and min(long, short) > condition.threshold:
                 value, record = long, c.slo_error_ratio_record(condition.window)
                 break
         if (value is not None) != fires:

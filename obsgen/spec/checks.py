@@ -170,6 +170,41 @@ def alerts(doc: Located) -> Iterator[Problem]:
                     yield doc.problem(("alerts", i, key), f"{key!r} applies only to kind custom")
         if kind == "step_failed" and isinstance(alert.get("tier"), str) and not steps_by_tier.get(alert["tier"]):
             yield doc.problem(("alerts", i, "tier"), f"no step has tier {alert['tier']!r}, so this alert can never fire")
+        elif kind == "step_failed" and isinstance(alert.get("tier"), str):
+            yield from _beyond_tolerance(doc, i, alert, steps_by_tier[alert["tier"]])
+        if kind == "slow_runs":
+            yield from _below_top_bucket(doc, i, alert)
+
+
+def _enabled_in(alert: dict, env: str) -> bool:
+    override = (alert.get("overrides") or {}).get(env)
+    return not (isinstance(override, dict) and override.get("enabled") is False)
+
+
+def _beyond_tolerance(doc: Located, i: int, alert: dict, steps: int) -> Iterator[Problem]:
+    """A step alert whose tier has no more steps than an environment tolerates can never fire there."""
+    for _, env in _items(doc.data, "environments"):
+        policy = env.get("policy") if isinstance(env.get("policy"), dict) else {}
+        tolerance = (policy.get("tolerance") or {}).get(alert["tier"], 0) if isinstance(policy.get("tolerance"),
+                                                                                       dict) else 0
+        if isinstance(tolerance, int) and tolerance >= steps and _enabled_in(alert, env.get("name")):
+            yield doc.problem(("alerts", i, "tier"), f"in {env.get('name')}, tier {alert['tier']!r} has {steps} "
+                                                     f"step(s) and tolerates {tolerance} failure(s), so this alert "
+                                                     f"can never fire there (lower the tolerance or disable the "
+                                                     f"alert for {env.get('name')} with overrides: enabled: false)")
+
+
+def _below_top_bucket(doc: Located, i: int, alert: dict) -> Iterator[Problem]:
+    """histogram_quantile never returns more than the largest finite bucket: a threshold there is dead."""
+    metrics = doc.data.get("metrics") if isinstance(doc.data.get("metrics"), dict) else {}
+    buckets = metrics.get("duration_buckets") if isinstance(metrics.get("duration_buckets"), list) else [5, 10, 20, 30, 60]
+    numbers = [b for b in buckets if isinstance(b, (int, float))]
+    threshold = alert.get("threshold_seconds")
+    if numbers and isinstance(threshold, (int, float)) and threshold >= max(numbers):
+        yield doc.problem(("alerts", i, "threshold_seconds"),
+                          f"threshold {threshold:g}s is not below the largest duration bucket ({max(numbers):g}s): "
+                          f"the quantile of a histogram never exceeds it, so this alert can never fire; add a "
+                          f"larger bucket to metrics.duration_buckets")
 
 
 def dashboards(doc: Located) -> Iterator[Problem]:
