@@ -49,5 +49,10 @@ verify: $(VENV)/.installed backends
 demo: $(VENV)/.installed backends
 	$(BIN)/python tests/demo.py
 
+# Benchmarks (check, build, scaling, apply, rule cost, time to alert) into bench/results.md and
+# bench/results.json; see bench/README.md.
+bench: $(VENV)/.installed backends
+	$(BIN)/python bench/run.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

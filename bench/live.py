@@ -146,6 +146,15 @@ def one_request_at_a_time() -> Iterator[bool]:
         base.parallel.__defaults__ = defaults
 
 
+def compile_time(spec: Path) -> float:
+    """Seconds to load and compile dev of `spec` in this process: the part of an apply that is not HTTP."""
+    from obsgen.generate import compile_spec
+
+    start = time.perf_counter()
+    compile_spec(str(spec), ["dev"])
+    return time.perf_counter() - start
+
+
 def reload_stamp(url: str, metric: str) -> float | None:
     """The last successful config reload of a Prometheus or Alertmanager (unix seconds, sub-second)."""
     for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
@@ -185,6 +194,7 @@ class ApplyBench:
     grafana: GrafanaDouble | None = None
     initial_alertmanager: str = ""
     phases: dict[str, list[Phase]] = field(default_factory=dict)
+    compile_times: list[float] = field(default_factory=list)
 
     def overrides(self) -> dict[str, str]:
         assert self.grafana is not None
@@ -238,34 +248,38 @@ class ApplyBench:
         return wall, code == 0, "" if code == 0 else output.strip().splitlines()[-1], recorder
 
 
-def apply_figures(tmp: Path, first_runs: int, runs: int, seq_runs: int, log: Log) -> tuple[list[Figure], Table]:
+def apply_figures(tmp: Path, runs: int, log: Log) -> tuple[list[Figure], Table]:
+    """Figure 4: `runs` runs of every apply (first, no-op by CLI, in-process parallel and sequential, changed)."""
     data = specgen.apply_spec(DASHBOARDS, SLOS)
-    spec = specgen.write_spec(data, tmp / "apply.yaml", f"{DASHBOARDS} dashboards, {SLOS} SLOs")
+    what = f"{DASHBOARDS} dashboards, {SLOS} SLOs"
+    # the same file name for both: every dashboard's description names the spec file it came from
+    spec = specgen.write_spec(data, tmp / "apply" / "selftest.yaml", what)
     renamed = specgen.write_spec(specgen.rename_dashboard(data, 7, "Selftest board 007, renamed"),
-                                 tmp / "apply-renamed.yaml", f"{DASHBOARDS} dashboards, {SLOS} SLOs, one renamed")
+                                 tmp / "apply-renamed" / "selftest.yaml", what + ", one dashboard renamed")
     with Stack(components=("alertmanager", "prometheus")) as stack:
         bench = ApplyBench(stack, spec, renamed, tmp / "state-apply")
         bench.initial_alertmanager = stack.alertmanager_config_file.read_text()
         try:
-            return _apply_runs(bench, first_runs, runs, seq_runs, log)
+            return _apply_runs(bench, runs, log)
         finally:
             if bench.grafana is not None:
                 bench.grafana.stop()
 
 
-def _apply_runs(bench: ApplyBench, first_runs: int, runs: int, seq_runs: int,
-                log: Log) -> tuple[list[Figure], Table]:
-    for i in range(first_runs):
+def _apply_runs(bench: ApplyBench, runs: int, log: Log) -> tuple[list[Figure], Table]:
+    for i in range(runs):
         bench.fresh_grafana()
         p = bench.measure("first", lambda: bench.cli(bench.spec))
-        log(f"  first apply {i + 1}/{first_runs}: {p.wall:.2f} s, {p.grafana_writes} Grafana writes {p.detail}")
+        log(f"  first apply {i + 1}/{runs}: {p.wall:.2f} s, {p.grafana_writes} Grafana writes {p.detail}")
     groups = len(bench.stack.rule_groups())
     for i in range(runs):
         p = bench.measure("noop-cli", lambda: bench.cli(bench.spec))
         log(f"  no-op re-apply (CLI) {i + 1}/{runs}: {p.wall:.2f} s, {p.writes} writes {p.detail}")
     bench.in_process(False)  # warm-up: imports and caches of the in-process runs
-    for i in range(max(runs, seq_runs)):  # parallel and sequential runs interleaved
-        for sequential in [False] * (i < runs) + [True] * (i < seq_runs):
+    bench.compile_times = [compile_time(bench.spec) for _ in range(runs)]
+    log(f"  compile only (dev, in-process): {median(bench.compile_times):.2f} s")
+    for i in range(runs):  # parallel and sequential runs interleaved
+        for sequential in (False, True):
             name = "noop-sequential" if sequential else "noop-parallel"
             p = bench.measure(name, lambda: bench.in_process(sequential))
             log(f"  no-op re-apply in-process, {'sequential' if sequential else 'parallel'}: {p.wall:.2f} s, "
@@ -311,6 +325,9 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
                f"at most {seq_flight} request in flight"
                + ("; `parallel`'s default worker count was also set to 1 (it binds READ_WORKERS at import)"
                   if bound else "")),
+        Figure("apply-compile", 4, "of which: load and compile dev of the spec, in-process (no HTTP)",
+               median(bench.compile_times), "s", bench.compile_times, "", None,
+               "`obsgen.generate.compile_spec(spec, [\"dev\"])`, the same work every apply does first"),
         Figure("apply-speedup", 4, "parallel reads: speed-up of the no-op re-apply", speedup, "×", [], "", None,
                "sequential ÷ parallel, in-process medians"),
         Figure("apply-changed", 4, "one changed dashboard (CLI)", wall.get("changed"), "s", samples.get("changed", []),

@@ -58,6 +58,13 @@ def tool_version(name: str) -> str:
     return words[words.index("version") + 1] if "version" in words else line[0]
 
 
+def _where(executable: str) -> str:
+    """The interpreter's path, relative to the project when it is the project's venv."""
+    root = Path(__file__).resolve().parents[1]
+    path = Path(executable)
+    return str(path.relative_to(root)) if path.is_relative_to(root) else executable
+
+
 def describe() -> dict[str, object]:
     """The machine and software the benchmark ran on, as plain data."""
     from obsgen import __version__
@@ -68,7 +75,7 @@ def describe() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "memory_gib": memory_gib(),
         "os": os_name(),
-        "python": f"{platform.python_implementation()} {platform.python_version()} ({sys.executable})",
+        "python": f"{platform.python_implementation()} {platform.python_version()} ({_where(sys.executable)})",
         "obsgen": __version__,
         "prometheus": tool_version("prometheus"),
         "alertmanager": tool_version("alertmanager"),

@@ -200,6 +200,7 @@ def _le(value: float | None, target: float) -> bool | None:
 
 # (label, file suffix, function): the phases of check and build, as cProfile names them
 PHASES = [
+    ("imports (all, nested ones once)", "<frozen importlib._bootstrap>", "_find_and_load"),
     ("load and validate the spec", "obsgen/spec/__init__.py", "load_spec"),
     ("  JSON Schema validation", "obsgen/spec/schema.py", "validate"),
     ("compile: Grafana dashboards", "obsgen/compile/grafana.py", "compile_grafana"),
@@ -231,7 +232,7 @@ def import_times(argv: list[str], top: int) -> tuple[float, list[tuple[str, floa
     child = run_child([PYTHON, "-X", "importtime", OBSGEN, *argv])
     total, rows = 0.0, []
     for line in child.stderr.splitlines():
-        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)", line)
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)", line)
         if not match:
             continue
         total += int(match.group(1)) / 1e6

@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="override config_file ($OBSGEN_ALERTMANAGER_CONFIG_FILE)")
         p.add_argument("--only", action="append", default=[], choices=["grafana", "prometheus", "alertmanager"],
                        help="only this backend (repeatable; default: every backend of the environment)")
+    sub.choices["check"].add_argument(
+        "--no-cache", action="store_true",
+        help="always recompile (by default an unchanged spec, generator and output is known clean from the "
+             "last build or check, recorded in .obsgen/)")
     diff = sub.choices["diff"]
     diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
@@ -323,9 +327,9 @@ def _build(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from obsgen.generate import check
 
-    result, drift = check(args.spec, Path(args.out), args.env)
+    files, drift = check(args.spec, Path(args.out), args.env, fast=not args.no_cache)
     if drift.clean:
-        print(f"obsgen check: {args.out}/ matches {args.spec} ({len(result.artifacts)} files)")
+        print(f"obsgen check: {args.out}/ matches {args.spec} ({files} files)")
         return EXIT_OK
     for path, diff in drift.changed:
         print(f"drifted: {Path(args.out, path).as_posix()}")

@@ -1,15 +1,14 @@
 """One error root. Errors carry data and build their own message; the CLI maps them to exit codes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 
 class ObsgenError(Exception):
     """Anything obsgen reports to the user as a clear message (exit 2), never as a traceback."""
 
 
-@dataclass(frozen=True, order=True)
-class Problem:
+class Problem(NamedTuple):  # a NamedTuple, not a dataclass: the drift check's start-up stays lean
     """One thing wrong with a spec, at a 1-based line and column."""
 
     file: str

@@ -1,18 +1,18 @@
 """The library behind `obsgen build` and `obsgen check`: load, compile, then write or compare."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-from obsgen.artifact import Artifact
 from obsgen.errors import ObsgenError
-from obsgen.model import Model
 from obsgen.output import tree
 
+if TYPE_CHECKING:  # the drift check's fast path never needs the model
+    from obsgen.artifact import Artifact
+    from obsgen.model import Model
 
-@dataclass(frozen=True)
-class Build:
+
+class Build(NamedTuple):
     model: Model
     artifacts: list[Artifact]
     scopes: list[str]  # the parts of the output directory this build owns ("" = all of it)
@@ -34,10 +34,25 @@ def compile_spec(spec: str, envs: Sequence[str] = ()) -> Build:
 
 
 def build(spec: str, out: Path, envs: Sequence[str] = ()) -> tuple[Build, tree.WriteReport]:
+    from obsgen.output import stamp
+
     result = compile_spec(spec, envs)  # compile everything before touching the output
-    return result, tree.write(out, result.artifacts, result.scopes)
+    report = tree.write(out, result.artifacts, result.scopes)
+    stamp.record(spec, out, result.scopes)
+    return result, report
 
 
-def check(spec: str, out: Path, envs: Sequence[str] = ()) -> tuple[Build, tree.Drift]:
+def check(spec: str, out: Path, envs: Sequence[str] = (), *, fast: bool = True) -> tuple[int, tree.Drift]:
+    """(number of files, drift); the fast path answers without compiling when a stamp proves it safe."""
+    from obsgen.output import stamp
+
+    scopes = sorted(set(envs)) if envs else [""]
+    if fast:
+        files = stamp.clean(spec, out, scopes)
+        if files is not None:
+            return files, tree.Drift()
     result = compile_spec(spec, envs)
-    return result, tree.compare(out, result.artifacts, result.scopes, result.model.source)
+    drift = tree.compare(out, result.artifacts, result.scopes, result.model.source)
+    if drift.clean:
+        stamp.record(spec, out, result.scopes)
+    return len(result.artifacts), drift

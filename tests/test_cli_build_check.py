@@ -137,3 +137,62 @@ def test_python_dash_m_and_the_console_script_work(tmp_path: Path) -> None:
     assert script, "the obsgen console script is installed beside the interpreter"
     proc = subprocess.run([script, "validate"], capture_output=True, text=True, cwd=ROOT)
     assert proc.returncode == 0 and proc.stdout.startswith("specs/selftest.yaml: OK")
+
+
+@pytest.fixture
+def stamped(run_cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A build of the reference spec whose stamp (in a private state dir) allows the fast path."""
+    monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "state"))
+    out = tmp_path / "generated"
+    assert run_cli("build", "--out", str(out)).code == 0
+    return out
+
+
+def _no_compiling(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args, **kwargs):
+        raise AssertionError("compiled although the stamp proves the output clean")
+
+    monkeypatch.setattr("obsgen.generate.compile_spec", refuse)
+
+
+def test_check_after_a_build_answers_from_the_stamp_without_compiling(run_cli, stamped: Path, monkeypatch) -> None:
+    _no_compiling(monkeypatch)
+    result = run_cli("check", "--out", str(stamped))
+    assert (result.code, result.out) == (0, f"obsgen check: {stamped}/ matches specs/selftest.yaml (39 files)\n")
+
+
+@pytest.mark.parametrize("change", ["edit", "add", "remove"])
+def test_the_fast_path_never_hides_a_hand_edit(run_cli, stamped: Path, change: str) -> None:
+    target = stamped / "dev/prometheus/selftest.rules.yaml"
+    if change == "edit":
+        target.write_text(target.read_text().replace("> 3", "> 4", 1))
+    elif change == "add":
+        (stamped / "dev/prometheus/stray.rules.yaml").write_text("groups: []\n")
+    else:
+        target.unlink()
+    result = run_cli("check", "--out", str(stamped))
+    assert result.code == 1
+    assert {"edit": "drifted: ", "add": "extra:   ", "remove": "missing: "}[change] in result.out
+
+
+def test_a_changed_spec_or_generator_is_compiled_again(run_cli, stamped: Path, monkeypatch, tmp_path: Path) -> None:
+    from obsgen.output import stamp
+
+    monkeypatch.setattr(stamp, "fingerprint", lambda: "another obsgen")
+    calls = []
+    real = __import__("obsgen.generate", fromlist=["compile_spec"]).compile_spec
+    monkeypatch.setattr("obsgen.generate.compile_spec", lambda *a, **k: calls.append(a) or real(*a, **k))
+    assert run_cli("check", "--out", str(stamped)).code == 0
+    assert len(calls) == 1  # a different generator: no shortcut
+    spec = tmp_path / "selftest.yaml"
+    spec.write_text(ROOT.joinpath("specs/selftest.yaml").read_text())
+    assert run_cli("build", "--spec", str(spec), "--out", str(stamped)).code == 0
+    spec.write_text(spec.read_text().replace("tolerance: {governance: 3}", "tolerance: {governance: 2}"))
+    result = run_cli("check", "--spec", str(spec), "--out", str(stamped))  # same spec path, new content
+    assert result.code == 1 and "drifted: " in result.out
+
+
+def test_no_cache_always_compiles(run_cli, stamped: Path, monkeypatch) -> None:
+    _no_compiling(monkeypatch)
+    with pytest.raises(AssertionError, match="compiled although"):
+        run_cli("check", "--out", str(stamped), "--no-cache")

@@ -50,6 +50,31 @@ def stack(live: LocalStack):
     yield live
     publish(live)
     wait_until_no_alerts(live)
+    wait_for_resolve_notifications(live)
+
+
+def wait_for_resolve_notifications(live: LocalStack) -> None:
+    """Every page and message sent about a step must be followed by its resolve notification before the
+    next test: Alertmanager remembers what it last sent per group (its notification log) and does not
+    send the same firing alerts again within repeat_interval unless it sent their resolution."""
+    def settled() -> bool:
+        records = live.sink.received()
+        for i, record in enumerate(records):
+            body, later = record.body, records[i + 1:]
+            if record.path == PAGERDUTY_PATH and body["event_action"] == "trigger" \
+                    and body["payload"]["custom_details"]["step_id"] != "all":
+                if not any(r.body.get("event_action") == "resolve" and r.body.get("dedup_key") == body["dedup_key"]
+                           for r in later if r.path == PAGERDUTY_PATH):
+                    return False
+            elif record.path.startswith("/slack") and body["attachments"][0]["title"].startswith("[FIRING"):
+                name = body["attachments"][0]["title"].split("] ", 1)[1]
+                if "SLOBurnRate" not in name and not any(
+                        r.path == record.path and r.body["attachments"][0]["title"] == f"[RESOLVED] {name}"
+                        for r in later):
+                    return False
+        return True
+
+    live.stack.wait_until(settled, WAIT, "a resolve notification for every notification sent")
 
 
 def emit_report(run_cli, live: LocalStack, name: str, tmp_path: Path):

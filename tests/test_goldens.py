@@ -104,3 +104,19 @@ def test_the_same_spec_in_json_compiles_to_the_same_artifacts(tmp_path: Path,
                 if not a.path.endswith("manifest.json")}
 
     assert comparable(from_json) == comparable(from_yaml)
+
+
+def test_the_pure_python_yaml_emitter_gives_the_same_bytes_as_libyaml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output must not depend on whether PyYAML was built with libyaml on the machine that builds."""
+    import yaml
+
+    from obsgen.compile import alertmanager, prometheus
+
+    monkeypatch.chdir(ROOT)
+    with_libyaml = _build.__wrapped__(REFERENCE_SPEC)
+    assert getattr(yaml, "CSafeDumper", None), "this PyYAML has no libyaml: the comparison would prove nothing"
+    monkeypatch.delattr(yaml, "CSafeDumper")
+    monkeypatch.delattr(yaml, "CSafeLoader")
+    prometheus._compile.cache_clear()
+    alertmanager._compile.cache_clear()
+    assert _build.__wrapped__(REFERENCE_SPEC) == with_libyaml

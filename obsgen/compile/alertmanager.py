@@ -7,6 +7,7 @@ Targets Alertmanager 0.25 (quoted matcher values, no webhook url_file).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from obsgen import conventions as c
@@ -40,13 +41,19 @@ _SLACK_TEXT = (
 
 
 def compile_alertmanager(model: Model, env: Environment) -> list[Artifact]:
+    return list(_compile(model, model.source, env))
+
+
+@lru_cache(maxsize=16)  # the routing tests and docs read the same config
+def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...]:
+    """Cached by value; `source` is part of the key because the model's equality ignores it."""
     config = {
         "global": {"resolve_timeout": "5m"},
         "route": _route(model, env),
         "inhibit_rules": _inhibit_rules(model),
         "receivers": [_receiver(model, env, ch) for ch in model.channels],
     }
-    return [Artifact(f"{env.name}/alertmanager/alertmanager.yaml", render.to_yaml(config, model.source))]
+    return (Artifact(f"{env.name}/alertmanager/alertmanager.yaml", render.to_yaml(config, model.source)),)
 
 
 def _matcher(label: str, value: str, op: str = "=") -> str:

@@ -26,12 +26,10 @@ def docs_file(env: Environment) -> str:
 
 
 def compile_docs(model: Model, env: Environment) -> list[Artifact]:
-    import yaml
-
     rules = [rule for artifact in compile_prometheus(model, env)
-             for group in yaml.safe_load(artifact.content)["groups"]
+             for group in render.load_yaml(artifact.content)["groups"]
              for rule in group["rules"] if "alert" in rule]
-    config = next(yaml.safe_load(a.content) for a in compile_alertmanager(model, env)
+    config = next(render.load_yaml(a.content) for a in compile_alertmanager(model, env)
                   if a.path.endswith("alertmanager.yaml"))
     lines = [*_title(model, env), *_environment(model, env), *_alerts(model, env, rules, config),
              *_inhibition(config, rules), *_receivers(model, config), *_routing_tree(config)]

@@ -7,6 +7,7 @@ needs (summary, description, remediation, runbook_url).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from obsgen import conventions as c
@@ -20,6 +21,12 @@ PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
 
 
 def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
+    return list(_compile(model, model.source, env))
+
+
+@lru_cache(maxsize=16)  # the rule tests, routing tests and docs read the same rules
+def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...]:
+    """Cached by value; `source` is part of the key because the model's equality ignores it."""
     every = model.timing.evaluation_interval
     period_every = max(every, PERIOD_INTERVAL, key=durations.seconds)
     files = [Artifact(c.rules_file(env, model.service.name), _rules_file(model, [
@@ -32,7 +39,7 @@ def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
             _group(f"slo-{slo.id}-period", _slo_period_records(model, env, slo), period_every),
             _group(f"slo-{slo.id}-alerts", _slo_alerts(model, env, slo), every),
         ])))
-    return files
+    return tuple(files)
 
 
 def _rules_file(model: Model, groups: list[dict[str, Any]]) -> bytes:

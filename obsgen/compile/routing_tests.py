@@ -37,11 +37,9 @@ def compile_routing_tests(model: Model, env: Environment) -> list[Artifact]:
 
 def _alerts(model: Model, env: Environment) -> list[dict[str, str]]:
     """The label set of every generated alert (one per alert name and routing-relevant labels)."""
-    import yaml
-
     seen, out = set(), []
     for artifact in compile_prometheus(model, env):
-        for group in yaml.safe_load(artifact.content)["groups"]:
+        for group in render.load_yaml(artifact.content)["groups"]:
             for rule in group["rules"]:
                 if "alert" not in rule:
                     continue

@@ -49,8 +49,7 @@ def compile_rule_tests(model: Model, env: Environment) -> list[Artifact]:
     from obsgen.compile.rule_tests_slo import EVAL as SLO_EVAL
     from obsgen.compile.rule_tests_slo import slo_groups
 
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    docs = {a.path: yaml.load(a.content, Loader=loader) for a in compile_prometheus(model, env)}
+    docs = {a.path: render.load_yaml(a.content) for a in compile_prometheus(model, env)}
     files = []
     path = c.rules_file(env, model.service.name)
     if path in docs:

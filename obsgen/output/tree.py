@@ -5,18 +5,18 @@ directory; a build of some environments owns only their subdirectories.
 """
 from __future__ import annotations
 
-import difflib
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
-from obsgen.artifact import Artifact
 from obsgen.errors import ObsgenError
 from obsgen.files import atomic_write
 
+if TYPE_CHECKING:
+    from obsgen.artifact import Artifact
 
-@dataclass(frozen=True)
-class Drift:
+
+class Drift(NamedTuple):
     changed: tuple[tuple[str, str], ...] = ()  # (path, unified diff)
     missing: tuple[str, ...] = ()
     extra: tuple[str, ...] = ()
@@ -26,9 +26,8 @@ class Drift:
         return not (self.changed or self.missing or self.extra)
 
 
-@dataclass(frozen=True)
-class WriteReport:
-    written: tuple[str, ...] = field(default=())
+class WriteReport(NamedTuple):
+    written: tuple[str, ...] = ()
     unchanged: int = 0
     removed: tuple[str, ...] = ()
 
@@ -94,6 +93,8 @@ def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str)
 
 
 def _diff(out: Path, rel: str, current: bytes, wanted: bytes, label: str) -> str:
+    import difflib
+
     shown = (out / rel).as_posix()
     a = current.decode("utf-8", "replace").splitlines(keepends=True)
     b = wanted.decode("utf-8", "replace").splitlines(keepends=True)

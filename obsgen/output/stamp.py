@@ -1,0 +1,85 @@
+"""The drift check's fast path: skip regeneration only when it provably cannot find drift.
+
+After a build, or a full check that found the output clean, a stamp records three things:
+the spec's digest, obsgen's own build fingerprint (a digest of every file of the installed
+package, so any change to the generator counts), and the digest of every file in the output
+scopes. `obsgen check` may then answer "clean" without compiling, but only if all three still
+match: the spec file is unchanged, the generator is unchanged, and no file was edited, added or
+removed. Any mismatch (or any doubt: a Jsonnet spec, whose imports the digest does not cover)
+falls back to the full compile-and-compare. The stamp lives in the local state directory, never
+in the output, so it cannot be committed or shared.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from obsgen.files import atomic_write
+from obsgen.output.tree import existing_files
+
+SINGLE_FILE_SPECS = (".yaml", ".yml", ".json")
+
+
+def _state_dir() -> Path:
+    return Path(os.environ.get("OBSGEN_STATE_DIR", ".obsgen"))
+
+
+@lru_cache(maxsize=1)
+def fingerprint() -> str:
+    """A digest of obsgen itself -- every file of the package, by path and content -- and of what it
+    runs on: the Python version and every installed distribution's name and version (a new PyYAML
+    could format YAML differently)."""
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256(sys.version.encode())
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in (".py", ".json")):
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    for entry in sorted(set(sys.path)):
+        if entry.endswith("-packages") and os.path.isdir(entry):
+            digest.update("\0".join(sorted(n for n in os.listdir(entry) if n.endswith(".dist-info"))).encode())
+    return digest.hexdigest()
+
+
+def _key(spec: str, out: Path, scopes: list[str]) -> str:
+    return hashlib.sha256(json.dumps([os.path.abspath(spec), os.path.abspath(out), sorted(scopes)]).encode()
+                          ).hexdigest()[:24]
+
+
+def _current(spec: str, out: Path, scopes: list[str]) -> dict[str, object] | None:
+    if not spec.endswith(SINGLE_FILE_SPECS):
+        return None
+    try:
+        spec_sha = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
+        files = {rel: hashlib.sha256((out / rel).read_bytes()).hexdigest()
+                 for rel in sorted(existing_files(out, scopes))}
+    except OSError:
+        return None
+    return {"spec_sha256": spec_sha, "fingerprint": fingerprint(), "files": files}
+
+
+def record(spec: str, out: Path, scopes: list[str]) -> None:
+    """Stamp the output as matching the spec (call only right after a build or a clean full check)."""
+    state = _current(spec, out, scopes)
+    if state is None:
+        return
+    try:
+        _state_dir().mkdir(parents=True, exist_ok=True)
+        atomic_write(_state_dir() / f"check-{_key(spec, out, scopes)}.json", json.dumps(state).encode())
+    except OSError:
+        pass  # the fast path is an optimisation; never fail a build over it
+
+
+def clean(spec: str, out: Path, scopes: list[str]) -> int | None:
+    """The number of files when the stamp proves the output matches the spec; None when unsure."""
+    try:
+        stamp = json.loads((_state_dir() / f"check-{_key(spec, out, scopes)}.json").read_bytes())
+    except (OSError, ValueError):
+        return None
+    current = _current(spec, out, scopes)
+    if current is None or current != stamp:
+        return None
+    return len(current["files"])  # type: ignore[arg-type]
