@@ -234,7 +234,7 @@ def _verify(args: argparse.Namespace) -> int:
 def _docs(args: argparse.Namespace) -> int:
     from obsgen.generate import compile_spec
 
-    build = compile_spec(args.spec, args.env)
+    build = compile_spec(args.spec, args.env, only=("docs",))
     docs = [a for a in build.artifacts if "/docs/" in a.path]
     for i, artifact in enumerate(docs):
         if len(docs) > 1:

@@ -50,7 +50,7 @@ class Session:
 def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = ()) -> Session:
     from obsgen.generate import compile_spec
 
-    build = compile_spec(spec, [env_name])
+    build = compile_spec(spec, [env_name], only=("grafana", "prometheus", "alertmanager"))  # what is deployed
     env = build.model.environment(env_name)
     makers = _makers(build.model, env, overrides)
     backends = [make() for name, make in makers.items() if env.backend(name) and (not only or name in only)]

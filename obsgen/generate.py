@@ -18,8 +18,9 @@ class Build(NamedTuple):
     scopes: list[str]  # the parts of the output directory this build owns ("" = all of it)
 
 
-def compile_spec(spec: str, envs: Sequence[str] = ()) -> Build:
-    """Load and compile a spec for the named environments (all when none are named)."""
+def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) -> Build:
+    """Load and compile a spec for the named environments (all when none are named); `only` limits the
+    targets (see obsgen.compile.targets) and leaves out the manifest."""
     from obsgen.compile import compile_all
     from obsgen.spec import load_spec
 
@@ -30,7 +31,7 @@ def compile_spec(spec: str, envs: Sequence[str] = ()) -> Build:
         raise ObsgenError(f"unknown environment {unknown[0]!r} (the spec defines: {', '.join(known)})")
     chosen = [e for e in model.environments if not envs or e.name in envs]
     scopes = [""] if not envs else sorted({e.name for e in chosen})
-    return Build(model, compile_all(model, chosen), scopes)
+    return Build(model, compile_all(model, chosen, only), scopes)
 
 
 def build(spec: str, out: Path, envs: Sequence[str] = ()) -> tuple[Build, tree.WriteReport]:

@@ -14,7 +14,7 @@ from obsgen.plan import Change, Obj
 
 TIMEOUT = 10.0  # seconds, connect and read
 READ_RETRIES = 3  # idempotent reads only; writes are never retried
-READ_WORKERS = 8  # bounded parallel reads (one write per changed object stays sequential)
+READ_WORKERS = 16  # bounded parallel reads (one write per changed object stays sequential)
 T, R = TypeVar("T"), TypeVar("R")
 
 

@@ -5,7 +5,7 @@ artifacts (manifest included); nothing here touches the file system.
 """
 from __future__ import annotations
 
-from typing import Callable, Iterable
+from typing import Callable, Collection, Iterable
 
 from obsgen.artifact import Artifact
 from obsgen.model import Environment, Model
@@ -28,16 +28,19 @@ def targets() -> dict[str, Target]:
             "routing-tests": compile_routing_tests, "rule-tests": compile_rule_tests}
 
 
-def compile_env(model: Model, env: Environment) -> list[Artifact]:
+def compile_env(model: Model, env: Environment, only: Collection[str] = ()) -> list[Artifact]:
+    """Every target's artifacts and the manifest; with `only`, just those targets (and no manifest)."""
+    from collections import Counter
+
     from obsgen.compile.manifest import compile_manifest
 
-    artifacts = sorted(a for target in targets().values() for a in target(model, env))
-    paths = [a.path for a in artifacts]
-    duplicates = {p for p in paths if paths.count(p) > 1}
+    chosen = [t for name, t in targets().items() if not only or name in only]
+    artifacts = sorted(a for target in chosen for a in target(model, env))
+    duplicates = [p for p, n in Counter(a.path for a in artifacts).items() if n > 1]
     if duplicates:
         raise AssertionError(f"two targets produced the same file: {sorted(duplicates)}")
-    return artifacts + [compile_manifest(model, env, artifacts)]
+    return artifacts if only else artifacts + [compile_manifest(model, env, artifacts)]
 
 
-def compile_all(model: Model, envs: Iterable[Environment]) -> list[Artifact]:
-    return sorted(a for env in envs for a in compile_env(model, env))
+def compile_all(model: Model, envs: Iterable[Environment], only: Collection[str] = ()) -> list[Artifact]:
+    return sorted(a for env in envs for a in compile_env(model, env, only))

@@ -14,7 +14,7 @@ from obsgen import conventions as c
 from obsgen import render, routing
 from obsgen.artifact import Artifact
 from obsgen.compile.alertmanager import compile_alertmanager
-from obsgen.compile.prometheus import burn_conditions, compile_prometheus
+from obsgen.compile.prometheus import burn_conditions, rule_documents
 from obsgen.model import Environment, Model
 
 Rule = dict[str, Any]
@@ -26,8 +26,8 @@ def docs_file(env: Environment) -> str:
 
 
 def compile_docs(model: Model, env: Environment) -> list[Artifact]:
-    rules = [rule for artifact in compile_prometheus(model, env)
-             for group in render.load_yaml(artifact.content)["groups"]
+    rules = [rule for document in rule_documents(model, env).values()
+             for group in document["groups"]
              for rule in group["rules"] if "alert" in rule]
     config = next(render.load_yaml(a.content) for a in compile_alertmanager(model, env)
                   if a.path.endswith("alertmanager.yaml"))

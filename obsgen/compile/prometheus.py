@@ -24,6 +24,17 @@ def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
     return list(_compile(model, model.source, env))
 
 
+def rule_documents(model: Model, env: Environment) -> dict[str, Any]:
+    """The generated rule files parsed back ({path: {"groups": [...]}}), for the targets that test or
+    document them. Shared and cached: read it, never change it."""
+    return _parsed(model, model.source, env)
+
+
+@lru_cache(maxsize=16)
+def _parsed(model: Model, source: str, env: Environment) -> dict[str, Any]:
+    return {a.path: render.load_yaml(a.content) for a in _compile(model, source, env)}
+
+
 @lru_cache(maxsize=16)  # the rule tests, routing tests and docs read the same rules
 def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...]:
     """Cached by value; `source` is part of the key because the model's equality ignores it."""

@@ -16,7 +16,7 @@ from typing import Any
 from obsgen import conventions as c
 from obsgen import render
 from obsgen.artifact import Artifact
-from obsgen.compile.prometheus import compile_prometheus
+from obsgen.compile.prometheus import rule_documents
 from obsgen.model import Environment, Model
 
 PATH = "tests/routing.yaml"
@@ -38,8 +38,8 @@ def compile_routing_tests(model: Model, env: Environment) -> list[Artifact]:
 def _alerts(model: Model, env: Environment) -> list[dict[str, str]]:
     """The label set of every generated alert (one per alert name and routing-relevant labels)."""
     seen, out = set(), []
-    for artifact in compile_prometheus(model, env):
-        for group in render.load_yaml(artifact.content)["groups"]:
+    for document in rule_documents(model, env).values():
+        for group in document["groups"]:
             for rule in group["rules"]:
                 if "alert" not in rule:
                     continue

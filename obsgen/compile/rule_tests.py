@@ -45,11 +45,11 @@ Rules = dict[tuple[str, str], kit.Doc]  # (alertname, step_id) -> alerting rule
 def compile_rule_tests(model: Model, env: Environment) -> list[Artifact]:
     import yaml
 
-    from obsgen.compile.prometheus import compile_prometheus
+    from obsgen.compile.prometheus import rule_documents
     from obsgen.compile.rule_tests_slo import EVAL as SLO_EVAL
     from obsgen.compile.rule_tests_slo import slo_groups
 
-    docs = {a.path: render.load_yaml(a.content) for a in compile_prometheus(model, env)}
+    docs = rule_documents(model, env)
     files = []
     path = c.rules_file(env, model.service.name)
     if path in docs:
@@ -118,10 +118,18 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
     def labels(step_id: str) -> dict[str, str]:
         return {env_label: env.name, c.LABEL_TIER: tier.id, c.LABEL_STEP: step_id}
 
-    def inputs(failing: list[str]) -> dict[str, str]:
+    def inputs(failing: list[str], shown: list[str] | None = None) -> dict[str, str]:
+        """Series of the `shown` steps (default: every step of the tier); the `failing` ones fail at ONSET."""
         healthy = ONSET // STEP
         return {kit.series(model.metrics.step_failed, labels(s.id)): kit.gauge_notation(
-            [("0", healthy), ("1", samples - healthy)] if s.id in failing else [("0", samples)]) for s in steps}
+            [("0", healthy), ("1", samples - healthy)] if s.id in failing else [("0", samples)])
+            for s in steps if shown is None or s.id in shown}
+
+    def with_neighbour(chunk: list[str]) -> list[str]:
+        """The chunk and one passing step: per-chunk groups stay small, so tests grow linearly with steps
+        (the at-tolerance group, or the first chunk group, shows every step of the tier)."""
+        rest = [s.id for s in steps if s.id not in chunk]
+        return chunk + rest[:1]
 
     def failing_sum(at: int, count: int) -> kit.Doc:
         record_labels = {env_label: env.name, c.LABEL_TIER: tier.id}
@@ -137,13 +145,13 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
                                 [failing_sum(end, len(failing))]))
     size = tolerance + 1
     if len(steps) >= size:
-        for chunk in _chunks([s.id for s in steps], size):
+        for index, chunk in enumerate(_chunks([s.id for s in steps], size)):
             firing = [kit.expected(rules[(alert.name, s)], labels(s), 1.0) for s in sorted(chunk)]
             what = f"above tolerance ({size} failing: {', '.join(chunk)})" if tolerance else f"step {chunk[0]} failing"
             each = " for each failing step" if size > 1 else ""
             groups.append(kit.group(
                 f"{name} {what} fires {alert.name}{each}{_after(for_text, wait, 'before the failure')}",
-                STEP, inputs(chunk),
+                STEP, inputs(chunk, None if index == 0 and tolerance == 0 else with_neighbour(chunk)),
                 [kit.alert_case(fire_at - STEP, alert.name, []), kit.alert_case(fire_at, alert.name, firing)],
                 [failing_sum(fire_at, size)]))
     return groups

@@ -91,6 +91,9 @@ def _sli(model: Model, env: Environment, slo: SLO) -> _Sli | None:
                 lambda r: r["bad"] / r["total"], bad[2])
 
 
+_ROUND_CHOICES: dict[tuple, tuple[Fraction, int]] = {}  # see _SloCases._round_inputs
+
+
 class _Scenario:
     """Counters from 0 over segments of (steps, burn multiple), with a constant number of runs per step."""
 
@@ -192,6 +195,13 @@ class _SloCases:
         value the round number it stands for (for a latency SLI `1 - good/total` is never exactly 0.1); the
         ticket burn with the engine's not-so-round values if none does."""
         slow = self._slow() or Fraction(1)
+        key = (self.slo.sli.kind, self.budget, self.budget_text, tuple(sorted(windows.items())), at, slow)
+        if key not in _ROUND_CHOICES:  # the search is costly and its answer is the same for every such SLO
+            _ROUND_CHOICES[key] = self._search_round(windows, at, slow)
+        mult, scale = _ROUND_CHOICES[key]
+        return mult, self._scenario([(at, mult)], scale)
+
+    def _search_round(self, windows: dict[str, int], at: int, slow: Fraction) -> tuple[Fraction, int]:
         powers = [Fraction(1, 2 ** k) / self.budget for k in range(1, 30)]
         candidates = [slow] + sorted((m for m in powers if self._ticket_band(m)), key=lambda m: abs(m - slow))
         budget = float(self.budget_text)
@@ -201,8 +211,8 @@ class _SloCases:
                 scenario = self._scenario([(at, mult)], scale)
                 if all(scenario.ratio(s, at) == ratio for s in windows.values()) \
                         and 1 - ratio / budget == float(1 - mult):
-                    return mult, scenario
-        return slow, self._scenario([(at, slow)])
+                    return mult, scale
+        return slow, 1
 
     # -- scenario design (exact fractions) --------------------------------------------------------------
 
