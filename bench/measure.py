@@ -1,12 +1,17 @@
 """Timing helpers: one child process measured alone (wall time, CPU time, peak RSS), and medians.
 
-Every child is started with `subprocess.Popen` and reaped with `os.wait4`, which returns the resource
-usage of that one child: its own peak RSS (`ru_maxrss`, KiB on Linux), not the maximum over every child
-this process has waited for, as `getrusage(RUSAGE_CHILDREN)` would give.
+A measured command is not started by the benchmark process itself but by a small launcher (`python -S`,
+standard library only) that forks, execs the command, reaps it with `os.wait4` and reports that one
+child's wall time, CPU time and peak RSS. Linux counts the RSS a process had before `exec` in its
+`ru_maxrss`, so a command forked straight from the benchmark (which holds the in-process applies' data)
+would report the benchmark's size instead of its own; forked from the launcher, the floor is the launcher's
+few MiB. `getrusage(RUSAGE_CHILDREN)` would give the maximum over every child so far, not this one's.
 """
 from __future__ import annotations
 
+import json
 import os
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -49,32 +54,48 @@ class Child:
         return ""
 
 
+_LAUNCHER = """
+import json, os, sys, time
+report, argv = sys.argv[1], sys.argv[2:]
+start = time.perf_counter()
+pid = os.fork()
+if pid == 0:
+    try:
+        os.execvp(argv[0], argv)
+    finally:
+        os._exit(127)
+_, status, usage = os.wait4(pid, 0)
+wall = time.perf_counter() - start
+with open(report, "w") as fh:
+    json.dump({"wall": wall, "user": usage.ru_utime, "system": usage.ru_stime, "max_rss_kib": usage.ru_maxrss,
+               "returncode": os.waitstatus_to_exitcode(status)}, fh)
+"""
+
+
 def run_child(argv: Sequence[str | Path], *, env: Mapping[str, str] | None = None, cwd: Path = ROOT,
               timeout: float | None = None) -> Child:
-    """Run `argv` to completion (or kill it, by its pid, after `timeout` seconds) and measure it."""
+    """Run `argv` to completion through the launcher (killing its process group after `timeout` seconds)."""
     args = tuple(str(a) for a in argv)
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(args, cwd=cwd, env=dict(env) if env is not None else None,
-                                stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        deadline = None if timeout is None else start + timeout
-        timed_out = False
-        while True:
-            pid, status, usage = os.wait4(proc.pid, 0 if deadline is None else os.WNOHANG)
-            if pid:
-                break
-            if time.perf_counter() >= deadline:  # type: ignore[operator]
-                proc.kill()
+    with tempfile.TemporaryDirectory(prefix="obsgen-bench-child-") as tmp:
+        report, out_path, err_path = Path(tmp, "report.json"), Path(tmp, "out"), Path(tmp, "err")
+        with open(out_path, "wb") as out, open(err_path, "wb") as err:
+            start = time.perf_counter()
+            proc = subprocess.Popen([str(PYTHON), "-S", "-c", _LAUNCHER, str(report), *args], cwd=cwd,
+                                    env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                                    stdout=out, stderr=err, start_new_session=True)
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
                 timed_out = True
-                pid, status, usage = os.wait4(proc.pid, 0)
-                break
-            time.sleep(0.005)
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        out.seek(0)
-        err.seek(0)
-        return Child(args, wall, usage.ru_utime, usage.ru_stime, int(usage.ru_maxrss), proc.returncode,
-                     out.read().decode(errors="replace"), err.read().decode(errors="replace"), timed_out)
+                os.killpg(proc.pid, signal.SIGKILL)  # the launcher's own group: it and the command
+                proc.wait()
+            elapsed = time.perf_counter() - start
+        data = json.loads(report.read_text()) if report.exists() else {}
+        return Child(args, float(data.get("wall", elapsed)), float(data.get("user", 0.0)),
+                     float(data.get("system", 0.0)), int(data.get("max_rss_kib", 0)),
+                     int(data.get("returncode", proc.returncode)), out_path.read_text(errors="replace"),
+                     err_path.read_text(errors="replace"), timed_out)
 
 
 def timed(fn: Callable[[], object]) -> float:

@@ -7,6 +7,7 @@ build. A figure that cannot be measured is reported as such; the others still ar
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -19,7 +20,7 @@ sys.path.insert(0, str(BENCH))
 
 import machine  # noqa: E402
 import offline  # noqa: E402
-from writer import Figure, Results, Table, write  # noqa: E402
+from writer import SECTIONS, Figure, Results, Table, write  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -35,7 +36,8 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--build-timeout", type=float, default=60.0,
                    help="kill a scaling build after this many seconds; reported as a lower bound (default 60)")
     p.add_argument("--apply-runs", type=int, default=3,
-                   help="runs of each apply figure, the sequential baseline included (default 3)")
+                   help="runs of the first apply and of the one-request-at-a-time baseline (default 3); the "
+                        "other applies run --runs times")
     p.add_argument("--alert-runs", type=int, default=5, help="fire drills for the time to alert (default 5)")
     p.add_argument("--skip-live", action="store_true", help="only figures 1-3 (no Prometheus/Alertmanager)")
     p.add_argument("--out", type=Path, default=BENCH, help="directory for results.md and results.json")
@@ -57,31 +59,59 @@ def _guard(section: int, what: str, results: Results, fn: Callable[[], tuple[lis
 
 
 def _live(args: argparse.Namespace, results: Results, tmp: Path) -> None:
-    import live
+    """Figures 6, 4 and 5, in that order; the apply (4) still runs when the local stack cannot start."""
+    def failed(sections: tuple[int, ...], exc: Exception) -> None:
+        traceback.print_exc()
+        for section in sections:
+            results.figures.append(Figure(f"failed-{section}", section, SECTIONS[section], None, "", [], "", None,
+                                          f"could not be measured: {type(exc).__name__}: {str(exc)[:300]}"))
 
     try:
-        with live.local_stack(tmp, log) as (local, loaded):
+        import live
+    except Exception as exc:  # noqa: BLE001 - e.g. a missing dependency of tests/stack.py
+        failed((4, 5, 6), exc)
+        return
+    with contextlib.ExitStack() as stacks:
+        local = None
+        try:
+            local, loaded = stacks.enter_context(live.local_stack(tmp, log))
+        except Exception as exc:  # noqa: BLE001 - e.g. the Debian backends are not installed
+            failed((5, 6), exc)
+        if local is not None:
             _guard(6, "time to alert", results, lambda: _one(live.time_to_alert(local, args.alert_runs, log)))
-            _guard(4, "apply", results, lambda: _one(live.apply_figures(tmp, args.apply_runs, log)))
+        _guard(4, "apply", results, lambda: _one(live.apply_figures(tmp, args.runs, args.apply_runs, log)))
+        if local is not None:
             _guard(5, "rule cost", results, lambda: _one(live.rule_cost(local, loaded, 5, log)))
-    except Exception as exc:  # noqa: BLE001 - the local stack itself did not come up
-        traceback.print_exc()
-        for section, what in ((4, "apply"), (5, "rule cost"), (6, "time to alert")):
-            if not any(f.section == section for f in results.figures):
-                results.figures.append(Figure(f"failed-{section}", section, what, None, "", [], "", None,
-                                              f"could not be measured: {type(exc).__name__}: {str(exc)[:300]}"))
 
 
 def _one(pair: tuple[list[Figure], Table]) -> tuple[list[Figure], list[Table]]:
     return pair[0], [pair[1]]
 
 
+def tree_state() -> dict[str, tuple[int, int]]:
+    """(mtime, size) of every file the figures depend on: obsgen's code, the spec, the committed output."""
+    root = BENCH.parent
+    files = [root / "pyproject.toml", *(root / "obsgen").rglob("*.py"), *(root / "obsgen").rglob("*.json"),
+             *(root / "specs").rglob("*"), *(root / "generated").rglob("*")]
+    out = {}
+    for path in files:
+        try:
+            stat = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            out[path.relative_to(root).as_posix()] = (stat.st_mtime_ns, stat.st_size)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _arguments(argv)
     started = time.monotonic()
+    before = tree_state()
     results = Results(machine.describe(), {
         "check and import yaml": args.runs * 2, "build": args.runs,
-        "scaling": args.scaling_runs, "apply (each kind)": args.apply_runs, "fire drills": args.alert_runs,
+        "scaling": args.scaling_runs, "no-op and changed applies": args.runs,
+        "first apply and sequential baseline": args.apply_runs, "fire drills": args.alert_runs,
         "rule evaluation samples": 5})
     log(f"machine: {results.machine}")
     with tempfile.TemporaryDirectory(prefix="obsgen-bench-") as tmp:
@@ -98,24 +128,33 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:  # noqa: BLE001 - the figures stand without the profile
         traceback.print_exc()
     results.figures.sort(key=lambda f: f.section)
+    explain(results)
     results.notes = notes(results)
+    after = tree_state()
+    changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+    if changed:
+        results.notes.insert(0, f"**The sources changed while this ran** ({len(changed)} files, e.g. "
+                                f"{', '.join(changed[:5])}): figures measured before and after the change mix; "
+                                f"run `make bench` again on a quiet tree.")
+        log(f"warning: {len(changed)} files under obsgen/, specs/ or generated/ changed during the run")
     results.duration_s = time.monotonic() - started
     md, js = write(results, args.out)
     log(f"wrote {md} and {js} in {results.duration_s / 60:.1f} min")
     for f in results.figures:
-        mark = "" if not f.target else ("  met" if f.met else "  NOT MET" if f.met is False else "  not measured")
+        mark = "" if not f.target else ("  met" if f.met else "  NOT MET" if f.met is False
+                                        else "  not known" if f.value is not None else "  not measured")
         log(f"  {f.section}. {f.name}: {f.shown()}{mark}")
     return 0
 
 
 def notes(results: Results) -> list[str]:
-    """The caveats every reader of results.md needs, plus what the profile says about the misses."""
+    """The caveats every reader of results.md needs."""
     out = [
         "Timings are wall-clock on a shared 2-core virtual machine; expect a few percent of noise between "
         "runs of `make bench`. Medians, not means.",
         "Prometheus 2.42 forgets its Alertmanagers for about 5 s after every reload (tests/stack.py), so the "
         "fire drills start only after that gap has passed and Prometheus lists its Alertmanager again.",
-        "Figures 4-6 run first, while figures 1-3 run with no server left: the local stack of figures 5-6 "
+        "Figures 4-6 run first, figures 1-3 after them with no server left: the local stack of figures 5-6 "
         "stays up (idle, 1 s evaluation) during figure 4 so that its 5-minute period groups get evaluated "
         "once without a separate wait.",
         "Writes in figure 4 are counted at the servers: every Grafana request other than GET/HEAD at the "
@@ -125,10 +164,63 @@ def notes(results: Results) -> list[str]:
     ]
     imports = results.profile.get("imports") if results.profile else None
     if imports:
-        top = ", ".join(f"{name} {secs * 1000:.0f} ms" for name, secs in imports["outermost"][:4])
-        out.append(f"`obsgen check` spends {imports['total_s']:.2f} s importing (largest: {top}); the rest of "
-                   f"its time is the full compile of every target for every environment (see the phase tables).")
+        top = ", ".join(f"`{name}` {secs * 1000:.0f} ms" for name, secs in imports["outermost"][:4])
+        out.append(f"`obsgen check` imports for {imports['total_s']:.3f} s in all (largest outermost imports: "
+                   f"{top}).")
     return out
+
+
+def _phases(results: Results, key: str, count: int = 3) -> str:
+    """The `count` costliest phases of a profile as text: 'compile: rule tests 75%, ...; YAML dumping 56%'."""
+    prof = results.profile.get(key) if results.profile else None
+    if not prof or not prof.get("total"):
+        return ""
+    total = prof["total"]
+    main = sorted(((label.strip(), cum) for label, _, cum in prof["phases"] if not label.startswith(("(", " "))),
+                  key=lambda r: -r[1])
+    across = [(label.strip("()").split(":")[0], cum) for label, _, cum in prof["phases"] if label.startswith("(")]
+    return (", ".join(f"{label} {cum / total:.0%}" for label, cum in main[:count])
+            + (" of the time under cProfile" if main else "")
+            + ("; across targets, " + ", ".join(f"{label} {cum / total:.0%}" for label, cum in across)
+               if across else ""))
+
+
+def explain(results: Results) -> None:
+    """Fill `why` of every missed target from the profiles and the other figures of the same run."""
+    by = {f.key: f for f in results.figures}
+    scaling_told = False
+    for f in results.figures:
+        if not f.target or f.met is not False:
+            continue
+        if f.key in ("check", "check-ratio"):
+            f.why = _phases(results, "profile-check") + "."
+        elif f.key == "check-cold":
+            f.why = ("with no stamp to trust, check compiles every target and compares: "
+                     + _phases(results, "profile-check-cold") + ".")
+        elif f.key == "build":
+            f.why = _phases(results, "profile-build") + "."
+        elif f.key.startswith(("scale-", "growth-")):
+            case = next((k for k in results.profile if k.startswith("profile-build-")), "")
+            if scaling_told or not case:
+                f.why = "as for the first scaling row above." if scaling_told else ""
+                continue
+            scaling_told = True
+            steps, slos = case.removeprefix("profile-build-").split("x")
+            f.why = (f"the build of {steps} steps × {slos} SLOs, profiled: {_phases(results, case)}. The output "
+                     f"column of the scaling table shows what grows faster than the input.")
+        elif f.key == "apply-noop":
+            comp = by["apply-compile"].value if "apply-compile" in by else None
+            gets, workers, latency = (f.extra.get(k) for k in ("grafana_requests", "workers", "latency"))
+            if f.value and comp:
+                floor = (f" ({gets:g} Grafana requests at {latency * 1000:.0f} ms each need at least "
+                         f"{gets * latency / workers:.2f} s at {workers:g} in flight)" if gets and workers and latency
+                         else "")
+                par = by["apply-noop-parallel"].value if "apply-noop-parallel" in by else None
+                f.why = (f"loading and compiling dev of the spec takes {comp:.2f} s (in-process, no HTTP); the other "
+                         f"{f.value - comp:.2f} s are interpreter start and imports, reading the live state{floor} "
+                         f"and planning."
+                         + (" The in-process parallel run is hardly faster: there obsgen's HTTP client shares the "
+                            "interpreter lock with the Grafana double." if par and par > 0.9 * f.value else ""))
 
 
 if __name__ == "__main__":

@@ -29,13 +29,16 @@ class Figure:
     target: str = ""  # "" = reported, no target
     met: bool | None = None  # None = no target, or not measured
     note: str = ""
+    why: str = ""  # for a missed target: where the time goes, from the profiles of the same run
+    extra: dict[str, float] = field(default_factory=dict)  # numbers the explanations use
+    lower_bound: bool = False  # the value is a lower bound (a build was killed at its timeout)
 
     @property
     def runs(self) -> int:
         return len(self.samples)
 
     def shown(self) -> str:
-        return show(self.value, self.unit)
+        return ("> " if self.lower_bound and self.value is not None else "") + show(self.value, self.unit)
 
 
 @dataclass
@@ -70,7 +73,7 @@ def show(value: float | None, unit: str) -> str:
     if unit == "×":
         return f"{value:.1f}×"
     if unit in ("rules", "writes", "reloads", "requests"):
-        return f"{value:g} {unit}"
+        return f"{value:g} {unit[:-1] if value == 1 else unit}"
     return f"{value:g} {unit}".strip()
 
 
@@ -78,7 +81,7 @@ def _met(figure: Figure) -> str:
     if not figure.target:
         return "–"
     if figure.met is None:
-        return "not measured"
+        return "not known" if figure.value is not None else "not measured"
     return "yes" if figure.met else "**NO**"
 
 
@@ -114,14 +117,19 @@ def markdown(results: Results) -> str:
     out += _table(["#", "figure", "median", "runs", "target", "met", "notes"], rows)
     failed = [f for f in r.figures if f.target and f.met is False]
     unmeasured = [f for f in r.figures if f.target and f.met is None]
+    broken = [f for f in r.figures if f.key.startswith("failed-")]
     out += ["", "## Targets not met", ""]
-    if not failed and not unmeasured:
+    if not failed and not unmeasured and not broken:
         out.append("Every target is met.")
     for f in failed:
-        out.append(f"- **{f.name}**: {f.shown()} against a target of {f.target}." + (f" {f.note}." if f.note else ""))
+        out.append(f"- **{f.name}**: {f.shown()} against a target of {f.target}." + (f" {f.note}." if f.note else "")
+                   + (f" Why: {f.why}" if f.why else ""))
     for f in unmeasured:
-        out.append(f"- **{f.name}**: not measured ({f.note or 'see the log'}); its target ({f.target}) "
+        what = "not measured" if f.value is None else f"at least {show(f.value, f.unit)}"
+        out.append(f"- **{f.name}**: {what} ({f.note or 'see the log'}); its target ({f.target}) "
                    f"is not known to be met.")
+    for f in broken:
+        out.append(f"- **{f.name}**: {f.note}; none of its targets is known to be met.")
     for section in sorted(s for s in r.tables if s):
         out += ["", f"## {SECTIONS.get(section, section)}"]
         for table in r.tables[section]:
@@ -130,7 +138,8 @@ def markdown(results: Results) -> str:
                 out += ["", table.note]
     if r.tables.get(0):
         out += ["", "## Where the time goes", "",
-                "Measured in the same run, on the reference spec; the same tables are in results.json."]
+                "Measured in the same run (import times and cProfile of child processes); the same data is in "
+                "results.json under `profile`."]
         for table in r.tables[0]:
             out += ["", f"### {table.title}", ""] + _table(table.columns, table.rows)
             if table.note:

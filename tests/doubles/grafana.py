@@ -54,6 +54,14 @@ RULE_REQUIRED = ("title", "condition", "data", "folderUID", "ruleGroup", "for", 
 RULE_STATES = {"noDataState": ("NoData", "Alerting", "OK"), "execErrState": ("Error", "Alerting", "OK")}
 
 
+
+class _Server(ThreadingHTTPServer):
+    """A server that, like Grafana's or Mimir's, accepts many connections at once (socketserver's default
+    listen backlog of 5 would make concurrent clients wait for TCP retransmits)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
 class ApiError(Exception):
     """Raised by a route: answered as `status` with JSON `body` (None = empty body)."""
 
@@ -132,7 +140,7 @@ class GrafanaDouble:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> "GrafanaDouble":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads, self._server.block_on_close = True, False
         self._server.double = self
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)

@@ -80,6 +80,14 @@ REFUSED = {  # Mimir refuses settings that read the server's disk: "setting <wha
 FILE_SETTINGS = {key: f"setting {what} is not allowed" for what, keys in REFUSED.items() for key in keys}
 
 
+
+class _Server(ThreadingHTTPServer):
+    """A server that, like Grafana's or Mimir's, accepts many connections at once (socketserver's default
+    listen backlog of 5 would make concurrent clients wait for TCP retransmits)."""
+
+    request_queue_size = 128
+    daemon_threads = True
+
 class ApiError(Exception):
     """Answered as `status` with a Go http.Error text body (None = empty body)."""
 
@@ -334,7 +342,7 @@ class MimirDouble:
 
     # ---- lifecycle ----------------------------------------------------------------------
     def start(self) -> "MimirDouble":
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads, self._server.block_on_close = True, False
         self._server.double = self
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
