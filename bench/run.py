@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     after = tree_state()
     changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
     if changed:
-        results.notes.insert(0, f"**The sources changed while this ran** ({len(changed)} files, e.g. "
+        results.notes.insert(0, f"**The sources changed while this ran** ({len(changed)} "
+                                f"file{'' if len(changed) == 1 else 's'}, e.g. "
                                 f"{', '.join(changed[:5])}): figures measured before and after the change mix; "
                                 f"run `make bench` again on a quiet tree.")
         log(f"warning: {len(changed)} files under obsgen/, specs/ or generated/ changed during the run")
