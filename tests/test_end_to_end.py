@@ -161,7 +161,9 @@ def test_governance_at_the_tolerance_sends_nothing_and_one_above_reaches_slack(s
     assert am_alerts(stack, tier="governance") == []
 
     publish(stack, governance=tolerance + 1)
-    message = stack.sink.wait_for(lambda r: "FIRING" in r.body["attachments"][0]["title"], WAIT,
+    title = "SelftestGovernanceFailuresAboveTolerance (dev)"  # SLO tickets share the channel
+    message = stack.sink.wait_for(lambda r: r.body["attachments"][0]["title"].startswith("[FIRING")
+                                  and r.body["attachments"][0]["title"].endswith(title), WAIT,
                                   path_prefix=slack_path("slack-tickets"))[0].body
     assert message["channel"] == "#selftest-dev"
     assert "SelftestGovernanceFailuresAboveTolerance (dev)" in message["attachments"][0]["title"]
@@ -196,7 +198,8 @@ def test_drill_proves_the_kernel_alert_pages_and_the_governance_alert_reaches_sl
     assert governance.code == 0, governance.out + governance.err
     assert ("drill dev governance: SelftestGovernanceFailuresAboveTolerance for skills-governance, "
             "agents-governance, bdd, ac-status reached slack-tickets after ") in governance.out
-    stack.sink.wait_for(lambda r: True, WAIT, path_prefix=slack_path("slack-tickets"))
+    stack.sink.wait_for(lambda r: "SelftestGovernanceFailuresAboveTolerance" in r.body["attachments"][0]["title"],
+                        WAIT, path_prefix=slack_path("slack-tickets"))
     assert pagerduty(stack, "trigger", step_id="core-checks")
 
 
