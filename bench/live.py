@@ -26,7 +26,7 @@ from writer import Figure, Table
 
 sys.path.insert(0, str(ROOT / "tests"))
 from doubles.grafana import GrafanaDouble  # noqa: E402
-from localstack import PAGERDUTY_PATH, LocalStack  # noqa: E402
+from localstack import PAGERDUTY_PATH, LocalStack, environ  # noqa: E402
 from stack import Stack  # noqa: E402
 
 T = TypeVar("T")
@@ -51,20 +51,6 @@ def poll(fn: Callable[[], T], timeout: float, what: str, interval: float = 0.02)
         if time.monotonic() >= deadline:
             raise TimeoutError(f"no {what} within {timeout:g} s")
         time.sleep(interval)
-
-
-@contextlib.contextmanager
-def environ(values: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @contextlib.contextmanager

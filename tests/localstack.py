@@ -90,15 +90,20 @@ class LocalStack:
             "OBSGEN_STATE_DIR": str(self.directory / "state"),
         }
 
-    @contextlib.contextmanager
-    def environment(self) -> Iterator[None]:
-        saved = {k: os.environ.get(k) for k in self.environ}
-        os.environ.update(self.environ)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+    def environment(self) -> contextlib.AbstractContextManager[None]:
+        return environ(self.environ)
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of a `with` block, then put back what was there."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -29,8 +29,10 @@ import threading
 import time
 from datetime import datetime, timezone
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, unquote, urlsplit
+
+from .server import ServedDouble
 
 COMMIT = "0000000000000000000000000000000000000000"
 UNAUTHORIZED = {"extra": None, "message": "Unauthorized", "messageId": "auth.unauthorized",
@@ -54,13 +56,6 @@ RULE_REQUIRED = ("title", "condition", "data", "folderUID", "ruleGroup", "for", 
 RULE_STATES = {"noDataState": ("NoData", "Alerting", "OK"), "execErrState": ("Error", "Alerting", "OK")}
 
 
-
-class _Server(ThreadingHTTPServer):
-    """A server that, like Grafana's or Mimir's, accepts many connections at once (socketserver's default
-    listen backlog of 5 would make concurrent clients wait for TCP retransmits)."""
-
-    request_queue_size = 128
-    daemon_threads = True
 
 class ApiError(Exception):
     """Raised by a route: answered as `status` with JSON `body` (None = empty body)."""
@@ -111,17 +106,16 @@ def _walk_routes(route: dict):
         yield from _walk_routes(child)
 
 
-class GrafanaDouble:
+class GrafanaDouble(ServedDouble):
     def __init__(self, token: str | None = "secret-token", *, basic_auth=("admin", "admin"),
                  grafana_version: str = "11.2.0", folder_not_found_status: int = 400,
                  contact_point_delete_status: int = 202):
+        super().__init__()
         self.token, self.basic_auth, self.grafana_version = token, basic_auth, grafana_version
         self.folder_not_found_status = folder_not_found_status            # §3: "400 or 404"
         self.contact_point_delete_status = contact_point_delete_status    # §5: 202 (code) or 204 (docs)
         self._ver = tuple(int(x) for x in re.findall(r"\d+", grafana_version)[:3])
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._requests: list = []
         self._faults: list[dict] = []
         self._latency = 0.0
@@ -137,34 +131,6 @@ class GrafanaDouble:
         self._policy = dict(copy.deepcopy(DEFAULT_POLICY), provenance="")
         self._mute_timings: dict[str, dict] = {}
         self._templates: dict[str, dict] = {}
-
-    # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "GrafanaDouble":
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads, self._server.block_on_close = True, False
-        self._server.double = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> "GrafanaDouble":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("GrafanaDouble is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # ---- test controls ------------------------------------------------------------------
     def fail_next(self, method: str, path_prefix: str, status: int, body=None, times: int = 1) -> None:
@@ -867,3 +833,6 @@ class _Handler(BaseHTTPRequestHandler):
             self._check_provenance(store[name])
             del store[name]
         return 204, None
+
+
+GrafanaDouble.handler = _Handler

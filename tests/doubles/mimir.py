@@ -47,9 +47,11 @@ import subprocess
 import tempfile
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import unquote
+
+from .server import ServedDouble
 
 import promql_parser
 import yaml
@@ -80,13 +82,6 @@ REFUSED = {  # Mimir refuses settings that read the server's disk: "setting <wha
 FILE_SETTINGS = {key: f"setting {what} is not allowed" for what, keys in REFUSED.items() for key in keys}
 
 
-
-class _Server(ThreadingHTTPServer):
-    """A server that, like Grafana's or Mimir's, accepts many connections at once (socketserver's default
-    listen backlog of 5 would make concurrent clients wait for TCP retransmits)."""
-
-    request_queue_size = 128
-    daemon_threads = True
 
 class ApiError(Exception):
     """Answered as `status` with a Go http.Error text body (None = empty body)."""
@@ -323,50 +318,21 @@ def amtool_error(amtool: str, config: str, templates: dict[str, str]) -> str | N
     return failed[0].strip() if failed else (run.stderr or run.stdout).strip()
 
 
-class MimirDouble:
+class MimirDouble(ServedDouble):
     def __init__(self, token: str | None = "mimir-token", multitenant: bool = True, prefix: str = "/prometheus",
                  *, missing_group_delete_status: int = 404, tenant_federation: bool = False,
                  strict_templates: bool = False, amtool: str | None = shutil.which("amtool")):
+        super().__init__()
         self.token, self.multitenant, self.prefix = token, multitenant, prefix.rstrip("/")
         self.missing_group_delete_status = missing_group_delete_status
         self.tenant_federation, self.strict_templates, self.amtool = tenant_federation, strict_templates, amtool
         self.rule_bases = (f"{self.prefix}/config/v1/rules", "/api/v1/rules", "/api/prom/rules")
         self._lock = threading.RLock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._requests: list[tuple[str, str, str | None]] = []
         self._faults: list[dict] = []
         self._latency = 0.0
         self._rules: dict[str, dict[str, dict[str, dict]]] = {}   # tenant -> namespace -> name -> group
         self._alertmanager: dict[str, dict] = {}                   # tenant -> {config, templates}
-
-    # ---- lifecycle ----------------------------------------------------------------------
-    def start(self) -> "MimirDouble":
-        self._server = _Server(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads, self._server.block_on_close = True, False
-        self._server.double = self
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._thread.join()
-            self._server = self._thread = None
-
-    def __enter__(self) -> "MimirDouble":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("MimirDouble is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # ---- test controls ------------------------------------------------------------------
     def fail_next(self, method: str, path_prefix: str, status: int, body: str = "", times: int = 1) -> None:
@@ -591,3 +557,6 @@ class _Handler(BaseHTTPRequestHandler):
         with self.d._lock:
             self.d._alertmanager.pop(tenant, None)
         return 200, b"", "text/plain"
+
+
+MimirDouble.handler = _Handler
