@@ -39,6 +39,17 @@ def sorted_matchers(config: Any) -> Any:
     return config
 
 
+def generated_config(env: Environment, artifacts: list[Artifact]) -> tuple[Any, bytes] | None:
+    """The environment's generated config, parsed with sorted matchers (the shape both Alertmanager
+    clients compare on), and its bytes; None when the build has none."""
+    import yaml
+
+    for artifact in artifacts:
+        if artifact.path == f"{env.name}/alertmanager/{KEY}":
+            return sorted_matchers(yaml.safe_load(artifact.content)), artifact.content
+    return None
+
+
 class AlertmanagerBackend(Backend):
     name = NAME
 
@@ -50,13 +61,11 @@ class AlertmanagerBackend(Backend):
         self.previous: bytes | None = None
 
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
-        import yaml
-
-        for artifact in artifacts:
-            if artifact.path == f"{self.env.name}/alertmanager/{KEY}":
-                self.shape = sorted_matchers(yaml.safe_load(artifact.content))
-                return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=artifact.content)]
-        return []
+        found = generated_config(self.env, artifacts)
+        if found is None:
+            return []
+        self.shape, content = found
+        return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=content)]
 
     def read(self, desired: list[Obj]) -> list[Obj]:
         import yaml

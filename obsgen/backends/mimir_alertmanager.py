@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from obsgen.artifact import Artifact
-from obsgen.backends.alertmanager import KEY, project, sorted_matchers
+from obsgen.backends.alertmanager import KEY, generated_config, project, sorted_matchers
 from obsgen.backends.base import Backend, BackendError, connect
 from obsgen.model import Environment, Model
 from obsgen.plan import Change, Obj
@@ -35,13 +35,11 @@ class MimirAlertmanagerBackend(Backend):
         self.applied: list[Change] = []
 
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
-        import yaml
-
-        for artifact in artifacts:
-            if artifact.path == f"{self.env.name}/alertmanager/{KEY}":
-                self.shape = sorted_matchers(yaml.safe_load(artifact.content))
-                return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=self.shape)]
-        return []
+        found = generated_config(self.env, artifacts)
+        if found is None:
+            return []
+        self.shape = found[0]
+        return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=self.shape)]
 
     def read(self, desired: list[Obj]) -> list[Obj]:
         import yaml
