@@ -55,14 +55,16 @@ def poll(fn: Callable[[], T], timeout: float, what: str, interval: float = 0.02)
 
 @contextlib.contextmanager
 def state_dir(path: Path) -> Iterator[None]:
-    """obsgen.deploy reads OBSGEN_STATE_DIR at import; in-process runs set its STATE_DIR, as the tests do."""
-    import obsgen.deploy
-
-    saved, obsgen.deploy.STATE_DIR = obsgen.deploy.STATE_DIR, path
+    """OBSGEN_STATE_DIR for in-process runs (obsgen reads it at every use)."""
+    saved = os.environ.get("OBSGEN_STATE_DIR")
+    os.environ["OBSGEN_STATE_DIR"] = str(path)
     try:
         yield
     finally:
-        obsgen.deploy.STATE_DIR = saved
+        if saved is None:
+            os.environ.pop("OBSGEN_STATE_DIR", None)
+        else:
+            os.environ["OBSGEN_STATE_DIR"] = saved
 
 
 def apply_in_process(*argv: str) -> tuple[float, int, str]:
@@ -86,7 +88,7 @@ class ClientRecorder:
         self.in_flight = self.max_in_flight = 0
 
     def __enter__(self) -> "ClientRecorder":
-        from obsgen.backends import base
+        from obsgen import http as base
 
         self.original = original = base.Http.request
         recorder = self
@@ -108,7 +110,7 @@ class ClientRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from obsgen.backends import base
+        from obsgen import http as base
 
         base.Http.request = self.original  # type: ignore[method-assign]
 
@@ -118,7 +120,7 @@ def one_request_at_a_time() -> Iterator[bool]:
     """READ_WORKERS = 1 for the baseline. `parallel(..., workers=READ_WORKERS)` binds its default when the
     module is imported, so the module variable alone does not change it: that default is set to 1 as well.
     Yields whether that second step was needed."""
-    from obsgen.backends import base
+    from obsgen import http as base
 
     saved, defaults = base.READ_WORKERS, base.parallel.__defaults__
     base.READ_WORKERS = 1

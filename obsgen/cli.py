@@ -142,15 +142,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace):
-    from obsgen.deploy import Overrides
+    from obsgen.deploy.session import Overrides
 
     env = Overrides.from_environ()
     return Overrides(**{f: getattr(args, f) or getattr(env, f) for f in Overrides.__dataclass_fields__})
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from obsgen import report
-    from obsgen.deploy import open_session
+    from obsgen.deploy import report
+    from obsgen.deploy.session import open_session
 
     session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
     sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
@@ -158,10 +158,11 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from obsgen import deploy, report
-    from obsgen.plan import DELETE
+    from obsgen.deploy import report, state
+    from obsgen.deploy import session as deploy
+    from obsgen.deploy.plan import DELETE
 
-    with deploy.env_lock(args.env):
+    with state.env_lock(args.env):
         session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only))
         sys.stdout.write(report.text(session.plan, args.env))
         if session.plan.empty:
@@ -190,8 +191,8 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _history(args: argparse.Namespace) -> int:
-    from obsgen import ledger
-    from obsgen.deploy import ledger_path
+    from obsgen.deploy import ledger
+    from obsgen.deploy.state import ledger_path
 
     entries = ledger.history(ledger_path(), args.env, args.limit)
     if not entries:

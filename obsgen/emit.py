@@ -34,9 +34,9 @@ from pathlib import Path
 from typing import Any
 
 from obsgen import conventions as c
-from obsgen.backends.base import BackendError, Http
 from obsgen.errors import ObsgenError
 from obsgen.files import atomic_write
+from obsgen.http import BackendError, Http
 from obsgen.model import Environment, Model
 
 STATUSES = ("PASS", "FAIL", "SKIP", "TIMEOUT")

@@ -21,6 +21,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "from the current code instead of comparing")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_state_dir(tmp_path_factory: pytest.TempPathFactory):
+    """obsgen keeps locks, the ledger and check stamps in a state directory; tests never use the user's."""
+    saved = os.environ.get("OBSGEN_STATE_DIR")
+    os.environ["OBSGEN_STATE_DIR"] = str(tmp_path_factory.mktemp("obsgen-state"))
+    yield
+    if saved is None:
+        os.environ.pop("OBSGEN_STATE_DIR", None)
+    else:
+        os.environ["OBSGEN_STATE_DIR"] = saved
+
+
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))

@@ -52,9 +52,6 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="obsgen-demo-") as tmp, LocalStack(Path(tmp), fast=FAST) as local, \
             local.environment():
-        import obsgen.deploy
-
-        obsgen.deploy.STATE_DIR = Path(tmp) / "state"
         print("== local stack (stopped when the demo ends)")
         print(f"   Prometheus    {local.stack.prometheus_url}")
         print(f"   Alertmanager  {local.stack.alertmanager_url}")

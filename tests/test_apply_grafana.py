@@ -15,7 +15,6 @@ UID = "selftest-dev-selftest-overview"
 def grafana(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("OBSGEN_DEV_GRAFANA_TOKEN", TOKEN)
     monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.setattr("obsgen.deploy.STATE_DIR", tmp_path / "state")
     with GrafanaDouble(token=TOKEN) as double:
         yield double
 
@@ -70,7 +69,7 @@ def test_a_panel_changed_in_the_ui_shows_as_exactly_that_change_and_apply_restor
 def test_an_edit_between_read_and_write_is_a_conflict_unless_forced(run_cli, grafana, monkeypatch) -> None:
     assert obsgen(run_cli, grafana, "apply", "--yes").code == 0
     grafana.edit_dashboard_in_ui(UID, lambda d: d["panels"][0].update(title="mine"))
-    from obsgen.backends.grafana import GrafanaBackend
+    from obsgen.deploy.backends.grafana import GrafanaBackend
 
     real_read = GrafanaBackend.read
 
@@ -169,8 +168,8 @@ def test_a_second_apply_to_the_same_environment_is_refused_while_one_runs(run_cl
     from conftest import ROOT
 
     holder = subprocess.Popen(  # another obsgen process in the middle of an apply to dev
-        [sys.executable, "-c", "import sys; from obsgen import deploy\n"
-                               "with deploy.env_lock('dev'):\n    print('holding', flush=True); sys.stdin.read()"],
+        [sys.executable, "-c", "import sys; from obsgen.deploy import state\n"
+                               "with state.env_lock('dev'):\n    print('holding', flush=True); sys.stdin.read()"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
         env={**__import__("os").environ, "OBSGEN_STATE_DIR": str(tmp_path / "state")})
     try:

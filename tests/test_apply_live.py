@@ -26,7 +26,7 @@ def env(stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     stack.write_alertmanager_config(stack.initial_alertmanager_config)
     assert stack.reload_alertmanager() == 200
     monkeypatch.setenv("OBSGEN_DEV_GRAFANA_TOKEN", TOKEN)
-    monkeypatch.setattr("obsgen.deploy.STATE_DIR", tmp_path / "state")
+    monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "state"))
     with GrafanaDouble(token=TOKEN) as grafana:
         monkeypatch.setenv("OBSGEN_GRAFANA_URL", grafana.url)
         monkeypatch.setenv("OBSGEN_PROMETHEUS_URL", stack.prometheus_url)
@@ -69,7 +69,7 @@ def test_changing_the_spec_changes_only_that_group(run_cli, stack: Stack, env, t
 
 
 def test_a_config_alertmanager_refuses_rolls_every_backend_back(run_cli, stack: Stack, env, monkeypatch) -> None:
-    from obsgen.backends.alertmanager import AlertmanagerBackend
+    from obsgen.deploy.backends.alertmanager import AlertmanagerBackend
 
     before_rules = {p.name: p.read_bytes() for p in stack.rules_dir.glob("*.yaml")}
     before_am = stack.alertmanager_config_file.read_bytes()

@@ -34,7 +34,7 @@ def spec(tmp_path: Path) -> Path:
 @pytest.fixture
 def mimir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("OBSGEN_PROD_MIMIR_TOKEN", TOKEN)
-    monkeypatch.setattr("obsgen.deploy.STATE_DIR", tmp_path / "state")
+    monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "state"))
     with MimirDouble(token=TOKEN) as double:
         yield double
 

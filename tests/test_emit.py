@@ -16,7 +16,7 @@ from conftest import REFERENCE_SPEC, ROOT, require_tool
 from stack import Stack, free_port
 
 from obsgen import emit
-from obsgen.backends.base import BackendError
+from obsgen.http import BackendError
 from obsgen.errors import ObsgenError
 from obsgen.spec import load_spec
 

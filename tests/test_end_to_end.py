@@ -26,19 +26,13 @@ REPORTS = ROOT / "tests" / "reports"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory):
-    import obsgen.deploy
-
     directory = tmp_path_factory.mktemp("e2e")
-    with LocalStack(directory) as local, local.environment():
-        saved, obsgen.deploy.STATE_DIR = obsgen.deploy.STATE_DIR, directory / "state"
-        try:
-            from obsgen.cli import main
+    with LocalStack(directory) as local, local.environment():  # OBSGEN_STATE_DIR inside `directory`
+        from obsgen.cli import main
 
-            assert main(["apply", "--env", "dev", "--yes"]) == 0
-            local.model = load_spec(str(local.spec))
-            yield local
-        finally:
-            obsgen.deploy.STATE_DIR = saved
+        assert main(["apply", "--env", "dev", "--yes"]) == 0
+        local.model = load_spec(str(local.spec))
+        yield local
 
 
 @pytest.fixture

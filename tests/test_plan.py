@@ -1,8 +1,8 @@
 """The pure plan: create, update with a line diff, delete only owned objects, safe order."""
 from __future__ import annotations
 
-from obsgen import normalise
-from obsgen.plan import Obj, plan
+from obsgen.deploy import normalise
+from obsgen.deploy.plan import Obj, plan
 
 
 def dash(key: str, title: str, owned: bool = True) -> Obj:

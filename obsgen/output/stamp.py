@@ -17,14 +17,10 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from obsgen.files import atomic_write
+from obsgen.files import atomic_write, state_dir
 from obsgen.output.tree import existing_files
 
 SINGLE_FILE_SPECS = (".yaml", ".yml", ".json")
-
-
-def _state_dir() -> Path:
-    return Path(os.environ.get("OBSGEN_STATE_DIR", ".obsgen"))
 
 
 @lru_cache(maxsize=1)
@@ -67,8 +63,8 @@ def record(spec: str, out: Path, scopes: list[str]) -> None:
     if state is None:
         return
     try:
-        _state_dir().mkdir(parents=True, exist_ok=True)
-        atomic_write(_state_dir() / f"check-{_key(spec, out, scopes)}.json", json.dumps(state).encode())
+        state_dir().mkdir(parents=True, exist_ok=True)
+        atomic_write(state_dir() / f"check-{_key(spec, out, scopes)}.json", json.dumps(state).encode())
     except OSError:
         pass  # the fast path is an optimisation; never fail a build over it
 
@@ -76,7 +72,7 @@ def record(spec: str, out: Path, scopes: list[str]) -> None:
 def clean(spec: str, out: Path, scopes: list[str]) -> int | None:
     """The number of files when the stamp proves the output matches the spec; None when unsure."""
     try:
-        stamp = json.loads((_state_dir() / f"check-{_key(spec, out, scopes)}.json").read_bytes())
+        stamp = json.loads((state_dir() / f"check-{_key(spec, out, scopes)}.json").read_bytes())
     except (OSError, ValueError):
         return None
     current = _current(spec, out, scopes)

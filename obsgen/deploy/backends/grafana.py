@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from obsgen import __version__, normalise
+from obsgen import __version__
 from obsgen.artifact import Artifact
-from obsgen.backends.base import Backend, ConflictError, connect, parallel
 from obsgen.conventions import OWNED_TAG, slug
+from obsgen.deploy import normalise
+from obsgen.deploy.backends.base import Backend, ConflictError, connect, parallel
+from obsgen.deploy.plan import CREATE, DELETE, UPDATE, Change, Obj
 from obsgen.model import Environment, Model
-from obsgen.plan import CREATE, DELETE, UPDATE, Change, Obj
 
 NAME = "grafana"
 

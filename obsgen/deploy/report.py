@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from obsgen.plan import Plan
+from obsgen.deploy.plan import Plan
 
 
 def text(result: Plan, env: str) -> str:

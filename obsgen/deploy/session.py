@@ -7,20 +7,15 @@ applies to the same environment at once; every run is recorded in the ledger.
 """
 from __future__ import annotations
 
-import fcntl
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
-from obsgen import ledger
-from obsgen.backends.base import Backend, BackendError, parallel
+from obsgen.deploy import ledger, state
+from obsgen.deploy.backends.base import Backend, BackendError, parallel
+from obsgen.deploy.plan import DELETE, Change, Plan, plan
 from obsgen.errors import ObsgenError
 from obsgen.model import Environment, Model
-from obsgen.plan import DELETE, Change, Plan, plan
-
-STATE_DIR = Path(os.environ.get("OBSGEN_STATE_DIR", ".obsgen"))
 
 
 @dataclass(frozen=True)
@@ -66,11 +61,11 @@ def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str
 
 def _makers(model: Model, env: Environment, overrides: Overrides) -> dict[str, Callable[[], Backend]]:
     """One client maker per backend kind, chosen by the backend's mode in the spec."""
-    from obsgen.backends.alertmanager import AlertmanagerBackend
-    from obsgen.backends.grafana import GrafanaBackend
-    from obsgen.backends.mimir_alertmanager import MimirAlertmanagerBackend
-    from obsgen.backends.mimir_ruler import MimirRulerBackend
-    from obsgen.backends.prometheus import PrometheusBackend
+    from obsgen.deploy.backends.alertmanager import AlertmanagerBackend
+    from obsgen.deploy.backends.grafana import GrafanaBackend
+    from obsgen.deploy.backends.mimir_alertmanager import MimirAlertmanagerBackend
+    from obsgen.deploy.backends.mimir_ruler import MimirRulerBackend
+    from obsgen.deploy.backends.prometheus import PrometheusBackend
 
     def mode(kind: str) -> str:
         spec = env.backend(kind)
@@ -84,21 +79,6 @@ def _makers(model: Model, env: Environment, overrides: Overrides) -> dict[str, C
         if mode("alertmanager") == "mimir"
         else lambda: AlertmanagerBackend(model, env, overrides.alertmanager_url, overrides.alertmanager_config_file),
     }
-
-
-@contextmanager
-def env_lock(env: str) -> Iterator[None]:
-    STATE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(STATE_DIR / f"{env}.lock", "w") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise ObsgenError(f"another obsgen apply to {env} is running (lock {STATE_DIR / (env + '.lock')})") \
-                from None
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
@@ -131,11 +111,7 @@ def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
     return [c for _, changes in done for c in changes]
 
 
-def ledger_path() -> Path:
-    return STATE_DIR / "ledger.sqlite"
-
-
 def record(session: Session, mode: str, result: str, error: str = "") -> None:
-    ledger.record(ledger_path(), env=session.env, spec_sha256=session.model.digest, mode=mode,
+    ledger.record(state.ledger_path(), env=session.env, spec_sha256=session.model.digest, mode=mode,
                   summary=session.plan.summary(), changes=[c.title for c in session.plan.changes],
                   result=result, error=error)

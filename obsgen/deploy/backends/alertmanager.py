@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from obsgen.artifact import Artifact
-from obsgen.backends.base import Backend, BackendError, connect
+from obsgen.deploy.backends.base import Backend, BackendError, connect
+from obsgen.deploy.plan import Change, Obj
 from obsgen.files import atomic_write
 from obsgen.model import Environment, Model
-from obsgen.plan import Change, Obj
 
 NAME = "alertmanager"
 KEY = "alertmanager.yaml"

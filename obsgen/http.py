@@ -1,16 +1,17 @@
-"""The backend interface and the HTTP plumbing every client shares."""
+"""The HTTP plumbing every live client shares (deploy backends, emit, drill).
+
+requests with timeouts, bounded retries for idempotent reads, and one-line errors that
+name the backend; `parallel` bounds how many requests are in flight.
+"""
 from __future__ import annotations
 
 import os
 import time
-from abc import ABC, abstractmethod
 from typing import Any, Callable, Iterable, TypeVar
 
-from obsgen.artifact import Artifact
 from obsgen.errors import ObsgenError
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment
-from obsgen.plan import Change, Obj
 
 TIMEOUT = 10.0  # seconds, connect and read
 READ_RETRIES = 3  # idempotent reads only; writes are never retried
@@ -24,26 +25,6 @@ class BackendError(ObsgenError):
 
 class ConflictError(BackendError):
     """Someone changed an object since it was read (Grafana 412/409)."""
-
-
-class Backend(ABC):
-    name: str
-
-    @abstractmethod
-    def desired(self, artifacts: list[Artifact]) -> list[Obj]:
-        """The objects the build says should exist, normalised like `read`'s."""
-
-    @abstractmethod
-    def read(self, desired: list[Obj]) -> list[Obj]:
-        """The live objects: every owned one, and any unowned one sharing a desired key."""
-
-    @abstractmethod
-    def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
-        """Apply changes in order; returns those applied so far even when it raises (see `applied`)."""
-
-    @abstractmethod
-    def restore(self, applied: list[Change]) -> None:
-        """Put back the live state captured before `applied` were made, in reverse order."""
 
 
 def credential(spec: BackendSpec, env_name: str) -> str | None:
@@ -117,7 +98,7 @@ class Http:
             self.writes += 1
         for attempt in range(attempts):
             try:
-                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+                response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
             except requests.ConnectionError:
                 if attempt + 1 < attempts:
                     time.sleep(0.2 * 2 ** attempt)
@@ -129,6 +110,12 @@ class Http:
                     continue
                 raise BackendError(f"{self.name} at {self.base_url} did not answer {method} {path} within "
                                    f"{self.timeout:g} s") from None
+            except requests.RequestException as exc:  # a body cut short, a bad encoding, a redirect loop
+                if attempt + 1 < attempts:
+                    time.sleep(0.2 * 2 ** attempt)
+                    continue
+                raise BackendError(f"{self.name} at {self.base_url} broke off its answer to {method} {path} "
+                                   f"({type(exc).__name__})") from None
             if response.status_code >= 500 and attempt + 1 < attempts:
                 time.sleep(0.2 * 2 ** attempt)
                 continue
@@ -145,6 +132,52 @@ class Http:
             raise BackendError(f"{self.name} denied {method} {path} (HTTP 403): the credentials lack "
                                f"permission{self.credential_hint}")
         raise BackendError(f"{self.name} answered HTTP {status} to {method} {path}: {message_of(response)}")
+
+
+    # --- answers, checked for shape ----------------------------------------------------------------
+
+    def json(self, response: Any, expect: type | tuple[type, ...] = dict) -> Any:
+        """The JSON body of an answer, checked to be of type `expect`; else a BackendError naming the call."""
+        try:
+            body = response.json()
+        except ValueError:
+            raise self.malformed(response, f"something that is not JSON ({_snippet(response)})") from None
+        return self.expect(response, body, expect)
+
+    def yaml(self, response: Any, expect: type | tuple[type, ...] = dict, empty: Any = None) -> Any:
+        """The YAML body of an answer (Mimir's APIs), checked like `json`; an empty body gives `empty`."""
+        import yaml
+
+        try:
+            body = yaml.safe_load(response.text)
+        except yaml.YAMLError:
+            raise self.malformed(response, f"something that is not YAML ({_snippet(response)})") from None
+        if body is None and empty is not None:
+            return empty
+        return self.expect(response, body, expect)
+
+    def expect(self, response: Any, value: Any, expect: type | tuple[type, ...], what: str = "its body") -> Any:
+        """`value` when it is of type `expect`; else a BackendError saying which part of which answer is off."""
+        if isinstance(value, expect):
+            return value
+        wanted = " or ".join(_KIND.get(t, t.__name__) for t in (expect if isinstance(expect, tuple) else (expect,)))
+        raise self.malformed(response, f"{what} as {_KIND.get(type(value), type(value).__name__)} where "
+                                       f"{wanted} was expected")
+
+    def malformed(self, response: Any, what: str) -> BackendError:
+        request = getattr(response, "request", None)
+        call = f"{request.method} {request.path_url}" if request is not None else "a request"
+        return BackendError(f"{self.name} answered {call} (HTTP {response.status_code}) with {what}; "
+                            f"is {self.base_url} really this backend?")
+
+
+_KIND = {dict: "an object", list: "a list", str: "a string", int: "a number", float: "a number",
+         bool: "a boolean", type(None): "nothing"}
+
+
+def _snippet(response: Any) -> str:
+    text = (getattr(response, "text", "") or "").strip()
+    return repr(text[:60] + ("…" if len(text) > 60 else "")) if text else "an empty body"
 
 
 def message_of(response: Any) -> str:

@@ -12,10 +12,15 @@ from __future__ import annotations
 from typing import Any
 
 from obsgen.artifact import Artifact
-from obsgen.backends.alertmanager import KEY, generated_config, project, sorted_matchers
-from obsgen.backends.base import Backend, BackendError, connect
+from obsgen.deploy.backends.alertmanager import (
+    KEY,
+    generated_config,
+    project,
+    sorted_matchers,
+)
+from obsgen.deploy.backends.base import Backend, BackendError, connect
+from obsgen.deploy.plan import Change, Obj
 from obsgen.model import Environment, Model
-from obsgen.plan import Change, Obj
 
 NAME = "alertmanager"
 DEFAULT_PATH = "/api/v1/alerts"

@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from obsgen import normalise
 from obsgen.artifact import Artifact
-from obsgen.backends.base import Backend, BackendError, connect, parallel
+from obsgen.deploy import normalise
+from obsgen.deploy.backends.base import Backend, BackendError, connect, parallel
+from obsgen.deploy.plan import CREATE, DELETE, Change, Obj
 from obsgen.model import Environment, Model
-from obsgen.plan import CREATE, DELETE, Change, Obj
 
 NAME = "prometheus"
 DEFAULT_PATH = "/prometheus/config/v1/rules"  # Mimir; Cortex uses /api/v1/rules (set api_path)

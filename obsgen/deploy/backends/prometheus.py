@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from obsgen import normalise
 from obsgen.artifact import Artifact
+from obsgen.deploy import normalise
+from obsgen.deploy.backends.base import Backend, BackendError, connect
+from obsgen.deploy.plan import DELETE, Change, Obj
 from obsgen.files import atomic_write
-from obsgen.backends.base import Backend, BackendError, connect
 from obsgen.model import Environment, Model
-from obsgen.plan import DELETE, Change, Obj
 
 NAME = "prometheus"
 

@@ -1,0 +1,13 @@
+"""The live side: everything that reads or changes running backends.
+
+    backends/   one small client per backend behind one interface (Grafana, Prometheus rule files,
+                Mimir ruler, Alertmanager config file, Mimir Alertmanager)
+    normalise   the normal forms both sides are compared in
+    plan        the one pure plan/diff of desired against live objects
+    report      a plan as text, markdown or JSON
+    session     diff and apply: read, plan, apply in order, roll back on any failure
+    state       the per-environment lock and where the ledger lives
+    ledger      the local record of every apply, dry run, refusal and failure
+
+Nothing under obsgen/compile or obsgen/output imports from here.
+"""

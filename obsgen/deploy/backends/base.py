@@ -1,0 +1,28 @@
+"""The backend interface: desired objects, live objects, apply, restore."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from obsgen.artifact import Artifact
+from obsgen.deploy.plan import Change, Obj
+from obsgen.http import BackendError, ConflictError, Http, connect, parallel  # noqa: F401  (re-exported)
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def desired(self, artifacts: list[Artifact]) -> list[Obj]:
+        """The objects the build says should exist, normalised like `read`'s."""
+
+    @abstractmethod
+    def read(self, desired: list[Obj]) -> list[Obj]:
+        """The live objects: every owned one, and any unowned one sharing a desired key."""
+
+    @abstractmethod
+    def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
+        """Apply changes in order; returns those applied so far even when it raises (see `applied`)."""
+
+    @abstractmethod
+    def restore(self, applied: list[Change]) -> None:
+        """Put back the live state captured before `applied` were made, in reverse order."""
