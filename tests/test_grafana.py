@@ -20,7 +20,7 @@ from obsgen.compile.grafana import PANELS, build_dashboard, compile_grafana, gra
 from obsgen.compile.grafana_schema import modernise
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_PATH = ROOT.parent / "shared/schemas/grafana/dashboard.jsonschema.json"
+SCHEMA_PATH = ROOT / "obsgen/schemas/grafana/dashboard.jsonschema.json"  # provenance: its NOTICE
 REFERENCE_SPEC = ROOT / "specs/selftest.yaml"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRAFANA_MACROS = re.compile(r"\$__(range|rate_interval|interval)\b")
@@ -307,3 +307,11 @@ def test_panel_queries_answer_known_series_under_promtool(tmp_path):
     tests.write_text(json.dumps({"rule_files": [], "evaluation_interval": "1m", "tests": [one_minute, short_failure]}))
     result = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_dashboard_schema_is_the_copy_its_notice_names() -> None:
+    import hashlib
+
+    notice = SCHEMA_PATH.with_name("NOTICE").read_text(encoding="utf-8")
+    assert "grafana/grafana-foundation-sdk" in notice and "Apache License, Version 2.0" in notice
+    assert f"sha256: {hashlib.sha256(SCHEMA_PATH.read_bytes()).hexdigest()}" in notice

@@ -3,7 +3,7 @@
 grafanalib 0.7 writes schemaVersion 12: datasources as plain strings, legacy
 keys (rows, style, hideControls, span, ...), gauge options inside fieldConfig
 and threshold steps carrying "null" strings. `modernise` maps that onto the
-model checked by shared/schemas/grafana/dashboard.jsonschema.json.
+model checked by obsgen/schemas/grafana/dashboard.jsonschema.json.
 
 Pure functions over plain JSON values: each builds a new value and never
 mutates its input. Keys the current model does not know are dropped.
