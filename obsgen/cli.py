@@ -24,10 +24,21 @@ _EXAMPLES = {
     "build": """examples:
   obsgen build                            # every environment into generated/
   obsgen build --env dev --env staging    # only these environments
-  obsgen build --spec specs/team.yaml --out /tmp/out""",
+  obsgen build --spec specs/team.yaml --out /tmp/out
+  obsgen build --out docs/observability --allow-nonempty   # a directory that already holds other files
+
+obsgen removes only files its previous manifests (<out>/<env>/manifest.json) list; a file it did not
+write is kept and named ("kept ..."). A non-empty --out without an obsgen manifest is refused unless
+--allow-nonempty (obsgen then writes its files there and still removes nothing it did not write).""",
     "check": """examples:
   obsgen check                            # CI drift check: exit 1 and a diff when generated/ is stale
-  obsgen check --env prod""",
+  obsgen check --env prod
+  obsgen check --out docs/observability   # a directory that also holds other files, first built with
+                                          #   obsgen build --out docs/observability --allow-nonempty
+
+Drift is checked inside each environment tree (<out>/<env>/): a file there that obsgen did not write
+is reported as extra (exit 1); files elsewhere under --out (e.g. <out>/README.md) are neither checked
+nor touched.""",
     "diff": """examples:
   obsgen diff --env dev                   # what differs between the spec and the live backends
   obsgen diff --env prod --format markdown --exit-code
@@ -82,6 +93,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
         p.add_argument("--env", action="append", default=[], metavar="NAME",
                        help="only this environment (repeatable; default: all)")
+    sub.choices["build"].add_argument(
+        "--allow-nonempty", action="store_true",
+        help="build into a non-empty directory that holds no obsgen manifest (e.g. --out . in a repository); "
+             "files obsgen did not write are never removed")
     for name, help_, func in (("diff", "Show what differs between the spec and the live backends.", _diff),
                               ("apply", "Change the live backends to match the spec (a diff first).", _apply)):
         p = command(name, help_, func)
@@ -97,7 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.choices["check"].add_argument(
         "--no-cache", action="store_true",
         help="always recompile (by default an unchanged spec, generator and output is known clean from the "
-             "last build or check, recorded in .obsgen/)")
+             "last build or check, recorded in the state directory, $OBSGEN_STATE_DIR)")
     diff = sub.choices["diff"]
     diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
@@ -314,14 +329,17 @@ def _validate(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace) -> int:
     from obsgen.generate import build
 
-    result, report = build(args.spec, Path(args.out), args.env)
+    result, report = build(args.spec, Path(args.out), args.env, allow_nonempty=args.allow_nonempty)
     for path in report.written:
         print(f"wrote   {Path(args.out, path).as_posix()}")
     for path in report.removed:
         print(f"removed {Path(args.out, path).as_posix()}")
+    for path in report.kept:
+        print(f"kept    {Path(args.out, path).as_posix()} (not written by obsgen)")
     envs = ", ".join(s for s in result.scopes if s) or ", ".join(e.name for e in result.model.environments)
+    kept = f", {len(report.kept)} kept (not written by obsgen)" if report.kept else ""
     print(f"obsgen build: {envs} from {args.spec} into {args.out}/: {len(report.written)} written, "
-          f"{report.unchanged} unchanged, {len(report.removed)} removed")
+          f"{report.unchanged} unchanged, {len(report.removed)} removed{kept}")
     return EXIT_OK
 
 
@@ -338,10 +356,19 @@ def _check(args: argparse.Namespace) -> int:
     for path in drift.missing:
         print(f"missing: {Path(args.out, path).as_posix()}")
     for path in drift.extra:
-        print(f"extra:   {Path(args.out, path).as_posix()} (not produced by the spec)")
+        print(f"extra:   {Path(args.out, path).as_posix()} (written by obsgen, no longer produced by the spec)")
+    for path in drift.foreign:
+        print(f"extra:   {Path(args.out, path).as_posix()} (not written by obsgen; "
+              f"move it out of {Path(args.out, path.split('/', 1)[0]).as_posix()}/ or delete it)")
     count = len(drift.changed) + len(drift.missing) + len(drift.extra)
-    print(f"obsgen check: {_plural(count, 'file')} out of date in {args.out}/; "
-          f"run `obsgen build` to regenerate", file=sys.stderr)
+    if count:
+        print(f"obsgen check: {_plural(count, 'file')} out of date in {args.out}/; "
+              f"run `obsgen build` to regenerate", file=sys.stderr)
+    if drift.foreign:
+        it = "it" if len(drift.foreign) == 1 else "them"
+        print(f"obsgen check: {_plural(len(drift.foreign), 'file')} not written by obsgen inside the environment "
+              f"directories of {args.out}/; move {it} elsewhere or delete {it} (`obsgen build` never removes "
+              f"{it})", file=sys.stderr)
     return EXIT_CHANGES
 
 

@@ -34,12 +34,16 @@ def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) 
     return Build(model, compile_all(model, chosen, only), scopes)
 
 
-def build(spec: str, out: Path, envs: Sequence[str] = ()) -> tuple[Build, tree.WriteReport]:
+def build(spec: str, out: Path, envs: Sequence[str] = (), *,
+          allow_nonempty: bool = False) -> tuple[Build, tree.WriteReport]:
+    """Compile, then write into `out`; a non-empty `out` holding no obsgen manifest is refused unless
+    `allow_nonempty`. Only files obsgen's previous manifests list are ever removed."""
     from obsgen.output import stamp
 
     result = compile_spec(spec, envs)  # compile everything before touching the output
-    report = tree.write(out, result.artifacts, result.scopes)
-    stamp.record(spec, out, result.scopes)
+    report = tree.write(out, result.artifacts, result.scopes, allow_nonempty=allow_nonempty)
+    if not report.kept:  # files obsgen did not write in an environment tree are drift: no stamp says "clean"
+        stamp.record(spec, out, result.scopes)
     return result, report
 
 

@@ -2,8 +2,11 @@
 
 After a build, or a full check that found the output clean, a stamp records three things:
 the spec's digest, obsgen's own build fingerprint (a digest of every file of the installed
-package, so any change to the generator counts), and the digest of every file in the output
-scopes. `obsgen check` may then answer "clean" without compiling, but only if all three still
+package, so any change to the generator counts), and the digest of every file in the environment
+trees of the output scopes (`<out>/<env>/` for every environment named, or for a check of the whole
+output every directory directly under it holding a manifest.json -- a superset of what the full check
+compares, which covers the spec's environments and every obsgen manifest; files elsewhere under the
+output directory, e.g. the rest of a checkout with `--out .`, are neither compared nor hashed). `obsgen check` may then answer "clean" without compiling, but only if all three still
 match: the spec file is unchanged, the generator is unchanged, and no file was edited, added or
 removed. Any mismatch (or any doubt: a Jsonnet spec, whose imports the digest does not cover)
 falls back to the full compile-and-compare. The stamp lives in the local state directory, never
@@ -18,7 +21,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from obsgen.files import atomic_write, state_dir
-from obsgen.output.tree import existing_files
+from obsgen.output import ownership
 
 SINGLE_FILE_SPECS = (".yaml", ".yml", ".json")
 
@@ -50,11 +53,16 @@ def _current(spec: str, out: Path, scopes: list[str]) -> dict[str, object] | Non
         return None
     try:
         spec_sha = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
-        files = {rel: hashlib.sha256((out / rel).read_bytes()).hexdigest()
-                 for rel in sorted(existing_files(out, scopes))}
+        files = {rel: hashlib.sha256((out / rel).read_bytes()).hexdigest() for rel in sorted(_files(out, scopes))}
     except OSError:
         return None
     return {"spec_sha256": spec_sha, "fingerprint": fingerprint(), "files": files}
+
+
+def _files(out: Path, scopes: list[str]) -> set[str]:
+    """The files whose digests the stamp holds: every file of every environment tree in scope."""
+    envs = ownership.candidate_envs(out) if "" in scopes else scopes
+    return set().union(*(ownership.tree_files(out, env, enter_linked_root=True) for env in envs))
 
 
 def record(spec: str, out: Path, scopes: list[str]) -> None:

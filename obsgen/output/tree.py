@@ -1,16 +1,19 @@
 """The one writer of generated/, and the drift check that compares it with a fresh build.
 
-An output tree is scoped: a build of every environment owns the whole
-directory; a build of some environments owns only their subdirectories.
+An output tree is scoped: a build of every environment owns every environment tree `<out>/<env>/`
+(the spec's and any an obsgen manifest names); a build of some environments owns only theirs. Within
+its scope obsgen writes what the spec produces and removes only what its previous manifests list
+(obsgen.output.ownership); a file it did not write is never removed, and files outside the
+environment trees are never looked at.
 """
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, NamedTuple
 
 from obsgen.errors import ObsgenError
 from obsgen.files import atomic_write
+from obsgen.output import ownership
 
 if TYPE_CHECKING:
     from obsgen.artifact import Artifact
@@ -19,17 +22,19 @@ if TYPE_CHECKING:
 class Drift(NamedTuple):
     changed: tuple[tuple[str, str], ...] = ()  # (path, unified diff)
     missing: tuple[str, ...] = ()
-    extra: tuple[str, ...] = ()
+    extra: tuple[str, ...] = ()  # obsgen wrote them (a manifest lists them); the spec no longer produces them
+    foreign: tuple[str, ...] = ()  # inside an environment tree, not written by obsgen
 
     @property
     def clean(self) -> bool:
-        return not (self.changed or self.missing or self.extra)
+        return not (self.changed or self.missing or self.extra or self.foreign)
 
 
 class WriteReport(NamedTuple):
     written: tuple[str, ...] = ()
     unchanged: int = 0
     removed: tuple[str, ...] = ()
+    kept: tuple[str, ...] = ()  # files inside the environment trees obsgen did not write, left in place
 
 
 def existing_files(out: Path, scopes: list[str]) -> set[str]:
@@ -45,8 +50,21 @@ def existing_files(out: Path, scopes: list[str]) -> set[str]:
     return found
 
 
-def write(out: Path, artifacts: list[Artifact], scopes: list[str]) -> WriteReport:
-    """Write changed files atomically, remove files no longer produced; unchanged files are not touched."""
+def env_trees(out: Path, artifacts: list[Artifact], scopes: list[str]) -> list[str]:
+    """The environment trees a build or check of `scopes` covers: the named environments, or (all of
+    the output, scope "") every environment the build produces and every tree holding an obsgen manifest."""
+    if "" not in scopes:
+        return sorted(scopes)
+    return sorted({a.path.split("/", 1)[0] for a in artifacts} | set(ownership.obsgen_envs(out)))
+
+
+def write(out: Path, artifacts: list[Artifact], scopes: list[str], *, allow_nonempty: bool = False) -> WriteReport:
+    """Write changed files atomically and remove the files obsgen wrote before that the spec no longer
+    produces; unchanged files and files obsgen did not write are not touched. A non-empty `out` without
+    an obsgen manifest is refused (nothing written) unless `allow_nonempty`."""
+    ownership.refuse_foreign(out, allow_nonempty)
+    trees = env_trees(out, artifacts, scopes)
+    previous = set().union(*(ownership.manifest_files(out, env) or set() for env in trees))  # before rewriting
     written, unchanged = [], 0
     wanted = {a.path for a in artifacts}
     for artifact in artifacts:
@@ -60,25 +78,33 @@ def write(out: Path, artifacts: list[Artifact], scopes: list[str]) -> WriteRepor
         except OSError as exc:
             raise ObsgenError(f"cannot write {target}: {exc.strerror}") from None
         written.append(artifact.path)
-    removed = sorted(existing_files(out, scopes) - wanted)
-    for rel in removed:
-        (out / rel).unlink()
-    _prune_empty_dirs(out, scopes)
-    return WriteReport(tuple(written), unchanged, tuple(removed))
+    removed = []
+    for rel in sorted(previous - wanted):
+        if ownership.safe_to_remove(out, rel):
+            try:
+                (out / rel).unlink()
+            except OSError as exc:
+                raise ObsgenError(f"cannot remove {out / rel}: {exc.strerror}") from None
+            removed.append(rel)
+    _prune_empty_dirs(out, removed)
+    kept = sorted(set().union(*(ownership.tree_files(out, env) for env in trees)) - wanted)
+    return WriteReport(tuple(written), unchanged, tuple(removed), tuple(kept))
 
 
-def _prune_empty_dirs(out: Path, scopes: list[str]) -> None:
-    for scope in scopes:
-        root = out / scope if scope else out
-        if not root.is_dir():
-            continue
-        for dirpath, _dirs, _files in sorted(os.walk(root), key=lambda t: -len(t[0])):
-            if Path(dirpath) != out and not os.listdir(dirpath):
-                os.rmdir(dirpath)
+def _prune_empty_dirs(out: Path, removed: list[str]) -> None:
+    """Remove the directories the removal of these files left empty (never `out` itself)."""
+    dirs = {parent for rel in removed for parent in PurePosixPath(rel).parents if parent != PurePosixPath(".")}
+    for rel in sorted(dirs, key=lambda p: -len(p.parts)):
+        path = out / rel
+        try:
+            if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+                path.rmdir()
+        except OSError:
+            pass  # still in use or not ours to judge: leaving an empty directory is harmless
 
 
 def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str) -> Drift:
-    """What differs between the files under `out` and a fresh build, as unified diffs."""
+    """What differs between the environment trees under `out` and a fresh build, as unified diffs."""
     changed, missing = [], []
     for artifact in artifacts:
         target = out / artifact.path
@@ -88,8 +114,10 @@ def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str)
         current = target.read_bytes()
         if current != artifact.content:
             changed.append((artifact.path, _diff(out, artifact.path, current, artifact.content, label)))
-    extra = sorted(existing_files(out, scopes) - {a.path for a in artifacts})
-    return Drift(tuple(changed), tuple(missing), tuple(extra))
+    trees = env_trees(out, artifacts, scopes)
+    owned = set().union(*(ownership.manifest_files(out, env) or set() for env in trees))
+    stray = set().union(*(ownership.tree_files(out, env) for env in trees)) - {a.path for a in artifacts}
+    return Drift(tuple(changed), tuple(missing), tuple(sorted(stray & owned)), tuple(sorted(stray - owned)))
 
 
 def _diff(out: Path, rel: str, current: bytes, wanted: bytes, label: str) -> str:
