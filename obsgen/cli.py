@@ -62,7 +62,9 @@ nor touched.""",
   obsgen drill --env staging --tier governance --timeout 600
   OBSGEN_PUSHGATEWAY_URL=http://127.0.0.1:9091 obsgen drill --env dev --tier kernel""",
     "history": """examples:
-  obsgen history --env prod               # applies and dry runs recorded in .obsgen/ledger.sqlite""",
+  obsgen history --env prod               # applies and dry runs, with how each ended
+  obsgen history --limit 5                # the ledger is $OBSGEN_STATE_DIR/ledger.sqlite (default
+                                          # ~/.local/state/obsgen/ledger.sqlite)""",
 }
 
 
@@ -152,7 +154,7 @@ def _parser() -> argparse.ArgumentParser:
                             "plus 120)")
     history = command("history", "List the applies and dry runs recorded in the local ledger.", _history)
     history.add_argument("--env", metavar="NAME", help="only this environment")
-    history.add_argument("--limit", type=int, default=20)
+    history.add_argument("--limit", type=int, default=20, metavar="N", help="show the N latest entries (default: 20)")
     return parser
 
 
@@ -164,57 +166,63 @@ def _overrides(args: argparse.Namespace):
 
 
 def _diff(args: argparse.Namespace) -> int:
-    from obsgen.deploy import report
+    from obsgen.deploy import report, state
     from obsgen.deploy.session import open_session
 
+    state.checked_env(args.env)
     session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
     sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
     return EXIT_CHANGES if args.exit_code and not session.plan.empty else EXIT_OK
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from obsgen.deploy import report, state
+    from obsgen.deploy import report
     from obsgen.deploy import session as deploy
     from obsgen.deploy.plan import DELETE
 
-    with state.env_lock(args.env):
-        session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only))
+    with deploy.Run(args.env, "dry-run" if args.dry_run else "apply") as run:
+        session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run)
         sys.stdout.write(report.text(session.plan, args.env))
         if session.plan.empty:
-            deploy.record(session, "apply", "no-changes")
+            run.result = "no-changes"
             return EXIT_OK
         if args.dry_run:
-            deploy.record(session, "dry-run", "planned")
+            run.result = "planned"
             return EXIT_OK
         skipped = len(session.plan.of(DELETE)) if not args.prune else 0
         if skipped:
             print(f"{_plural(skipped, 'owned object')} left the spec; not deleted without --prune")
         if not args.yes:
             if not sys.stdin.isatty():
-                raise ObsgenError("refusing to apply without confirmation: not a terminal; pass --yes")
-            if input(f"Apply these changes to {args.env}? [y/N] ").strip().lower() not in ("y", "yes"):
+                raise deploy.Refused("refusing to apply without confirmation: not a terminal; pass --yes")
+            try:
+                answer = input(f"Apply these changes to {args.env}? [y/N] ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing applied.")
+                run.result = "declined"
                 return EXIT_OK
-        try:
-            applied = deploy.apply(session, prune=args.prune, force=args.force)
-        except ObsgenError as exc:
-            deploy.record(session, "apply", "rolled-back", str(exc))
-            raise
-        deploy.record(session, "apply", "ok")
-        print(f"{args.env}: applied {_plural(len(applied), 'change')}.")
-        return EXIT_OK
+        run.applied = deploy.apply(session, prune=args.prune, force=args.force)
+        run.result = "ok"
+    print(f"{args.env}: applied {_plural(len(run.applied), 'change')}.")
+    return EXIT_OK
 
 
 def _history(args: argparse.Namespace) -> int:
-    from obsgen.deploy import ledger
-    from obsgen.deploy.state import ledger_path
+    from obsgen.deploy import ledger, state
 
-    entries = ledger.history(ledger_path(), args.env, args.limit)
+    if args.env:
+        state.checked_env(args.env)
+    if args.limit < 1:
+        raise ObsgenError(f"--limit must be at least 1, not {args.limit}")
+    entries = ledger.history(state.ledger_path(), args.env, args.limit)
     if not entries:
         print("No applies recorded" + (f" for {args.env}." if args.env else "."))
     for e in entries:
-        print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<12} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
-              + (f"\n    error: {e.error}" if e.error else ""))
+        done = f"  applied {len(e.changes)} of {len(e.planned)}" if e.mode == "apply" and e.planned else ""
+        print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<17} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
+              f"{done}" + (f"\n    error: {e.error}" if e.error else ""))
     return EXIT_OK
 
 
@@ -393,4 +401,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("obsgen: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 -- a bug must still end as one line and exit 2, never exit 1
+        if os.environ.get("OBSGEN_DEBUG"):
+            raise
+        print(f"obsgen: internal error: {type(exc).__name__}: {exc} (this is a bug in obsgen; run again with "
+              f"OBSGEN_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_ERROR

@@ -5,11 +5,11 @@ import re
 
 UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 _PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_WHOLE = re.compile(r"^(?:\d+(?:ms|s|m|h|d|w|y))+$")
+_WHOLE = re.compile(r"(?:\d+(?:ms|s|m|h|d|w|y))+")
 
 
 def is_duration(text: str) -> bool:
-    return isinstance(text, str) and bool(_WHOLE.match(text))
+    return isinstance(text, str) and bool(_WHOLE.fullmatch(text))
 
 
 def seconds(text: str) -> float:

@@ -46,7 +46,7 @@ RUNNER_SEVERITY = {"kernel": "critical", "governance": "warning", "optional": "i
 LABEL_RESULT = "result"
 DRILL_GROUPING = {"drill": "true"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
@@ -362,7 +362,7 @@ def _histogram(name: str, buckets: tuple[float, ...], base: dict[str, str], prev
 def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
     reserved = {model.metrics.env_label, c.LABEL_STEP, c.LABEL_TIER, LABEL_RESULT, "le"}
     for name, value in extra.items():
-        if not _NAME.match(name) or name.startswith("__") or name in reserved:
+        if not _NAME.fullmatch(name) or name.startswith("__") or name in reserved:
             raise ObsgenError(f"extra label {name!r}: not a label name obsgen may add (reserved: "
                               f"{', '.join(sorted(reserved))}; names match [a-zA-Z_][a-zA-Z0-9_]*)")
         if not isinstance(value, str):
@@ -509,7 +509,7 @@ def group_path(job: str, grouping: Mapping[str, str] | None = None) -> str:
         raise ObsgenError("the Pushgateway job name is empty")
     parts = [("job", job)]
     for name in sorted(grouping or {}):
-        if not _NAME.match(name) or name.startswith("__") or name == "job":
+        if not _NAME.fullmatch(name) or name.startswith("__") or name == "job":
             raise ObsgenError(f"grouping label {name!r}: not a label name a Pushgateway group may have")
         parts.append((name, str((grouping or {})[name])))
     path = ""

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 REFERENCE_SPEC = ROOT / "specs" / "selftest.yaml"
 GENERATED = ROOT / "generated"
 

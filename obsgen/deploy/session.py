@@ -8,12 +8,14 @@ applies to the same environment at once; every run is recorded in the ledger.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Callable
 
 from obsgen.deploy import ledger, state
 from obsgen.deploy.backends.base import Backend, BackendError, parallel
 from obsgen.deploy.plan import DELETE, Change, Plan, plan
+from obsgen.deploy.state import Refused  # noqa: F401  (re-exported for the CLI)
 from obsgen.errors import ObsgenError
 from obsgen.model import Environment, Model
 
@@ -42,10 +44,18 @@ class Session:
     by_backend: dict[str, list[Change]] = field(default_factory=dict)
 
 
-def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = ()) -> Session:
+def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = (),
+                 run: "Run | None" = None) -> Session:
+    """Compile the environment, connect to its backends, read them all and plan.
+
+    `run`, when given (apply and dry runs), learns the spec's digest as soon as the spec has compiled
+    and takes the environment's lock, so that a failure after that point (a held lock, credentials,
+    an unreachable backend) is recorded against it."""
     from obsgen.generate import compile_spec
 
     build = compile_spec(spec, [env_name], only=("grafana", "prometheus", "alertmanager"))  # what is deployed
+    if run is not None:
+        run.compiled(build.model.digest)  # from here on the run is recorded, under the environment's lock
     env = build.model.environment(env_name)
     makers = _makers(build.model, env, overrides)
     backends = [make() for name, make in makers.items() if env.backend(name) and (not only or name in only)]
@@ -56,6 +66,8 @@ def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str
     session = Session(build.model, env_name, backends, result)
     for change in result.changes:
         session.by_backend.setdefault(change.obj.backend, []).append(change)
+    if run is not None:
+        run.session = session
     return session
 
 
@@ -81,8 +93,28 @@ def _makers(model: Model, env: Environment, overrides: Overrides) -> dict[str, C
     }
 
 
+class ApplyError(BackendError):
+    """An apply failed after it may have changed something; says what was restored, and what could not be."""
+
+    def __init__(self, message: str, applied: list[Change], restored: bool):
+        super().__init__(message)
+        self.applied, self.restored = applied, restored
+
+    @property
+    def result(self) -> str:
+        """The ledger's word for it: nothing had changed, all put back, or some backend left changed."""
+        if not self.applied:
+            return "failed"
+        return "rolled-back" if self.restored else "could-not-restore"
+
+
 def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
-    """Apply the session's plan; on failure restore every backend already changed and re-raise."""
+    """Apply the session's plan, backend by backend; returns the changes applied.
+
+    Whatever goes wrong after the first write -- a refusal, an OS error, an answer that is not what the
+    API promises, a bug, Ctrl-C -- every backend already changed (the failing one included, for what it
+    had or may have applied) is restored in reverse order, and one ApplyError says what happened.
+    """
     done: list[tuple[Backend, list[Change]]] = []
     try:
         for backend in session.backends:
@@ -91,27 +123,80 @@ def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
                 continue
             try:
                 backend.apply(changes, force=force)
-            finally:
-                applied = getattr(backend, "applied", changes)
-                done.append((backend, applied))
-    except ObsgenError as exc:
-        restored, failed = [], []
-        for backend, changes in reversed(done):
-            if not changes:
-                continue  # the backend that failed before changing anything
-            try:
-                backend.restore(changes)
-                restored.append(backend.name)
-            except ObsgenError as restore_error:
-                failed.append(f"{backend.name}: {restore_error}")
-        note = f"; restored {', '.join(restored)} to the state before this apply" if restored else ""
-        if failed:
-            note += f"; COULD NOT RESTORE {'; '.join(failed)}"
-        raise BackendError(f"{exc}{note}") from None
+            finally:  # a backend that raised reports what it had (or may have) applied in `applied`
+                done.append((backend, list(getattr(backend, "applied", changes))))
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- every failure must roll back
+        raise _rolled_back(done, _describe(exc)) from None
     return [c for _, changes in done for c in changes]
 
 
-def record(session: Session, mode: str, result: str, error: str = "") -> None:
-    ledger.record(state.ledger_path(), env=session.env, spec_sha256=session.model.digest, mode=mode,
-                  summary=session.plan.summary(), changes=[c.title for c in session.plan.changes],
-                  result=result, error=error)
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted"
+    if isinstance(exc, ObsgenError):
+        return str(exc)
+    return f"unexpected {type(exc).__name__}: {exc}" if str(exc) else f"unexpected {type(exc).__name__}"
+
+
+def _rolled_back(done: list[tuple[Backend, list[Change]]], error: str) -> ApplyError:
+    restored, failed = [], []
+    for backend, changes in reversed(done):
+        if not changes:
+            continue  # the backend that failed before changing anything
+        try:
+            backend.restore(changes)
+            restored.append(backend.name)
+        except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 -- go on restoring the others
+            failed.append(f"{backend.name}: {_describe(exc)}")
+    applied = [c for _, changes in done for c in changes]
+    note = f"; restored {', '.join(restored)} to the state before this apply" if restored else ""
+    if failed:
+        note += f"; COULD NOT RESTORE {'; '.join(failed)} -- run `obsgen diff` to see what is left"
+    return ApplyError(f"{error}{note}", applied, restored=not failed)
+
+
+@dataclass
+class Run:
+    """One apply or dry run as the ledger records it, whatever its end: use as a context manager.
+
+    Set `result` on the way out of a normal end (ok, no-changes, planned, declined) and `applied` after
+    a successful apply; an exception records itself (an ApplyError as rolled-back, could-not-restore or
+    failed; a refusal such as a held lock or a missing confirmation as refused; anything else as
+    failed). Nothing is recorded when the spec did not compile: there is no environment of a spec to
+    record it against.
+    """
+
+    env: str
+    mode: str  # apply | dry-run
+    digest: str = ""
+    session: Session | None = None
+    applied: list[Change] = field(default_factory=list)
+    result: str = ""
+
+    _locks: ExitStack = field(default_factory=ExitStack)
+
+    def __enter__(self) -> "Run":
+        state.checked_env(self.env)
+        ledger.ensure(state.ledger_path())  # an unwritable state directory stops the run before any change
+        return self
+
+    def compiled(self, digest: str) -> None:
+        self.digest = digest
+        self._locks.enter_context(state.env_lock(self.env))
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, _tb: object) -> None:
+        self._locks.close()
+        if not self.digest:
+            return
+        error = ""
+        if exc is not None:
+            error = _describe(exc)
+            if isinstance(exc, ApplyError):
+                self.applied, self.result = exc.applied, exc.result
+            else:
+                self.result = "refused" if isinstance(exc, state.Refused) else "failed"
+        plan_ = self.session.plan if self.session else None
+        ledger.record(state.ledger_path(), env=self.env, spec_sha256=self.digest, mode=self.mode,
+                      summary=plan_.summary() if plan_ else "(no plan: the backends were not read)",
+                      planned=[c.title for c in plan_.changes] if plan_ else [],
+                      changes=[c.title for c in self.applied], result=self.result or "failed", error=error)

@@ -15,6 +15,11 @@ from typing import Iterator
 from obsgen.errors import ObsgenError
 from obsgen.files import state_dir
 
+
+class Refused(ObsgenError):
+    """obsgen declined to start an apply: another apply holds the lock, or no confirmation was possible."""
+
+
 ENV_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # the spec's id pattern, matched in full
 
 
@@ -46,7 +51,7 @@ def env_lock(env: str) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise ObsgenError(f"another obsgen apply to {env} is running (lock {path})") from None
+            raise Refused(f"another obsgen apply to {env} is running (lock {path})") from None
         try:
             yield
         finally:

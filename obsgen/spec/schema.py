@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -24,9 +25,7 @@ def schema() -> dict[str, Any]:
 
 
 def validate(doc: Located) -> list[Problem]:
-    import jsonschema
-
-    validator = jsonschema.Draft7Validator(schema())
+    validator = _validator_class()(schema())
     problems = []
     for err in validator.iter_errors(doc.data):
         path = tuple(err.absolute_path)
@@ -38,6 +37,29 @@ def validate(doc: Located) -> list[Problem]:
             continue
         problems.append(doc.problem(path, _message(err)))
     return problems
+
+
+@lru_cache(maxsize=1)
+def _validator_class() -> Any:
+    """Draft 7, except that a pattern ending in `$` must match up to the very end of the string.
+
+    JSON Schema patterns are searched with Python's `re`, where `$` also matches before a trailing
+    newline: `name: "dev\\n"` would pass `^[a-z0-9-]+$` and then break promtool. Here `$` means `\\Z`.
+    """
+    import jsonschema
+
+    def pattern(validator: Any, value: str, instance: Any, _schema: Any) -> Any:
+        if validator.is_type(instance, "string") and not _anchored(value).search(instance):
+            yield jsonschema.ValidationError(f"{instance!r} does not match {value!r}")
+
+    return jsonschema.validators.extend(jsonschema.Draft7Validator, {"pattern": pattern})
+
+
+@lru_cache(maxsize=None)
+def _anchored(value: str) -> "re.Pattern[str]":
+    if value.endswith("$") and not value.endswith("\\$"):
+        value = value[:-1] + r"\Z"
+    return re.compile(value)
 
 
 def _message(err: Any) -> str:

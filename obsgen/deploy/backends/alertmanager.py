@@ -59,6 +59,7 @@ class AlertmanagerBackend(Backend):
         self.config_file = Path(config_file or spec.config_file)
         self.shape: Any = None
         self.previous: bytes | None = None
+        self.applied: list[Change] = []
 
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
         found = generated_config(self.env, artifacts)
@@ -70,26 +71,44 @@ class AlertmanagerBackend(Backend):
     def read(self, desired: list[Obj]) -> list[Obj]:
         import yaml
 
-        status = self.http.request("GET", "/api/v2/status").json()
-        original = (status.get("config") or {}).get("original") or ""
-        live = yaml.safe_load(original) or {}
+        response = self.http.request("GET", "/api/v2/status")
+        status = self.http.json(response, dict)
+        config = self.http.expect(response, status.get("config") or {}, dict, "its `config`")
+        original = self.http.expect(response, config.get("original") or "", str, "its `config.original`")
+        try:
+            live = yaml.safe_load(original) or {}
+        except yaml.YAMLError:
+            raise self.http.malformed(response, "a `config.original` that is not YAML") from None
+        live = self.http.expect(response, live, dict, "its `config.original`")
         body = project(live, self.shape) if self.shape is not None else sorted_matchers(live)
         return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
 
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
+        self.applied = []
         for change in changes:
-            self.previous = self.config_file.read_bytes() if self.config_file.exists() else None
-            atomic_write(self.config_file, change.obj.payload)
+            try:
+                self.previous = self.config_file.read_bytes() if self.config_file.exists() else None
+                self.applied.append(change)  # from the write on, the file may have changed
+                atomic_write(self.config_file, change.obj.payload)
+            except OSError as exc:
+                raise BackendError(f"Alertmanager ({self.env.name}): cannot write {self.config_file}: "
+                                   f"{exc.strerror}") from None
             response = self.http.request("POST", "/-/reload", ok=(200, 500))
             if response.status_code != 200:
-                self.restore([change])
                 raise BackendError(f"Alertmanager ({self.env.name}) refused the new config: "
-                                   f"{response.text.strip()[:300]}; the previous config is still loaded")
+                                   f"{response.text.strip()[:300]}")
             self.http.request("GET", "/api/v2/status")
         return list(changes)
 
     def restore(self, applied: list[Change]) -> None:
         if self.previous is None:
             return
-        atomic_write(self.config_file, self.previous)
-        self.http.request("POST", "/-/reload", ok=(200, 500))
+        try:
+            atomic_write(self.config_file, self.previous)
+        except OSError as exc:
+            raise BackendError(f"Alertmanager ({self.env.name}): cannot put back {self.config_file}: "
+                               f"{exc.strerror}") from None
+        response = self.http.request("POST", "/-/reload", ok=(200, 500))
+        if response.status_code != 200:
+            raise BackendError(f"Alertmanager ({self.env.name}) refused the previous config on restore: "
+                               f"{response.text.strip()[:300]}")
