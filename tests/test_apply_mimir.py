@@ -35,6 +35,7 @@ def spec(tmp_path: Path) -> Path:
 def mimir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("OBSGEN_PROD_MIMIR_TOKEN", TOKEN)
     monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "state"))
+    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path / "secrets"))  # as the operator would, outside the spec
     with MimirDouble(token=TOKEN) as double:
         yield double
 

@@ -5,7 +5,10 @@ on Mimir's hosts), so this client reads each `routing_key_file` / `api_url_file`
 named in the generated config on the machine running obsgen and sends the value
 inline, in the request body only. Read-back replaces every inline secret by a
 reference to the file it must equal — or by a marker when it differs — so no
-secret value ever reaches a diff, a log or the ledger.
+secret value ever reaches a diff, a log or the ledger. A spec names those files, so
+they are read only under a directory the operator lists in OBSGEN_SECRET_DIRS, and the
+config carrying their values is sent only to an endpoint the operator allows (an
+override URL, or a host in OBSGEN_ALLOWED_HOSTS) -- see obsgen/http.py.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from obsgen.deploy.backends.alertmanager import (
 )
 from obsgen.deploy.backends.base import Backend, BackendError, connect
 from obsgen.deploy.plan import Change, Obj
+from obsgen.http import require_allowed, secret_file
 from obsgen.model import Environment, Model
 
 NAME = "alertmanager"
@@ -33,7 +37,7 @@ class MimirAlertmanagerBackend(Backend):
 
     def __init__(self, model: Model, env: Environment, url: str | None = None):
         spec, self.http = connect(env, NAME, "Mimir Alertmanager", url, mode="mimir")
-        self.env = env
+        self.env, self.spec, self.url = env, spec, url
         self.path = spec.api_path or DEFAULT_PATH
         self.shape: Any = None
         self.previous: str | None = None  # the raw document read before writing; None = no config
@@ -44,6 +48,8 @@ class MimirAlertmanagerBackend(Backend):
         if found is None:
             return []
         self.shape = found[0]
+        for path in _secret_paths(self.shape):  # refuse before any request, not halfway through
+            secret_file(path, self.http.name)
         return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=self.shape)]
 
     def read(self, desired: list[Obj]) -> list[Obj]:
@@ -61,8 +67,9 @@ class MimirAlertmanagerBackend(Backend):
         return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
 
     def _secret(self, path: str) -> str:
+        real = secret_file(path, self.http.name)
         try:
-            with open(path, encoding="utf-8") as fh:
+            with open(real, encoding="utf-8") as fh:
                 return fh.read().strip()
         except OSError as exc:
             raise BackendError(f"{self.http.name}: cannot read secret file {path} ({exc.strerror}); Mimir needs "
@@ -73,6 +80,8 @@ class MimirAlertmanagerBackend(Backend):
         import yaml
 
         self.applied = []
+        if any(_secret_paths(change.obj.payload) for change in changes):
+            require_allowed(self.spec, self.env.name, self.url, "the config's inline secrets")
         for change in changes:
             config = _inline(change.obj.payload, self._secret)
             document = {"template_files": {},
@@ -109,6 +118,16 @@ def _inline(config: Any, secret: Any) -> Any:
     if isinstance(config, list):
         return [_inline(v, secret) for v in config]
     return config
+
+
+def _secret_paths(config: Any) -> list[str]:
+    """Every `*_file` secret path named in a generated config."""
+    if isinstance(config, dict):
+        return [p for key, value in config.items()
+                for p in ([value] if key in SECRET_FIELDS and isinstance(value, str) else _secret_paths(value))]
+    if isinstance(config, list):
+        return [p for value in config for p in _secret_paths(value)]
+    return []
 
 
 def _mask(live: Any, shape: Any, secret: Any) -> Any:
