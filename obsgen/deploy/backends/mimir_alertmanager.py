@@ -60,8 +60,13 @@ class MimirAlertmanagerBackend(Backend):
             self.previous = None
             return []
         self.previous = response.text
-        document = yaml.safe_load(response.text) or {}
-        live = yaml.safe_load(document.get("alertmanager_config") or "") or {}
+        document = self.http.yaml(response, dict, empty={})
+        text = self.http.expect(response, document.get("alertmanager_config") or "", str, "its alertmanager_config")
+        try:
+            live = yaml.safe_load(text) or {}
+        except yaml.YAMLError:
+            raise self.http.malformed(response, "an alertmanager_config that is not YAML") from None
+        live = self.http.expect(response, live, dict, "its alertmanager_config")
         live = _mask(live, self.shape, self._secret)
         body = project(live, self.shape) if self.shape is not None else sorted_matchers(live)
         return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
@@ -86,13 +91,14 @@ class MimirAlertmanagerBackend(Backend):
             config = _inline(change.obj.payload, self._secret)
             document = {"template_files": {},
                         "alertmanager_config": yaml.safe_dump(config, sort_keys=True, allow_unicode=True)}
+            self.applied.append(change)  # from the POST on it may have landed, even if its answer is lost
             response = self.http.request("POST", self.path, ok=(200, 201, 400),
                                          data=yaml.safe_dump(document, sort_keys=True).encode(),
                                          headers={"Content-Type": "application/yaml"})
             if response.status_code == 400:
+                self.applied.pop()  # refused: nothing changed
                 raise BackendError(f"{self.http.name} refused the new config: {response.text.strip()[:300]}; "
                                    f"the previous config is still in place")
-            self.applied.append(change)
         return self.applied
 
     def restore(self, applied: list[Change]) -> None:
