@@ -311,11 +311,17 @@ class Stack:
     Not lower than 3s: Prometheus sends alerts valid for 4 x resend_delay, and a firing alert
     whose validity ran out during the gap would be resolved by Alertmanager (a spurious
     "resolved" notification) -- 12 s of validity covers the 5 s gap with room to spare.
+
+    Odd Prometheus set-ups, for clients that must cope with them: `relative_config=True` starts
+    Prometheus with a relative `--config.file` and the glob `rules/*.yaml`, so /api/v1/rules reports
+    rule files as `rules/<name>` (relative to Prometheus's working directory, not the client's);
+    `lifecycle=False` leaves out --web.enable-lifecycle, so /-/reload answers 403.
     """
 
     def __init__(self, alertmanager_config: str | None = None, sink: Sink | None = None,
                  scrape_interval: str = "1s", evaluation_interval: str | None = None,
-                 components: Iterable[str] = COMPONENTS, resend_delay: str = "3s") -> None:
+                 components: Iterable[str] = COMPONENTS, resend_delay: str = "3s",
+                 relative_config: bool = False, lifecycle: bool = True) -> None:
         components = tuple(components)
         unknown = set(components) - set(COMPONENTS)
         if unknown:
@@ -325,6 +331,7 @@ class Stack:
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval or scrape_interval
         self.resend_delay = resend_delay
+        self.relative_config, self.lifecycle = relative_config, lifecycle
         self._am_config = alertmanager_config if alertmanager_config is not None else default_alertmanager_config(sink)
         self._tmp = Path(tempfile.mkdtemp(prefix="obsgen-stack-"))
         self._rules_dir = self._tmp / "rules"
@@ -420,9 +427,10 @@ class Stack:
                     f"--storage.path={self._tmp / 'alertmanager-data'}", f"--web.listen-address={addr}",
                     "--cluster.listen-address=", f"--web.external-url={url}"]
         self.prometheus_config_file.write_text(self._prometheus_config(port))
-        return [BINARIES[name], f"--config.file={self.prometheus_config_file}",
+        config = self.prometheus_config_file.name if self.relative_config else self.prometheus_config_file
+        return [BINARIES[name], f"--config.file={config}",
                 f"--storage.tsdb.path={self._tmp / 'prometheus-data'}", f"--web.listen-address={addr}",
-                "--web.enable-lifecycle", f"--web.external-url={url}",
+                *(["--web.enable-lifecycle"] if self.lifecycle else []), f"--web.external-url={url}",
                 f"--rules.alert.resend-delay={self.resend_delay}"]
 
     def _prometheus_config(self, port: int) -> str:
@@ -436,7 +444,7 @@ class Stack:
         config: dict[str, Any] = {
             "global": {"scrape_interval": self.scrape_interval, "scrape_timeout": self.scrape_interval,
                        "evaluation_interval": self.evaluation_interval},
-            "rule_files": [str(self._rules_dir / "*.yaml")],
+            "rule_files": [f"{self._rules_dir.name}/*.yaml" if self.relative_config else str(self._rules_dir / "*.yaml")],
             "scrape_configs": scrape,
         }
         if "alertmanager" in self._procs:
@@ -593,7 +601,8 @@ class Stack:
 
     # ---- Prometheus ---------------------------------------------------------------------
     def reload_prometheus(self, wait_for_alertmanager: bool = False) -> int:
-        """POST /-/reload; 200 on success, 500 on a bad config or rule file (the old one stays).
+        """POST /-/reload; 200 on success, 500 on a bad config or rule file (the old one stays), 403
+        when the stack was made with lifecycle=False.
 
         A reload makes Prometheus forget its Alertmanagers for ~5 s (alerts are re-sent after
         `resend_delay`, so delivery is only later, not lost); wait_for_alertmanager=True waits

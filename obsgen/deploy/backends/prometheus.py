@@ -1,22 +1,44 @@
-"""Vanilla Prometheus: rule files in an obsgen-owned directory, reload, read back, restore.
+"""Vanilla Prometheus: obsgen's rule files in a shared directory, reload, confirm, restore.
 
-Every file in `rules_dir` is obsgen's. Apply snapshots the directory, writes the
-changed files atomically, POSTs /-/reload and confirms through /api/v1/rules that
-every group loaded healthy; when the reload fails the snapshot is put back and
-Prometheus is reloaded again, so the previous rules stay live.
+Ownership (see rule_files): obsgen's files in `rules_dir` are those named `<service>-<env>-…` that
+carry the marker line `# obsgen: service=<service> env=<env>`. No other file is read, written or
+deleted; a file with the name obsgen would write but without its marker stops diff and apply.
+
+Live groups are those /api/v1/rules lists from a file whose *name* is one of obsgen's files in
+`rules_dir`, whatever directory the server reports (it may mount the directory elsewhere). Groups
+in obsgen's files that the server has not loaded are live too, so that pruning sees them.
+
+Plans are per group; writes are per file. A written file holds the spec's groups in the spec's
+order, then every group already in the file that the spec no longer has, unchanged, unless this
+apply deletes it (`--prune`); a file left with no group is deleted. After the writes, POST
+/-/reload, then wait (at most CONFIRM_TIMEOUT) until /api/v1/rules lists every group of every
+written file from that file, as written, and none of the deleted ones; then check no rule of
+them is in error. On any failure the files this apply wrote or deleted are put back and
+Prometheus is reloaded.
 """
 from __future__ import annotations
 
-from pathlib import Path
+import time
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 from obsgen.artifact import Artifact
 from obsgen.deploy import normalise
+from obsgen.deploy.backends import rule_files
 from obsgen.deploy.backends.base import Backend, BackendError, connect
 from obsgen.deploy.plan import DELETE, Change, Obj
 from obsgen.files import atomic_write
 from obsgen.model import Environment, Model
 
 NAME = "prometheus"
+CONFIRM_TIMEOUT = 10.0  # seconds after a reload for every written group to be listed by /api/v1/rules
+CONFIRM_POLL = 0.2
+SHOWN = 8  # group names named in one message before "and N more"
+
+
+def _listing(names: list[str]) -> str:
+    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
+    return ", ".join(names[:SHOWN]) + more
 
 
 class PrometheusBackend(Backend):
@@ -25,75 +47,269 @@ class PrometheusBackend(Backend):
     def __init__(self, model: Model, env: Environment, url: str | None = None, rules_dir: str | None = None):
         spec, self.http = connect(env, NAME, "Prometheus", url, mode="prometheus")
         self.env = env
+        self.label = f"Prometheus ({env.name})"
         self.rules_dir = Path(rules_dir or spec.rules_dir)
-        self.snapshot: dict[str, bytes] | None = None
+        self.prefix = rule_files.file_prefix(model.service.name, env.name)
+        self.marker = rule_files.marker(model.service.name, env.name)
+        self.files: dict[str, tuple[bytes, list[dict[str, Any]]]] = {}  # desired: name -> (content, groups)
+        self.applied: list[Change] = []
+        self.previous: dict[str, bytes | None] = {}  # files this apply wrote or deleted, as they were
+        self.reloaded = False  # this apply asked Prometheus to load its files
+
+    # --- desired and live ------------------------------------------------------------------------
 
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
-        import yaml
-
         objs = []
         for artifact in artifacts:
             if artifact.path.startswith(f"{self.env.name}/prometheus/"):
-                name = artifact.path.rsplit("/", 1)[1]
-                for group in yaml.safe_load(artifact.content)["groups"]:
-                    objs.append(Obj(NAME, "rule-group", f"{name}/{group['name']}", normalise.rule_group(group),
-                                    payload=(name, artifact.content)))
+                name = self.prefix + artifact.path.rsplit("/", 1)[1]
+                groups = rule_files.groups_of(artifact.content)
+                self.files[name] = (rule_files.with_marker(artifact.content, self.marker), groups)
+                objs += [Obj(NAME, "rule-group", f"{name}/{g['name']}", normalise.rule_group(g),
+                             payload=(name, g["name"])) for g in groups]
         return objs
 
     def read(self, desired: list[Obj]) -> list[Obj]:
-        data = self.http.request("GET", "/api/v1/rules").json()["data"]
+        owned = {}
+        for name, content in self._local().items():
+            if rule_files.is_owned(content, self.marker):
+                owned[name] = self._groups(name, content)
+            elif name in self.files:
+                raise self._foreign(name)
+        listed = self._listed(set(owned))
         objs = []
-        for group in data.get("groups", []):
-            path = Path(group["file"])
-            if path.parent.resolve() != self.rules_dir.resolve():
-                continue  # not in obsgen's directory: not ours
-            rules = [{"alert" if r["type"] == "alerting" else "record": r["name"], "expr": r["query"],
-                      "for": r.get("duration", 0), "labels": r.get("labels") or {},
-                      "annotations": r.get("annotations") or {}} for r in group["rules"]]
-            body = normalise.rule_group({"name": group["name"], "interval": group.get("interval", 0), "rules": rules})
-            objs.append(Obj(NAME, "rule-group", f"{path.name}/{group['name']}", body, payload=(path.name, None)))
+        for name in sorted(owned):
+            loaded = listed.get(name, {})
+            objs += [Obj(NAME, "rule-group", f"{name}/{group}", self._live_body(g), payload=(name, group))
+                     for group, g in loaded.items()]
+            wanted = {g["name"] for g in self.files.get(name, (b"", []))[1]}
+            objs += [Obj(NAME, "rule-group", f"{name}/{g['name']}", self._disk_body(name, g),
+                         payload=(name, g["name"]))
+                     for g in owned[name] if g["name"] not in loaded and g["name"] not in wanted]
         return objs
 
-    def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
-        files: dict[str, bytes | None] = {}
-        for change in changes:
-            name, content = change.obj.payload
-            if change.action == DELETE:
-                files.setdefault(name, None)  # removed unless another change rewrites it
-            else:
-                files[name] = content
-        self.snapshot = {p.name: p.read_bytes() for p in self.rules_dir.glob("*") if p.is_file()}
+    def _local(self) -> dict[str, bytes]:
+        """The files in rules_dir named with this service's and environment's prefix, with their bytes."""
         try:
-            for name, content in sorted(files.items()):
-                target = self.rules_dir / name
-                if content is None:
-                    target.unlink(missing_ok=True)
-                else:
-                    atomic_write(target, content)
+            paths = sorted(p for p in self.rules_dir.iterdir() if p.name.startswith(self.prefix) and p.is_file())
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise BackendError(f"{self.label}: cannot list rules_dir {self.rules_dir}: {exc.strerror}") from None
+        found = {}
+        for path in paths:
+            content = self._read(path.name)
+            if content is not None:
+                found[path.name] = content
+        return found
+
+    def _read(self, name: str) -> bytes | None:
+        path = self.rules_dir / name
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise BackendError(f"{self.label}: cannot read {path}: {exc.strerror}") from None
+
+    def _groups(self, name: str, content: bytes) -> list[dict[str, Any]]:
+        try:
+            return rule_files.groups_of(content)
+        except ValueError as exc:
+            raise BackendError(f"{self.label}: {self.rules_dir / name} (obsgen's) {exc}; fix or remove it") from None
+
+    def _foreign(self, name: str) -> BackendError:
+        return BackendError(f"{self.label}: {self.rules_dir / name} is not obsgen's for this service and "
+                            f"environment (no `{self.marker}` line at its top), so obsgen will not overwrite "
+                            f"it; move it out of {self.rules_dir}")
+
+    def _disk_body(self, name: str, group: dict[str, Any]) -> Any:
+        try:
+            return normalise.rule_group(group)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            raise BackendError(f"{self.label}: group {group['name']} in {self.rules_dir / name} (obsgen's) is "
+                               f"not a valid rule group; fix or remove it") from None
+
+    @staticmethod
+    def _live_body(group: dict[str, Any]) -> Any:
+        rules = [{"alert" if r["type"] == "alerting" else "record": r["name"], "expr": r["query"],
+                  "for": r.get("duration") or 0, "labels": r.get("labels") or {},
+                  "annotations": r.get("annotations") or {}} for r in group["rules"]]
+        return normalise.rule_group({"name": group["name"], "interval": group.get("interval") or 0, "rules": rules})
+
+    def _listed(self, names: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
+        """The groups /api/v1/rules lists from files with these names: {file name: {group name: group}}."""
+        response = self.http.request("GET", "/api/v1/rules")
+        data = self.http.expect(response, self.http.json(response, dict).get("data"), dict, "its `data`")
+        groups = self.http.expect(response, data.get("groups", []), list, "`data.groups`")
+        paths: dict[str, set[str]] = {}
+        chosen: dict[str, list[dict[str, Any]]] = {}
+        for group in groups:
+            self._check_group(response, group)
+            name = PurePosixPath(group["file"]).name
+            if name in names:
+                paths.setdefault(name, set()).add(group["file"])
+                chosen.setdefault(name, []).append(group)
+        found = {}
+        for name, groups_of_name in chosen.items():
+            where = self._where(name, paths[name])
+            found[name] = {g["name"]: g for g in groups_of_name if g["file"] == where}
+        return found
+
+    def _check_group(self, response: Any, group: Any) -> None:
+        expect = self.http.expect
+        expect(response, group, dict, "a group in `data.groups`")
+        for key in ("name", "file"):
+            expect(response, group.get(key), str, f"the `{key}` of a group")
+        expect(response, group.get("interval", 0), (int, float), f"the interval of group {group['name']}")
+        for rule in expect(response, group.get("rules"), list, f"the rules of group {group['name']}"):
+            expect(response, rule, dict, f"a rule of group {group['name']}")
+            for key in ("type", "name", "query"):
+                expect(response, rule.get(key), str, f"the `{key}` of a rule in group {group['name']}")
+            expect(response, rule.get("duration", 0), (int, float), f"the duration of a rule in {group['name']}")
+            for key in ("labels", "annotations"):
+                if rule.get(key) is not None:
+                    expect(response, rule[key], dict, f"the `{key}` of a rule in group {group['name']}")
+
+    def _where(self, name: str, paths: set[str]) -> str:
+        """The one path the server loads `name` from; when it loads that name from several
+        directories, the one that is `rules_dir` here."""
+        if len(paths) == 1:
+            return next(iter(paths))
+        here = (self.rules_dir / name).resolve()
+        same = [p for p in paths if Path(p).is_absolute() and Path(p).resolve() == here]
+        if len(same) == 1:
+            return same[0]
+        raise BackendError(f"{self.label} loads {name} from several places ({', '.join(sorted(paths))}); obsgen "
+                           f"cannot tell which one is {self.rules_dir}")
+
+    # --- writes ----------------------------------------------------------------------------------
+
+    def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
+        self.applied, self.previous, self.reloaded = [], {}, False
+        deleted: dict[str, set[str]] = {}
+        by_file: dict[str, list[Change]] = {}
+        for change in changes:
+            name, group = change.obj.payload
+            by_file.setdefault(name, []).append(change)
+            if change.action == DELETE:
+                deleted.setdefault(name, set()).add(group)
+        try:
+            writes = {name: self._next(name, deleted.get(name, set())) for name in sorted(by_file)}
+            for name, (before, after, _) in writes.items():
+                self.previous[name] = before
+                self.applied += by_file[name]  # changed, or may have been, from here on
+                if after != before:
+                    self._write(name, after)
             self._reload()
+            self._confirm({name: expected for name, (_, _, expected) in writes.items()}, deleted)
         except BackendError:
-            self.restore(changes)
+            try:
+                self.restore(self.applied)
+            except BackendError:
+                pass  # `previous` is kept: the session's restore tries again and reports it
             raise
-        return list(changes)
+        return self.applied
+
+    def _next(self, name: str, deleted: set[str]) -> tuple[bytes | None, bytes | None, dict[str, Any]]:
+        """A file's bytes now, the bytes this apply writes (None: delete it), and the groups it must
+        then list, by name: the desired body of a spec group, or None for a kept one (any body)."""
+        before = self._read(name)
+        if before is not None and not rule_files.is_owned(before, self.marker):
+            raise self._foreign(name)
+        on_disk = self._groups(name, before) if before is not None else []
+        if name in self.files:
+            content, spec_groups = self.files[name]
+            top = rule_files.head(content)
+        else:
+            content, spec_groups, top = None, [], rule_files.head(before or b"")
+        names = {g["name"] for g in spec_groups}
+        kept = [g for g in on_disk if g["name"] not in names and g["name"] not in deleted]
+        expected: dict[str, Any] = {g["name"]: normalise.rule_group(g) for g in spec_groups}
+        expected.update({g["name"]: None for g in kept})
+        if not expected:
+            return before, None, expected
+        if content is None or kept:
+            content = rule_files.render_file(top, spec_groups + kept)
+        return before, content, expected
+
+    def _write(self, name: str, content: bytes | None) -> None:
+        path = self.rules_dir / name
+        try:
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                atomic_write(path, content)
+        except OSError as exc:
+            verb = "delete" if content is None else "write"
+            raise BackendError(f"{self.label}: cannot {verb} {path}: {exc.strerror}") from None
 
     def _reload(self) -> None:
-        response = self.http.request("POST", "/-/reload", ok=(200, 500))
+        self.reloaded = True
+        response = self.http.request("POST", "/-/reload", ok=(200, 403, 500))
+        text = response.text.strip()[:300]
+        if response.status_code == 403:
+            self.reloaded = False  # refused before loading anything
+            raise BackendError(f"{self.label} refused POST /-/reload (HTTP 403{': ' + text if text else ''}): "
+                               f"start Prometheus with --web.enable-lifecycle so that obsgen can reload its "
+                               f"rules")
         if response.status_code != 200:
-            raise BackendError(f"Prometheus ({self.env.name}) refused the new rules: "
-                               f"{response.text.strip()[:300]}")
-        bad = [f"{g['name']}: {r.get('lastError', r.get('health'))}"
-               for g in self.http.request("GET", "/api/v1/rules").json()["data"]["groups"]
-               for r in g["rules"] if r.get("health") == "err"]
-        if bad:
-            raise BackendError(f"Prometheus ({self.env.name}) loaded rules that fail: {'; '.join(bad)[:300]}")
+            raise BackendError(f"{self.label} refused the new rules: {text}")
+
+    def _confirm(self, expected: dict[str, dict[str, Any]], deleted: dict[str, set[str]]) -> None:
+        """Wait until every written group is listed from its file as written and every deleted one is gone."""
+        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        while True:
+            listed = self._listed(set(expected))
+            missing = [(n, g) for n, groups in expected.items() for g in groups if g not in listed.get(n, {})]
+            differ = [(n, g) for n, groups in expected.items() for g, body in groups.items()
+                      if body is not None and g in listed.get(n, {}) and self._live_body(listed[n][g]) != body]
+            stale = [(n, g) for n, groups in deleted.items() for g in groups if g in listed.get(n, {})]
+            if not (missing or differ or stale):
+                break
+            if time.monotonic() >= deadline:
+                raise BackendError(self._unconfirmed(missing, differ, stale))
+            time.sleep(CONFIRM_POLL)
+        failing = [f"{g}: {r.get('lastError') or 'health err'}" for n, groups in listed.items()
+                   for g, group in groups.items() for r in group["rules"] if r.get("health") == "err"]
+        if failing:
+            raise BackendError(f"{self.label} loaded rules that fail: {'; '.join(failing)[:300]}")
+
+    def _unconfirmed(self, missing: list[tuple[str, str]], differ: list[tuple[str, str]],
+                     stale: list[tuple[str, str]]) -> str:
+        def files(pairs: list[tuple[str, str]]) -> str:
+            return ", ".join(sorted({n for n, _ in pairs}))
+
+        def groups(pairs: list[tuple[str, str]]) -> str:
+            return _listing([g for _, g in pairs])
+
+        within = f"within {CONFIRM_TIMEOUT:g} s"
+        parts = []
+        if missing:
+            parts.append(f"{self.label} did not load {groups(missing)} from {files(missing)} {within}: is "
+                         f"{self.rules_dir} inside its rule_files globs?")
+        if differ:
+            parts.append(f"{self.label} lists {groups(differ)} from {files(differ)} but not as written {within}")
+        if stale:
+            parts.append(f"{self.label} still lists the deleted {groups(stale)} from {files(stale)} {within}")
+        return "; ".join(parts)
 
     def restore(self, applied: list[Change]) -> None:
-        if self.snapshot is None:
+        """Put back the files this apply wrote or deleted (those that differ now), then reload."""
+        if not self.previous:
             return
-        for path in self.rules_dir.glob("*"):
-            if path.is_file() and path.name not in self.snapshot:
-                path.unlink()
-        for name, content in self.snapshot.items():
-            atomic_write(self.rules_dir / name, content)
-        self.http.request("POST", "/-/reload", ok=(200, 500))
-
+        failed = []
+        for name, before in sorted(self.previous.items()):
+            try:
+                if self._read(name) != before:
+                    self._write(name, before)
+            except BackendError as exc:
+                failed.append(str(exc).removeprefix(f"{self.label}: "))
+        if failed:
+            raise BackendError(f"{self.label}: {'; '.join(failed)}")
+        if self.reloaded:
+            response = self.http.request("POST", "/-/reload", ok=(200, 403, 500))
+            if response.status_code != 200:
+                raise BackendError(f"{self.label}: the previous rule files are back in {self.rules_dir}, but the "
+                                   f"reload answered HTTP {response.status_code}: {response.text.strip()[:200]}")
+        self.previous, self.reloaded = {}, False
