@@ -32,8 +32,12 @@ BURN_WINDOWS: tuple[tuple[str, str, str, Fraction], ...] = (
 )
 SLO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
-# The marker every Grafana object obsgen owns carries.
+# Grafana ownership: every dashboard obsgen writes carries OWNED_TAG and its service's and environment's
+# marker (`owner_tag`), and lives in that environment's folder (`grafana_folder_uid`); a dashboard is
+# obsgen's only with both the marker and the folder.
 OWNED_TAG = "obsgen"
+GRAFANA_TAG_MAX = 50  # Grafana stores a dashboard tag in 50 characters (dashboard_tag.term)
+GRAFANA_UID_MAX = 40
 
 
 def slo_error_ratio_record(window: str) -> str:
@@ -83,13 +87,27 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
+def _bounded(text: str, limit: int) -> str:
+    """`text` itself when it fits in `limit` characters, else its start and 8 hex digits of its sha256."""
+    if len(text) <= limit:
+        return text
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return text[:limit - 9].rstrip("-:") + "-" + digest
+
+
 def dashboard_uid(model: Model, env: Environment, dashboard_id: str) -> str:
     """Stable, readable uid derived from names; Grafana allows at most 40 characters."""
-    uid = slug(f"{model.service.name}-{env.name}-{dashboard_id}")
-    if len(uid) > 40:
-        digest = hashlib.sha256(uid.encode()).hexdigest()[:8]
-        uid = uid[:31].rstrip("-") + "-" + digest
-    return uid
+    return _bounded(slug(f"{model.service.name}-{env.name}-{dashboard_id}"), GRAFANA_UID_MAX)
+
+
+def grafana_folder_uid(model: Model, env: Environment) -> str:
+    """The uid of the environment's Grafana folder, distinct per service and environment."""
+    return _bounded(slug(f"obsgen-{model.service.name}-{env.name}"), GRAFANA_UID_MAX)
+
+
+def owner_tag(model: Model, env: Environment) -> str:
+    """The marker tag of this service's and environment's dashboards: `obsgen:<service>:<env>`."""
+    return _bounded(f"{OWNED_TAG}:{model.service.name}:{env.name}", GRAFANA_TAG_MAX)
 
 
 def env_dir(env: Environment) -> str:

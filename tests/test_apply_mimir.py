@@ -138,3 +138,20 @@ def test_a_missing_secret_file_is_a_clear_error(run_cli, mimir, spec, tmp_path: 
     assert result.code == 2
     assert f"cannot read secret file {tmp_path}/secrets/pagerduty-routing-key" in result.err
     assert mimir.groups(TENANT) == {}
+
+
+def test_a_group_write_failing_among_parallel_writes_restores_every_group(run_cli, mimir, spec) -> None:
+    """Group writes run in parallel; one refused POST stops the apply and every group written (or
+    possibly written) by it is put back: here, from empty, nothing is left."""
+    assert obsgen(run_cli, mimir, spec, "apply", "--yes").code == 0
+    before = mimir.groups(TENANT)
+    mimir.seed_group(TENANT, PREFIX + "old-file", {"name": "old", "rules": [{"record": "old:rule", "expr": "up"}]})
+    for namespace, groups in before.items():  # every owned group edited, so every one is rewritten
+        for group in groups:
+            mimir.seed_group(TENANT, namespace, {**group, "interval": "7m"})
+    edited = mimir.groups(TENANT)
+    mimir.fail_next("POST", "/prometheus/config/v1/rules/", 500, "internal error\n")
+    result = obsgen(run_cli, mimir, spec, "apply", "--yes", "--prune")
+    assert result.code == 2
+    assert "HTTP 500" in result.err and "restored prometheus to the state before this apply" in result.err
+    assert mimir.groups(TENANT) == edited

@@ -153,10 +153,11 @@ def test_dashboard_uids_differ_between_environments():
     assert len(set(uids)) == len(uids)
 
 
-def test_title_names_the_environment_and_tags_carry_the_owned_tag_once():
-    for _model, env, dash, out in dashboards():
+def test_title_names_the_environment_and_tags_carry_the_owned_tag_and_the_marker_once():
+    for model, env, dash, out in dashboards():
         assert out["title"] == f"{dash.title} ({env.name})"
-        assert out["tags"] == sorted(set(dash.tags) | {conventions.OWNED_TAG})
+        marker = f"obsgen:{model.service.name}:{env.name}"  # this service's and environment's marker
+        assert out["tags"] == sorted(set(dash.tags) | {conventions.OWNED_TAG, marker})
 
 
 def test_panel_ids_are_unique_and_numbered_1_to_n_in_spec_order():

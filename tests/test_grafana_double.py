@@ -195,6 +195,71 @@ def test_the_same_title_in_the_same_folder_is_allowed_from_11_3():
         assert save(g, {"uid": "two", "title": "Same"}).status_code == 200
 
 
+def test_the_title_clash_compares_slugs_and_only_within_the_folder_up_to_11_2(g):
+    """§3 [<=11.2] + src getExistingDashboardByTitleAndFolder: titles match by slug, in the target folder only."""
+    g.seed_folder("f1", "One")
+    g.seed_folder("f2", "Two")
+    save(g, {"uid": "one", "title": "Same Title"}, folderUid="f1")
+    assert save(g, {"uid": "two", "title": "same-title"}, folderUid="f1").json()["status"] == "name-exists"
+    assert save(g, {"uid": "two", "title": "Same Title"}, folderUid="f2").status_code == 200
+
+
+def test_with_overwrite_a_create_takes_over_the_dashboard_of_the_same_title_up_to_11_2(g):
+    """§3 [<=11.2], src getExistingDashboardByTitleAndFolder: with overwrite the new save gets the existing
+    dashboard's id, uid and version; the answer carries that uid, and no dashboard has the posted uid."""
+    g.seed_folder("f1", "Fold")
+    theirs = save(g, {"uid": "theirs", "title": "Same", "description": "theirs"}, folderUid="f1").json()
+    r = save(g, {"uid": "mine", "title": "Same", "description": "mine"}, folderUid="f1", overwrite=True)
+    assert r.status_code == 200
+    assert (r.json()["uid"], r.json()["id"], r.json()["version"]) == ("theirs", theirs["id"], 2)
+    assert g.dashboard("mine") is None
+    assert g.dashboard("theirs")["description"] == "mine"
+
+
+def test_with_overwrite_an_update_retitled_like_another_dashboard_lands_on_that_one_up_to_11_2(g):
+    """§3 [<=11.2], src: the title check runs after the uid lookup; with overwrite the save is moved onto the
+    other dashboard (its id and uid) and the dashboard named by the posted uid is left as it was."""
+    g.seed_folder("f1", "Fold")
+    save(g, {"uid": "theirs", "title": "Theirs", "description": "theirs"}, folderUid="f1")
+    save(g, {"uid": "mine", "title": "Mine"}, folderUid="f1")
+    r = save(g, {"uid": "mine", "title": "Theirs", "version": 1, "description": "mine"}, folderUid="f1",
+             overwrite=True)
+    assert (r.status_code, r.json()["uid"]) == (200, "theirs")
+    assert (g.dashboard("mine")["title"], g.dashboard("mine")["version"]) == ("Mine", 1)
+    assert g.dashboard("theirs")["description"] == "mine"
+    without = save(g, {"uid": "mine", "title": "Theirs", "version": 1}, folderUid="f1")
+    assert (without.status_code, without.json()["status"]) == (412, "name-exists")
+
+
+def test_from_11_3_overwrite_with_an_existing_title_creates_a_second_dashboard():
+    """§3 [>=11.3]: title uniqueness removed, so nothing is taken over."""
+    with GrafanaDouble(token=TOKEN, grafana_version="11.3.0") as g:
+        save(g, {"uid": "theirs", "title": "Same"})
+        r = save(g, {"uid": "mine", "title": "Same"}, overwrite=True)
+        assert (r.status_code, r.json()["uid"]) == (200, "mine")
+        assert g.dashboard("theirs")["version"] == 1
+
+
+def test_a_dashboard_titled_like_a_folder_is_400_name_match_up_to_11_2(g):
+    """src ErrDashboardWithSameNameAsFolder [<=11.2]: a dashboard whose title slug is a folder's -> 400."""
+    g.seed_folder("f1", "Ops (dev)")
+    r = save(g, {"uid": "abc", "title": "ops dev"}, folderUid="f1")
+    assert (r.status_code, r.json()) == (400, {"status": "name-match",
+                                               "message": "Dashboard name cannot be the same as folder"})
+    with GrafanaDouble(token=TOKEN, grafana_version="11.3.0") as g113:
+        g113.seed_folder("f1", "Ops (dev)")
+        assert save(g113, {"uid": "abc", "title": "ops dev"}, folderUid="f1").status_code == 200
+
+
+def test_a_plugin_dashboard_answers_412_plugin_dashboard_naming_the_plugin(g):
+    """§3: plugin-owned dashboard without overwrite -> 412 status plugin-dashboard; it is left unchanged."""
+    g.seed_dashboard({"uid": "plug", "title": "P", "tags": ["app"]}, plugin_id="some-app")
+    r = save(g, {"uid": "plug", "title": "Mine", "version": 1})
+    assert (r.status_code, r.json()) == (412, {"status": "plugin-dashboard",
+                                               "message": "The dashboard belongs to plugin some-app."})
+    assert g.dashboard("plug")["title"] == "P"
+
+
 def test_a_plugin_dashboard_needs_overwrite_and_a_provisioned_one_cannot_be_saved_or_deleted(g):
     """§3: plugin-owned without overwrite -> 412 plugin-dashboard; provisioned -> 400 on save and delete."""
     g.seed_dashboard({"uid": "plug", "title": "P"}, plugin_id="some-app")
@@ -396,6 +461,35 @@ def test_latency_delays_but_the_double_still_answers(g):
     """Test control: latency applies to every request; the answer is unchanged."""
     g.latency(0.05)
     assert requests.get(g.url + "/api/health", timeout=10).status_code == 200
+
+
+def test_a_gate_holds_requests_until_that_many_are_in_flight_together(g):
+    """Control: gate(method, prefix, n) lets the next n matching requests go only once all n have arrived."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    g.gate("GET", "/api/search", 3, timeout=10)
+    with ThreadPoolExecutor(3) as pool:
+        answers = list(pool.map(lambda _: call(g, "GET", "/api/search").status_code, range(3)))
+    assert answers == [200, 200, 200]
+    assert g.max_in_flight >= 3
+
+
+def test_a_gate_that_never_fills_answers_504_and_changes_nothing(g):
+    """Control: one request alone at a gate of 2 is answered 504 after the timeout, and not applied."""
+    g.gate("POST", "/api/dashboards/db", 2, timeout=0.2)
+    r = save(g, {"uid": "abc", "title": "T"})
+    assert r.status_code == 504 and r.json()["message"].startswith("gate:")
+    assert g.dashboard("abc") is None
+    assert save(g, {"uid": "abc", "title": "T"}).status_code == 200  # the gate is used up
+
+
+def test_sequential_requests_are_one_in_flight(g):
+    """Control: max_in_flight counts requests handled at once; reset_requests starts it again."""
+    call(g, "GET", "/api/search")
+    call(g, "GET", "/api/search")
+    assert g.max_in_flight == 1
+    g.reset_requests()
+    assert g.max_in_flight == 0
 
 
 def test_requests_are_recorded_so_writes_can_be_counted(g):

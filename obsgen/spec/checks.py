@@ -6,6 +6,7 @@ raw document defensively (a wrong type is the schema's to report, not ours).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterator
 
 from obsgen import durations
@@ -208,6 +209,7 @@ def _below_top_bucket(doc: Located, i: int, alert: dict) -> Iterator[Problem]:
 
 
 def dashboards(doc: Located) -> Iterator[Problem]:
+    yield from _folder_named_dashboards(doc)
     if _items(doc.data, "slos"):
         return
     for i, dash in _items(doc.data, "dashboards"):
@@ -215,6 +217,32 @@ def dashboards(doc: Located) -> Iterator[Problem]:
         for j, panel in enumerate(panels):
             if panel in _PANELS_NEEDING_SLOS:
                 yield doc.problem(("dashboards", i, "panels", j), f"panel {panel!r} needs at least one SLO")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def _folder_named_dashboards(doc: Located) -> Iterator[Problem]:
+    """Grafana (up to 11.2) refuses a dashboard whose title has the slug of a folder: its own folder's here.
+
+    The titles as obsgen deploys them: the dashboard's is `<title> (<env>)` (compile/grafana.py), the
+    folder's the grafana backend's `folder` or `<service> (<env>)` (deploy/backends/grafana.py)."""
+    service = doc.data.get("service") if isinstance(doc.data, dict) else None
+    name = service.get("name") if isinstance(service, dict) else None
+    for _, env in _items(doc.data, "environments"):
+        backends = env.get("backends") if isinstance(env.get("backends"), dict) else {}
+        grafana, env_name = backends.get("grafana"), env.get("name")
+        if not isinstance(grafana, dict) or not isinstance(env_name, str):
+            continue
+        folder = grafana.get("folder") if isinstance(grafana.get("folder"), str) else f"{name} ({env_name})"
+        for i, dash in _items(doc.data, "dashboards"):
+            title = dash.get("title")
+            if isinstance(title, str) and _slug(f"{title} ({env_name})") == _slug(folder):
+                yield doc.problem(("dashboards", i, "title"),
+                                  f"in {env_name} this dashboard is titled {title + f' ({env_name})'!r}, which "
+                                  f"Grafana refuses beside its folder {folder!r}: both slugs are "
+                                  f"{_slug(folder)!r}; choose another title or folder")
 
 
 def promql(doc: Located) -> Iterator[Problem]:

@@ -13,8 +13,16 @@ Where the contract leaves a choice open, the double picks (and a constructor kno
 - a missing folder on save answers folder_not_found_status (400; the contract says 400 or 404).
 - DELETE of a contact point answers contact_point_delete_status (202 as the code; 204 as the docs).
 Silent points: legal uid chars are [A-Za-z0-9_-]; folderUid "general" on save is an unknown
-folder; the title clash compares titles exactly and applies even with overwrite; deletes of
-unknown alerting objects answer their success status; the export endpoint answers 501.
+folder; deletes of unknown alerting objects answer their success status; the export endpoint
+answers 501.
+[<=11.2] title checks, from Grafana's source (getExistingDashboardByTitleAndFolder, run after the
+version and plugin checks; titles compared by slug, as Grafana's `slug` column):
+- a title whose slug is a folder's -> 400 {"status": "name-match", "message": "Dashboard name
+  cannot be the same as folder"};
+- another dashboard with that slug in the target folder -> without overwrite 412 name-exists (§3);
+  with overwrite:true the save TAKES OVER that dashboard: it gets that dashboard's id, uid and
+  version, the dashboard named by the posted uid is left as it was, and the answer carries the
+  taken-over uid.
 """
 from __future__ import annotations
 
@@ -119,6 +127,8 @@ class GrafanaDouble(ServedDouble):
         self._requests: list = []
         self._faults: list[dict] = []
         self._latency = 0.0
+        self._gates: list[dict] = []
+        self._in_flight = self._max_in_flight = 0
         self._database_ok = True
         self._next_id = 1
         self._folders: dict[str, dict] = {}
@@ -147,6 +157,21 @@ class GrafanaDouble(ServedDouble):
     def latency(self, seconds: float) -> None:
         self._latency = float(seconds)
 
+    def gate(self, method: str, path_prefix: str, parties: int, timeout: float = 10.0) -> None:
+        """The next `parties` requests matching like fail_next each wait until all `parties` have arrived,
+        then go on; if they are not all in flight together within `timeout` s, each waiting one is
+        answered 504 {"message": "gate: ..."} and does nothing, and the gate is gone. Proves requests
+        run concurrently."""
+        with self._lock:
+            self._gates.append({"method": method.upper(), "prefix": path_prefix, "left": parties,
+                                "barrier": threading.Barrier(parties, timeout=timeout)})
+
+    @property
+    def max_in_flight(self) -> int:
+        """The most requests the double was handling at once since it started (or reset_requests)."""
+        with self._lock:
+            return self._max_in_flight
+
     def set_database_ok(self, ok: bool) -> None:
         self._database_ok = ok
 
@@ -159,6 +184,7 @@ class GrafanaDouble(ServedDouble):
     def reset_requests(self) -> None:
         with self._lock:
             self._requests.clear()
+            self._max_in_flight = self._in_flight
 
     def seed_folder(self, uid: str, title: str, parent_uid: str | None = None) -> dict:
         with self._lock:
@@ -288,6 +314,30 @@ class _Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         with g._lock:
             g._requests.append((method, self.path, body))
+            g._in_flight += 1
+            g._max_in_flight = max(g._max_in_flight, g._in_flight)
+            gate = next((x for x in g._gates if x["method"] in ("*", method)
+                         and self.path.startswith(x["prefix"])), None)
+            if gate:
+                gate["left"] -= 1
+                if gate["left"] <= 0:
+                    g._gates.remove(gate)
+        try:
+            if gate:
+                try:
+                    gate["barrier"].wait()
+                except threading.BrokenBarrierError:
+                    with g._lock:
+                        if gate in g._gates:
+                            g._gates.remove(gate)   # a broken gate holds nobody else
+                    return self._send(504, {"message": f"gate: fewer than {gate['barrier'].parties} requests "
+                                                       f"were in flight together"})
+            self._respond(g, method, url, body)
+        finally:
+            with g._lock:
+                g._in_flight -= 1
+
+    def _respond(self, g: "GrafanaDouble", method: str, url, body) -> None:
         if g._latency:
             time.sleep(g._latency)
         with g._lock:
@@ -396,10 +446,8 @@ class _Handler(BaseHTTPRequestHandler):
             if existing["plugin_id"]:
                 raise ApiError(412, {"status": "plugin-dashboard",
                                      "message": f"The dashboard belongs to plugin {existing['plugin_id']}."})
-        if g._ver[:2] <= (11, 2) and any(d is not existing and d["folder_uid"] == folder_uid
-                                         and d["json"].get("title") == title for d in g._dashboards.values()):
-            raise ApiError(412, {"status": "name-exists",
-                                 "message": "A dashboard with the same name in the folder already exists"})
+        if g._ver[:2] <= (11, 2):
+            existing = self._title_check(dash, folder_uid, existing, overwrite)
         if existing is not None and existing["provisioned"]:
             raise ApiError(400, {"message": "Cannot save provisioned dashboard"})
         rec = self._store_dashboard(dash, folder_uid, existing, message)
@@ -409,6 +457,21 @@ class _Handler(BaseHTTPRequestHandler):
         if g._ver[0] >= 13:
             out["folderUid"] = folder_uid or ""
         return 200, out
+
+    def _title_check(self, dash: dict, folder_uid, existing, overwrite: bool):
+        """[<=11.2] getExistingDashboardByTitleAndFolder: the record the save lands on (see the docstring)."""
+        g, slug = self.g, slugify(dash["title"])
+        if any(slugify(f["title"]) == slug for f in g._folders.values()):
+            raise ApiError(400, {"status": "name-match", "message": "Dashboard name cannot be the same as folder"})
+        clash = next((d for d in g._dashboards.values() if d is not existing and d["folder_uid"] == folder_uid
+                      and slugify(d["json"].get("title", "")) == slug), None)
+        if clash is None:
+            return existing
+        if not overwrite:
+            raise ApiError(412, {"status": "name-exists",
+                                 "message": "A dashboard with the same name in the folder already exists"})
+        dash["uid"] = clash["json"]["uid"]   # the takeover: its id, uid and version
+        return clash
 
     def _target_folder(self, body: dict) -> str | None:
         """folderUid wins over the deprecated folderId; neither (or "" / 0) means root."""

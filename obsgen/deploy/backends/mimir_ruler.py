@@ -3,10 +3,14 @@
 Namespaces are named `obsgen/<service>-<env>/<rule file stem>`; every namespace
 under that prefix is obsgen's, every other namespace of the tenant is left alone.
 Groups are written one per POST (the API takes exactly one group per request),
-deleted one per DELETE, and read back in one GET of the whole tenant. After the
-writes, every written group is read again (in parallel) and must equal what was
-sent; otherwise, or when any write fails, the groups this apply touched are put
-back as they were.
+deleted one per DELETE, and read back in one GET of the whole tenant. Every POST
+and DELETE names one group, and Mimir's rule store keeps each group as an object
+of its own (rules/<tenant>/<namespace>/<group>), so writes to different groups
+are independent -- of one namespace or of different ones -- and all of them run
+in parallel, bounded like the reads (`writes.write_all`). After the writes, every
+written group is read again (in parallel) and must equal what was sent;
+otherwise, or when any write fails, the groups this apply touched (or may have
+touched) are put back as they were.
 """
 from __future__ import annotations
 
@@ -16,7 +20,9 @@ from urllib.parse import quote
 from obsgen.artifact import Artifact
 from obsgen.deploy import normalise
 from obsgen.deploy.backends.base import Backend, BackendError, connect, parallel
+from obsgen.deploy.backends.writes import write_all
 from obsgen.deploy.plan import CREATE, DELETE, Change, Obj
+from obsgen.errors import ObsgenError
 from obsgen.model import Environment, Model
 
 NAME = "prometheus"
@@ -55,35 +61,40 @@ class MimirRulerBackend(Backend):
         return objs
 
     def read(self, desired: list[Obj]) -> list[Obj]:
-        import yaml
-
         response = self.http.request("GET", self.base, ok=(200, 404))
-        tenant = (yaml.safe_load(response.text) or {}) if response.status_code == 200 else {}
-        if not isinstance(tenant, dict):
-            raise BackendError(f"{self.http.name} answered GET {self.base} with something that is not a "
-                               f"namespace map")
+        tenant = self.http.yaml(response, dict, empty={}) if response.status_code == 200 else {}
         wanted_namespaces = {o.payload[0] for o in desired}
         objs = []
-        for namespace, groups in sorted(tenant.items()):
-            if not (namespace.startswith(self.prefix) or namespace in wanted_namespaces):
+        for namespace, groups in sorted(tenant.items(), key=lambda item: str(item[0])):
+            if not isinstance(namespace, str) or not (namespace.startswith(self.prefix)
+                                                      or namespace in wanted_namespaces):
                 continue  # another tool's namespace: never read, changed or deleted
-            for group in groups or []:
+            for group in self.http.expect(response, groups or [], list, f"namespace {namespace}"):
+                group = self._group(response, group, namespace)
                 objs.append(Obj(NAME, "rule-group", f"{namespace}/{group['name']}", normalise.rule_group(group),
                                 payload=(namespace, group)))
         return objs
+
+    def _group(self, response: Any, group: Any, where: str) -> dict[str, Any]:
+        """A rule group of an answer, checked for the shape the plan reads."""
+        group = self.http.expect(response, group, dict, f"a group of {where}")
+        self.http.expect(response, group.get("name"), str, f"a group name in {where}")
+        self.http.expect(response, group.get("rules") or [], list, f"the rules of {where}/{group['name']}")
+        return group
 
     # --- writes ----------------------------------------------------------------------------------
 
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
         self.applied = []
-        for change in changes:
-            if change.action == DELETE:
-                self._delete(*change.obj.payload)
-            else:
-                self._post(*change.obj.payload)
-            self.applied.append(change)
+        write_all(self._write, changes, self.applied)
         self._confirm([c for c in changes if c.action != DELETE])
         return self.applied
+
+    def _write(self, change: Change) -> None:
+        if change.action == DELETE:
+            self._delete(*change.obj.payload)
+        else:
+            self._post(*change.obj.payload)
 
     def _post(self, namespace: str, group: dict[str, Any]) -> None:
         import yaml
@@ -96,21 +107,33 @@ class MimirRulerBackend(Backend):
         self.http.request("DELETE", f"{self.base}/{_seg(namespace)}/{_seg(group['name'])}", ok=(200, 202, 404))
 
     def _confirm(self, written: list[Change]) -> None:
-        import yaml
-
         def fetch(change: Change) -> tuple[Change, Any]:
             namespace, group = change.obj.payload
             response = self.http.request("GET", f"{self.base}/{_seg(namespace)}/{_seg(group['name'])}",
                                          ok=(200, 404))
-            return change, (yaml.safe_load(response.text) if response.status_code == 200 else None)
+            if response.status_code == 404:
+                return change, None
+            return change, self._group(response, self.http.yaml(response, dict), f"{namespace}/{group['name']}")
 
         for change, live in parallel(fetch, written):
             if live is None or normalise.rule_group(live) != change.obj.body:
                 raise BackendError(f"{self.http.name}: group {change.obj.key} does not read back as written")
 
     def restore(self, applied: list[Change]) -> None:
-        for change in reversed(applied):
-            if change.action == CREATE:
-                self._delete(*change.obj.payload)
-            else:  # updated or deleted: post the group as it was before
-                self._post(*change.before.payload)  # type: ignore[union-attr]
+        """Every group back as it was, in parallel (each is its own object); raise naming those that failed.
+
+        Safe for a write that may not have landed: deleting a group never created answers 404, and
+        posting a group as it was is the same whether or not it was changed."""
+        def undo(change: Change) -> str | None:
+            try:
+                if change.action == CREATE:
+                    self._delete(*change.obj.payload)
+                else:  # updated or deleted: post the group as it was before
+                    self._post(*change.before.payload)  # type: ignore[union-attr]
+            except ObsgenError as exc:
+                return f"{change.obj.key}: {exc}"
+            return None
+
+        failed = [error for error in parallel(undo, list(reversed(applied))) if error]
+        if failed:
+            raise BackendError(f"{self.http.name}: groups not restored: {'; '.join(failed)}")
