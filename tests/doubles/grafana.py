@@ -126,6 +126,7 @@ class GrafanaDouble(ServedDouble):
         self._lock = threading.RLock()
         self._requests: list = []
         self._faults: list[dict] = []
+        self._cuts: list[dict] = []
         self._latency = 0.0
         self._gates: list[dict] = []
         self._in_flight = self._max_in_flight = 0
@@ -153,6 +154,12 @@ class GrafanaDouble(ServedDouble):
         with self._lock:
             self._faults.append({"method": method.upper(), "prefix": path_prefix,
                                  "status": status, "body": body, "times": times})
+
+    def cut_next(self, method: str, path_prefix: str) -> None:
+        """The next matching request is carried out, but its answer breaks off halfway through the body
+        (Content-Length promises more than is sent, then the connection closes): a lost answer."""
+        with self._lock:
+            self._cuts.append({"method": method.upper(), "prefix": path_prefix})
 
     def latency(self, seconds: float) -> None:
         self._latency = float(seconds)
@@ -354,6 +361,20 @@ class _Handler(BaseHTTPRequestHandler):
                     status, out = e.status, e.body
         if fault:
             return self._send(fault["status"], fault["body"])
+        with g._lock:
+            cut = next((c for c in g._cuts if c["method"] in ("*", method) and self.path.startswith(c["prefix"])),
+                       None)
+            if cut:
+                g._cuts.remove(cut)
+        if cut:
+            data = json.dumps(out).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.close_connection = True
+            return None
         if url.path == "/api/health":  # §2: pretty-printed, 2-space indent
             return self._send(status, json.dumps(out, indent=2).encode())
         self._send(status, out)
