@@ -209,6 +209,14 @@ def explain(results: Results) -> None:
             steps, slos = case.removeprefix("profile-build-").split("x")
             f.why = (f"the build of {steps} steps × {slos} SLOs, profiled: {_phases(results, case)}. The output "
                      f"column of the scaling table shows what grows faster than the input.")
+        elif f.key == "apply-first":
+            comp = by["apply-compile"].value if "apply-compile" in by else None
+            requests, workers, latency = (f.extra.get(k) for k in ("grafana_requests", "workers", "latency"))
+            if f.value and comp and requests and workers and latency:
+                f.why = (f"{requests:g} Grafana requests at {latency * 1000:.0f} ms each need at least "
+                         f"{requests * latency / workers:.2f} s at {workers:g} in flight; loading and compiling dev "
+                         f"takes {comp:.2f} s (in-process); the rest is interpreter start, imports, writing the "
+                         f"rule files, the two reloads and planning.")
         elif f.key == "apply-noop":
             comp = by["apply-compile"].value if "apply-compile" in by else None
             gets, workers, latency = (f.extra.get(k) for k in ("grafana_requests", "workers", "latency"))

@@ -477,3 +477,13 @@ def test_pruning_a_dashboard_edited_since_it_was_read_is_a_conflict_unless_force
     assert grafana.dashboard("selftest-dev-leftover")["description"] == "still used"
     assert obsgen(run_cli, grafana, "apply", "--yes", "--prune", "--force").code == 0
     assert grafana.dashboard("selftest-dev-leftover") is None
+
+
+def test_a_first_apply_fetches_no_dashboard_and_only_searches(run_cli, grafana, tmp_path: Path) -> None:
+    """Which desired uids exist is asked with search (dashboardUIDs, in batches); nothing exists yet, so no
+    dashboard is fetched: a first apply of many dashboards is its writes."""
+    spec = many_dashboards_spec(tmp_path, 120)
+    assert obsgen(run_cli, grafana, "apply", "--yes", "--spec", str(spec)).code == 0
+    reads = [p for m, p, _ in grafana.requests if m == "GET"]
+    assert [p for p in reads if p.startswith("/api/dashboards/uid/")] == []
+    assert len([p for p in reads if p.startswith("/api/search")]) == 1 + 3  # the folder's marked ones; 120 uids

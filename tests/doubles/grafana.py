@@ -322,6 +322,7 @@ class _Handler(BaseHTTPRequestHandler):
         with g._lock:
             g._requests.append((method, self.path, body))
             g._in_flight += 1
+            self._counted = True
             g._max_in_flight = max(g._max_in_flight, g._in_flight)
             gate = next((x for x in g._gates if x["method"] in ("*", method)
                          and self.path.startswith(x["prefix"])), None)
@@ -341,8 +342,15 @@ class _Handler(BaseHTTPRequestHandler):
                                                        f"were in flight together"})
             self._respond(g, method, url, body)
         finally:
-            with g._lock:
-                g._in_flight -= 1
+            self._answered()
+
+    def _answered(self) -> None:
+        """The request stops counting as in flight: before its answer is sent (a client that has its
+        answer may already send the next request), or when the handler ends without one."""
+        if getattr(self, "_counted", False):
+            self._counted = False
+            with self.g._lock:
+                self.g._in_flight -= 1
 
     def _respond(self, g: "GrafanaDouble", method: str, url, body) -> None:
         if g._latency:
@@ -397,6 +405,7 @@ class _Handler(BaseHTTPRequestHandler):
             data, ctype = body.encode(), "text/plain; charset=utf-8"
         else:
             data, ctype = json.dumps(body).encode(), "application/json"
+        self._answered()
         self.send_response(status)
         if data:
             self.send_header("Content-Type", ctype)
