@@ -69,17 +69,10 @@ class AlertmanagerBackend(Backend):
         return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=content)]
 
     def read(self, desired: list[Obj]) -> list[Obj]:
-        import yaml
-
         response = self.http.request("GET", "/api/v2/status")
         status = self.http.json(response, dict)
         config = self.http.expect(response, status.get("config") or {}, dict, "its `config`")
-        original = self.http.expect(response, config.get("original") or "", str, "its `config.original`")
-        try:
-            live = yaml.safe_load(original) or {}
-        except yaml.YAMLError:
-            raise self.http.malformed(response, "a `config.original` that is not YAML") from None
-        live = self.http.expect(response, live, dict, "its `config.original`")
+        live = config_in(self.http, response, config.get("original"), "`config.original`")
         body = project(live, self.shape) if self.shape is not None else sorted_matchers(live)
         return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
 
@@ -88,27 +81,35 @@ class AlertmanagerBackend(Backend):
         for change in changes:
             try:
                 self.previous = self.config_file.read_bytes() if self.config_file.exists() else None
-                self.applied.append(change)  # from the write on, the file may have changed
-                atomic_write(self.config_file, change.obj.payload)
             except OSError as exc:
-                raise BackendError(f"Alertmanager ({self.env.name}): cannot write {self.config_file}: "
+                raise BackendError(f"Alertmanager ({self.env.name}): cannot read {self.config_file}: "
                                    f"{exc.strerror}") from None
-            response = self.http.request("POST", "/-/reload", ok=(200, 500))
-            if response.status_code != 200:
-                raise BackendError(f"Alertmanager ({self.env.name}) refused the new config: "
-                                   f"{response.text.strip()[:300]}")
-            self.http.request("GET", "/api/v2/status")
+            self.applied.append(change)  # from the write on, the file may have changed
+            self._write_and_reload(change.obj.payload, "the new config")
         return list(changes)
 
     def restore(self, applied: list[Change]) -> None:
-        if self.previous is None:
-            return
+        if self.previous is not None:
+            self._write_and_reload(self.previous, "the previous config on restore")
+
+    def _write_and_reload(self, content: bytes, what: str) -> None:
         try:
-            atomic_write(self.config_file, self.previous)
+            atomic_write(self.config_file, content)
         except OSError as exc:
-            raise BackendError(f"Alertmanager ({self.env.name}): cannot put back {self.config_file}: "
+            raise BackendError(f"Alertmanager ({self.env.name}): cannot write {self.config_file}: "
                                f"{exc.strerror}") from None
         response = self.http.request("POST", "/-/reload", ok=(200, 500))
         if response.status_code != 200:
-            raise BackendError(f"Alertmanager ({self.env.name}) refused the previous config on restore: "
-                               f"{response.text.strip()[:300]}")
+            raise BackendError(f"Alertmanager ({self.env.name}) refused {what}: {response.text.strip()[:300]}")
+
+
+def config_in(http: Any, response: Any, text: Any, what: str) -> dict[str, Any]:
+    """An Alertmanager config held as YAML text inside an API answer, checked to be a mapping."""
+    import yaml
+
+    text = http.expect(response, text or "", str, f"its {what}")
+    try:
+        live = yaml.safe_load(text) or {}
+    except yaml.YAMLError:
+        raise http.malformed(response, f"a {what} that is not YAML") from None
+    return http.expect(response, live, dict, f"its {what}")

@@ -17,6 +17,7 @@ from typing import Any
 from obsgen.artifact import Artifact
 from obsgen.deploy.backends.alertmanager import (
     KEY,
+    config_in,
     generated_config,
     project,
     sorted_matchers,
@@ -53,7 +54,6 @@ class MimirAlertmanagerBackend(Backend):
         return [Obj(NAME, "alertmanager-config", KEY, self.shape, payload=self.shape)]
 
     def read(self, desired: list[Obj]) -> list[Obj]:
-        import yaml
 
         response = self.http.request("GET", self.path, ok=(200, 404))
         if response.status_code == 404:
@@ -61,12 +61,7 @@ class MimirAlertmanagerBackend(Backend):
             return []
         self.previous = response.text
         document = self.http.yaml(response, dict, empty={})
-        text = self.http.expect(response, document.get("alertmanager_config") or "", str, "its alertmanager_config")
-        try:
-            live = yaml.safe_load(text) or {}
-        except yaml.YAMLError:
-            raise self.http.malformed(response, "an alertmanager_config that is not YAML") from None
-        live = self.http.expect(response, live, dict, "its alertmanager_config")
+        live = config_in(self.http, response, document.get("alertmanager_config"), "alertmanager_config")
         live = _mask(live, self.shape, self._secret)
         body = project(live, self.shape) if self.shape is not None else sorted_matchers(live)
         return [Obj(NAME, "alertmanager-config", KEY, body, payload=None)]
