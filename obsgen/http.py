@@ -86,26 +86,31 @@ def endpoint_of(spec: BackendSpec, env_name: str, url: str | None) -> tuple[str,
 
 
 def require_allowed(spec: BackendSpec, env_name: str, url: str | None, what: str = "credentials") -> None:
-    """Refuse to send credentials (or other secrets) to the spec's URL unless the operator allows its host.
+    """Refuse to send credentials (or other secrets) to the spec's URL unless the operator allows it.
 
     An override URL (`url`, from a flag or OBSGEN_*_URL) is the operator's and allowed as given. The
-    spec's URL is allowed when OBSGEN_ALLOWED_HOSTS has an entry `host:port` equal to its host and
-    port (explicit, or the scheme's default: http 80, https 443), or `host` and the URL uses that
-    default port. Hosts compare case-insensitively and without a trailing dot; names are not resolved.
+    spec's URL is allowed when an entry of OBSGEN_ALLOWED_HOSTS names its host and port: `host:port`,
+    or `host` for the scheme's default port (http 80, https 443). A plain entry allows https only (and
+    http to a loopback host), so a pull request cannot move an allowed host to cleartext http; an
+    entry `http://host[:port]` allows http to that host explicitly. Hosts compare case-insensitively
+    and without a trailing dot; names are not resolved.
     """
     if url:
         return
     scheme, host, port = endpoint_of(spec, env_name, None)
-    for allowed_host, allowed_port in allowed_hosts():
-        if allowed_host == host and (allowed_port if allowed_port is not None else DEFAULT_PORTS[scheme]) == port:
+    for allowed_scheme, allowed_host, allowed_port in allowed_hosts():
+        schemes = (allowed_scheme,) if allowed_scheme else ("https", "http") if _loopback(host) else ("https",)
+        wanted_port = allowed_port if allowed_port is not None else DEFAULT_PORTS[scheme]
+        if allowed_host == host and wanted_port == port and scheme in schemes:
             return
+    entry = host_port(host, port) if scheme == "https" or _loopback(host) else f"http://{host_port(host, port)}"
     raise BackendError(f"{spec.kind} ({env_name}): the spec's URL {spec.url} is not an allowed host for {what}; "
-                       f"if it is yours, add {host_port(host, port)} to {ALLOWED_HOSTS} (set outside the spec), "
+                       f"if it is yours, add {entry} to {ALLOWED_HOSTS} (set outside the spec), "
                        f"or pass --{spec.kind}-url")
 
 
-def allowed_hosts() -> list[tuple[str, int | None]]:
-    """(host, port or None) for each entry of OBSGEN_ALLOWED_HOSTS."""
+def allowed_hosts() -> list[tuple[str | None, str, int | None]]:
+    """(scheme or None, host, port or None) for each entry of OBSGEN_ALLOWED_HOSTS."""
     from urllib.parse import urlsplit
 
     found = []
@@ -113,17 +118,30 @@ def allowed_hosts() -> list[tuple[str, int | None]]:
         entry = entry.strip()
         if not entry:
             continue
+        scheme, _, rest = entry.rpartition("://")
         try:
-            parts = urlsplit("//" + entry)
+            parts = urlsplit("//" + rest)
             host, port = parts.hostname, parts.port
-            ok = bool(host) and parts.netloc == entry and "@" not in entry and port != 0
+            ok = bool(host) and parts.netloc == rest and "@" not in rest and port != 0 and \
+                scheme.lower() in ("", *DEFAULT_PORTS)
         except ValueError:
             ok = False
         if not ok:
-            raise BackendError(f"{ALLOWED_HOSTS}: {entry!r} is not host or host:port (for example "
-                               f"grafana.example.com:443)")
-        found.append((_host(host), port))
+            raise BackendError(f"{ALLOWED_HOSTS}: {entry!r} is not host, host:port or http(s)://host[:port] "
+                               f"(for example grafana.example.com:443)")
+        found.append((scheme.lower() or None, _host(host), port))
     return found
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_endpoint(url: str) -> tuple[str, str, int]:

@@ -182,8 +182,14 @@ def test_a_redirect_from_an_allowed_host_is_not_followed(run_cli, tmp_path) -> N
     ("https://grafana.example.com", "grafana.example.com", True),          # bare host: the scheme's default port
     ("https://grafana.example.com", "grafana.example.com:443", True),
     ("https://grafana.example.com:443/grafana/", "grafana.example.com", True),
-    ("http://grafana.example.com", "grafana.example.com", True),           # http's default port is 80
-    ("http://grafana.example.com", "grafana.example.com:443", False),
+    ("http://grafana.example.com", "grafana.example.com", False),          # a plain entry allows https only,
+    ("http://grafana.example.com", "grafana.example.com:80", False),       # so a pull request cannot move an
+    ("http://grafana.example.com:443", "grafana.example.com:443", False),  # allowed host to cleartext
+    ("http://grafana.example.com", "http://grafana.example.com", True),    # unless the entry says http://
+    ("http://grafana.example.com:8080", "http://grafana.example.com:8080", True),
+    ("https://grafana.example.com", "http://grafana.example.com:443", False),
+    ("http://127.0.0.1:3000", "127.0.0.1:3000", True),                      # http to a loopback host is fine
+    ("http://localhost:3000", "localhost:3000", True),
     ("https://grafana.example.com:8443", "grafana.example.com", False),    # another port must be listed
     ("https://grafana.example.com:8443", "grafana.example.com:8443", True),
     ("https://Grafana.Example.COM./", "grafana.example.com:443", True),     # case and a trailing dot
@@ -204,14 +210,15 @@ def test_which_spec_urls_an_allowed_hosts_list_admits(monkeypatch, url: str, all
             require_allowed(spec, "dev", None)
 
 
-@pytest.mark.parametrize("entry", ["https://grafana.example.com", "grafana.example.com:https", "user@host",
-                                   "host/path", "host:0"])
+@pytest.mark.parametrize("entry", ["ftp://grafana.example.com", "grafana.example.com:https", "user@host",
+                                   "host/path", "host:0", "https://host/path"])
 def test_an_allowed_hosts_entry_that_is_not_host_or_host_port_is_one_clear_error(run_cli, tmp_path, monkeypatch,
                                                                                   entry: str) -> None:
     monkeypatch.setenv("OBSGEN_ALLOWED_HOSTS", entry)
     result = diff_grafana(run_cli, grafana_spec(tmp_path, "https://grafana.example.com"))
-    assert (result.code, result.err) == (2, (f"obsgen: error: OBSGEN_ALLOWED_HOSTS: {entry!r} is not host or "
-                                             f"host:port (for example grafana.example.com:443)\n"))
+    assert (result.code, result.err) == (2, (f"obsgen: error: OBSGEN_ALLOWED_HOSTS: {entry!r} is not host, "
+                                             f"host:port or http(s)://host[:port] (for example "
+                                             f"grafana.example.com:443)\n"))
 
 
 # --- malformed URLs are one clear error -----------------------------------------------------------
