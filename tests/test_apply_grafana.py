@@ -145,6 +145,8 @@ def test_a_dashboard_at_a_desired_uid_that_obsgen_does_not_own_is_refused_even_w
     assert result.code == 2
     assert f"dashboard {UID} exists but is not obsgen's for selftest dev" in result.err
     assert "not even with --force" in result.err and "Traceback" not in result.err
+    legacy_hint = f"if obsgen 0.2 wrote it (tag 'obsgen' only), add the tag '{MARKER}' to it in Grafana"
+    assert (legacy_hint in result.err) == (where == FOLDER and tags == ["obsgen"])  # what 0.2 left behind
     assert writes(grafana) == []  # refused before anything was written
     assert stored(grafana) == before
 

@@ -161,9 +161,13 @@ class GrafanaBackend(Backend):
         folder, tags = obj.payload.get("_folderUid") or "", obj.payload.get("tags") or []
         why = [f"it is in folder {folder or 'General'!r}, not {self.folder_uid!r}"] if folder != self.folder_uid else []
         why += [] if self.marker in tags else [f"it lacks the tag {self.marker!r}"]
+        legacy = folder == self.folder_uid and c.OWNED_TAG in tags and not any(
+            t.startswith(f"{c.OWNED_TAG}:") for t in tags)
+        hint = (f"; if obsgen 0.2 wrote it (tag {c.OWNED_TAG!r} only), add the tag {self.marker!r} to it in Grafana "
+                f"and obsgen will manage it again") if legacy else ""
         return (f"{self.label}: dashboard {obj.key} exists but is not obsgen's for {self.model.service.name} "
                 f"{self.env.name} ({' and '.join(why)}); obsgen never changes it, not even with --force: move or "
-                f"delete it in Grafana, or give the spec's dashboard another id")
+                f"delete it in Grafana, or give the spec's dashboard another id{hint}")
 
     def _apply_folder(self, change: Change, force: bool) -> None:
         if change.action == CREATE:
