@@ -149,6 +149,12 @@ def test_a_dashboard_at_a_desired_uid_that_obsgen_does_not_own_is_refused_even_w
     assert (legacy_hint in result.err) == (where == FOLDER and tags == ["obsgen"])  # what 0.2 left behind
     assert writes(grafana) == []  # refused before anything was written
     assert stored(grafana) == before
+    diff = obsgen(run_cli, grafana, "diff", "--exit-code")
+    assert diff.code == 1
+    assert (f"! grafana dashboard {UID} (held by an object obsgen does not own; apply refuses to change it)"
+            in diff.out.splitlines())
+    assert "Hand made" not in diff.out  # someone else's dashboard is named, never shown
+    assert "1 blocked" in diff.out.splitlines()[-1]
 
 
 def test_owned_dashboards_that_left_the_spec_are_deleted_only_with_prune(run_cli, grafana) -> None:

@@ -70,3 +70,15 @@ def test_rule_groups_read_back_from_prometheus_equal_the_generated_ones() -> Non
 
 def test_grafana_server_fields_are_ignored() -> None:
     assert normalise.dashboard({"id": 3, "version": 7, "title": "T"}) == normalise.dashboard({"title": "T"})
+
+
+def test_a_desired_key_held_by_an_unowned_object_is_blocked_and_not_diffed() -> None:
+    theirs = dash("a", "Theirs", owned=False)
+    result = plan([dash("a", "Ours")], [theirs])
+    change, = result.changes
+    assert change.action == "blocked"
+    from obsgen.deploy import report
+
+    assert "Theirs" not in report.text(result, "dev") + report.markdown(result, "dev") + report.as_json(result, "dev")
+    assert change.title == "! grafana dashboard a (held by an object obsgen does not own; apply refuses to change it)"
+    assert result.summary() == "Plan: 0 to create, 0 to update, 0 to delete, 1 blocked (0 unchanged)."

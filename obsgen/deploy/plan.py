@@ -14,7 +14,8 @@ from typing import Any, Iterable
 # Apply order: folders before dashboards, rules before routing.
 ORDER = {"folder": 0, "dashboard": 1, "rule-group": 2, "alertmanager-config": 3}
 CREATE, UPDATE, DELETE = "create", "update", "delete"
-SYMBOL = {CREATE: "+", UPDATE: "~", DELETE: "-"}
+BLOCKED = "blocked"  # a desired object's name is held by something obsgen does not own: never changed
+SYMBOL = {CREATE: "+", UPDATE: "~", DELETE: "-", BLOCKED: "!"}
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class Change:
 
     @property
     def title(self) -> str:
-        return f"{SYMBOL[self.action]} {self.obj.backend} {self.obj.kind} {self.obj.key}"
+        note = " (held by an object obsgen does not own; apply refuses to change it)" if self.action == BLOCKED else ""
+        return f"{SYMBOL[self.action]} {self.obj.backend} {self.obj.kind} {self.obj.key}{note}"
 
     def diff(self) -> list[str]:
         """Unified-diff lines of the normalised bodies (without file headers)."""
@@ -69,9 +71,10 @@ class Plan:
     def summary(self) -> str:
         if self.empty:
             return f"No changes: the live state matches the spec ({self.unchanged} objects)."
-        counts = {a: len(self.of(a)) for a in (CREATE, UPDATE, DELETE)}
-        return (f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[DELETE]} to delete "
-                f"({self.unchanged} unchanged).")
+        counts = {a: len(self.of(a)) for a in (CREATE, UPDATE, DELETE, BLOCKED)}
+        blocked = f", {counts[BLOCKED]} blocked" if counts[BLOCKED] else ""
+        return (f"Plan: {counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[DELETE]} to delete"
+                f"{blocked} ({self.unchanged} unchanged).")
 
 
 def canonical(body: Any) -> str:
@@ -93,7 +96,8 @@ def _order(change: Change) -> tuple[int, int, str, str]:
 
 
 def plan(desired: Iterable[Obj], live: Iterable[Obj]) -> Plan:
-    """Changes that turn `live` into `desired`; unowned live objects are never touched."""
+    """Changes that turn `live` into `desired`; unowned live objects are never touched (a desired object
+    whose key an unowned one holds is BLOCKED: named in the plan, its content not diffed)."""
     live_by_id = {o.ident: o for o in live}
     changes, unchanged = [], 0
     seen = set()
@@ -102,6 +106,8 @@ def plan(desired: Iterable[Obj], live: Iterable[Obj]) -> Plan:
         have = live_by_id.get(want.ident)
         if have is None:
             changes.append(Change(CREATE, None, want))
+        elif not have.owned:  # someone else's object: neither compared nor shown, only named
+            changes.append(Change(BLOCKED, have, want))
         elif have.body != want.body:
             changes.append(Change(UPDATE, have, want))
         else:

@@ -14,7 +14,7 @@ from typing import Callable
 
 from obsgen.deploy import ledger, state
 from obsgen.deploy.backends.base import Backend, BackendError, parallel
-from obsgen.deploy.plan import DELETE, Change, Plan, plan
+from obsgen.deploy.plan import BLOCKED, DELETE, Change, Plan, plan
 from obsgen.deploy.state import Refused  # noqa: F401  (re-exported for the CLI)
 from obsgen.errors import ObsgenError
 from obsgen.model import Environment, Model
@@ -114,7 +114,13 @@ def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
     Whatever goes wrong after the first write -- a refusal, an OS error, an answer that is not what the
     API promises, a bug, Ctrl-C -- every backend already changed (the failing one included, for what it
     had or may have applied) is restored in reverse order, and one ApplyError says what happened.
+    A plan with a BLOCKED change (a name obsgen would write, held by something it does not own) is
+    refused before the first write.
     """
+    blocked = [(backend, c) for backend in session.backends for c in session.by_backend.get(backend.name, [])
+               if c.action == BLOCKED]
+    if blocked:
+        raise Refused("; ".join(backend.why_blocked(c) for backend, c in blocked))
     done: list[tuple[Backend, list[Change]]] = []
     try:
         for backend in session.backends:

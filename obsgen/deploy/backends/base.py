@@ -26,3 +26,8 @@ class Backend(ABC):
     @abstractmethod
     def restore(self, applied: list[Change]) -> None:
         """Put back the live state captured before `applied` were made, in reverse order."""
+
+    def why_blocked(self, change: Change) -> str:
+        """Why a BLOCKED change cannot be applied (a desired name held by an object obsgen does not own)."""
+        return (f"{change.obj.backend} {change.obj.kind} {change.obj.key} exists but is not obsgen's; obsgen never "
+                f"changes it")

@@ -157,6 +157,9 @@ class GrafanaBackend(Backend):
                   [ch for ch in changes if ch.obj.kind == "dashboard"], self.applied)
         return self.applied
 
+    def why_blocked(self, change: Change) -> str:
+        return self._not_ours(change.before)  # type: ignore[arg-type]
+
     def _not_ours(self, obj: Obj) -> str:
         folder, tags = obj.payload.get("_folderUid") or "", obj.payload.get("tags") or []
         why = [f"it is in folder {folder or 'General'!r}, not {self.folder_uid!r}"] if folder != self.folder_uid else []
