@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from obsgen import durations
+from obsgen.access import connect
 from obsgen.errors import ObsgenError
-from obsgen.http import BackendError, Http, connect
+from obsgen.http import BackendError, Http
 from obsgen.model import Environment, Model
 
 POLL = 0.5  # seconds between Alertmanager reads

@@ -23,8 +23,8 @@ from doubles.mimir import MimirDouble
 from doubles.server import ServedDouble
 
 from obsgen import model as m
+from obsgen.access import require_allowed
 from obsgen.errors import ObsgenError
-from obsgen.http import require_allowed
 
 GRAFANA_TOKEN = "glsa_credentials_test_token_0123456789"
 MIMIR_TOKEN = "mimir_credentials_test_token_0123456789"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from obsgen.access import require_allowed, secret_file
 from obsgen.artifact import Artifact
 from obsgen.deploy.backends.alertmanager import (
     KEY,
@@ -24,7 +25,6 @@ from obsgen.deploy.backends.alertmanager import (
 )
 from obsgen.deploy.backends.base import Backend, BackendError, connect
 from obsgen.deploy.plan import Change, Obj
-from obsgen.http import require_allowed, secret_file
 from obsgen.model import Environment, Model
 
 NAME = "alertmanager"

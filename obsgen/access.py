@@ -1,0 +1,196 @@
+"""Who may get what: the credentials of a backend, and the only places they (and secret files) may go.
+
+A spec can come from an untrusted pull request, so the spec alone never decides where a secret is
+sent: a token goes to an endpoint the operator gave (a flag or OBSGEN_*_URL) or to a spec URL whose
+host the operator lists in OBSGEN_ALLOWED_HOSTS; a secret file named in the spec is read only under
+a directory listed in OBSGEN_SECRET_DIRS. `connect` applies both before any request.
+"""
+from __future__ import annotations
+
+import os
+
+from obsgen.http import DEFAULT_PORTS, BackendError, Http
+from obsgen.model import Backend as BackendSpec
+from obsgen.model import Environment
+
+ALLOWED_HOSTS = "OBSGEN_ALLOWED_HOSTS"  # comma-separated host or host:port: spec URLs that may get credentials
+SECRET_DIRS = "OBSGEN_SECRET_DIRS"  # os.pathsep-separated directories: secret files obsgen itself may read
+
+
+def credential(spec: BackendSpec, env_name: str) -> str | None:
+    """The token named by token_env or token_file; None when the spec names none."""
+    if spec.token_env:
+        value = os.environ.get(spec.token_env)
+        if not value:
+            raise BackendError(f"{spec.kind} ({env_name}): environment variable {spec.token_env} is not set")
+        return value.strip()
+    if spec.token_file:
+        try:
+            with open(spec.token_file, encoding="utf-8") as fh:
+                return fh.read().strip()
+        except OSError as exc:
+            raise BackendError(f"{spec.kind} ({env_name}): cannot read token_file {spec.token_file}: "
+                               f"{exc.strerror}") from None
+    return None
+
+
+def connect(env: Environment, kind: str, label: str, url: str | None, mode: str | None = None
+            ) -> tuple[BackendSpec, "Http"]:
+    """The spec of one backend of an environment and an authenticated Http client for it.
+
+    `url` is the operator's override (flag or OBSGEN_*_URL), None when the spec's URL is used. The
+    token is read and sent only when that endpoint may have it (see `require_allowed`).
+    """
+    spec = env.backend(kind)
+    if spec is None:
+        raise BackendError(f"environment {env.name} has no {kind} backend in the spec")
+    if mode is not None and spec.mode != mode:
+        raise BackendError(f"{kind} ({env.name}): mode {spec.mode!r} is not supported by this client")
+    endpoint_of(spec, env.name, url)
+    ref = spec.token_env or spec.token_file
+    token = None
+    if ref:
+        require_allowed(spec, env.name, url)  # before the token is even read
+        token = credential(spec, env.name)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if spec.tenant:
+        headers["X-Scope-OrgID"] = spec.tenant
+    http = Http(f"{label} ({env.name})", url or spec.url, credential_hint=f": check {ref}" if ref else "",
+                headers=headers)
+    return spec, http
+
+
+def endpoint_of(spec: BackendSpec, env_name: str, url: str | None) -> tuple[str, str, int]:
+    """(scheme, host, port) of the URL a backend is reached at: the override, else the spec's."""
+    try:
+        return parse_endpoint(url or spec.url)
+    except ValueError as exc:
+        where = (f"--{spec.kind}-url / OBSGEN_{spec.kind.upper()}_URL {url!r}" if url
+                 else f"the spec's URL {spec.url!r}")
+        raise BackendError(f"{spec.kind} ({env_name}): {where} is not an http(s) URL: {exc}") from None
+
+
+def require_allowed(spec: BackendSpec, env_name: str, url: str | None, what: str = "credentials") -> None:
+    """Refuse to send credentials (or other secrets) to the spec's URL unless the operator allows it.
+
+    An override URL (`url`, from a flag or OBSGEN_*_URL) is the operator's and allowed as given. The
+    spec's URL is allowed when an entry of OBSGEN_ALLOWED_HOSTS names its host and port: `host:port`,
+    or `host` for the scheme's default port (http 80, https 443). A plain entry allows https only (and
+    http to a loopback host), so a pull request cannot move an allowed host to cleartext http; an
+    entry `http://host[:port]` allows http to that host explicitly. Hosts compare case-insensitively
+    and without a trailing dot; names are not resolved.
+    """
+    if url:
+        return
+    scheme, host, port = endpoint_of(spec, env_name, None)
+    for allowed_scheme, allowed_host, allowed_port in allowed_hosts():
+        schemes = (allowed_scheme,) if allowed_scheme else ("https", "http") if _loopback(host) else ("https",)
+        wanted_port = allowed_port if allowed_port is not None else DEFAULT_PORTS[scheme]
+        if allowed_host == host and wanted_port == port and scheme in schemes:
+            return
+    entry = host_port(host, port) if scheme == "https" or _loopback(host) else f"http://{host_port(host, port)}"
+    raise BackendError(f"{spec.kind} ({env_name}): the spec's URL {spec.url} is not an allowed host for {what}; "
+                       f"if it is yours, add {entry} to {ALLOWED_HOSTS} (set outside the spec), "
+                       f"or pass --{spec.kind}-url")
+
+
+def allowed_hosts() -> list[tuple[str | None, str, int | None]]:
+    """(scheme or None, host, port or None) for each entry of OBSGEN_ALLOWED_HOSTS."""
+    from urllib.parse import urlsplit
+
+    found = []
+    for entry in os.environ.get(ALLOWED_HOSTS, "").split(","):
+        entry = entry.strip()
+        if not entry:
+            continue
+        scheme, _, rest = entry.rpartition("://")
+        try:
+            parts = urlsplit("//" + rest)
+            host, port = parts.hostname, parts.port
+            ok = bool(host) and parts.netloc == rest and "@" not in rest and port != 0 and \
+                scheme.lower() in ("", *DEFAULT_PORTS)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise BackendError(f"{ALLOWED_HOSTS}: {entry!r} is not host, host:port or http(s)://host[:port] "
+                               f"(for example grafana.example.com:443)")
+        found.append((scheme.lower() or None, _host(host), port))
+    return found
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_endpoint(url: str) -> tuple[str, str, int]:
+    """(scheme, host, port) of an http(s) base URL, the port defaulted by scheme; ValueError says what is off.
+
+    Anything two URL parsers could read as different hosts (a backslash, user info) is refused, so the
+    host checked is the host requests connects to.
+    """
+    from urllib.parse import urlsplit
+
+    if "://" not in url:
+        raise ValueError(f"no scheme; write it as http://{url}" if url else "it is empty")
+    if any(c.isspace() or c == "\\" for c in url) or not url.isprintable():
+        raise ValueError("it contains whitespace, a backslash or a control character")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ValueError("its port is not a number from 1 to 65535") from None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS:
+        raise ValueError(f"scheme {parts.scheme!r} is not http or https")
+    if "@" in parts.netloc:
+        raise ValueError("user info (user:password@) is not supported; credentials come from token_env / "
+                         "token_file")
+    if not parts.hostname:
+        raise ValueError("it has no host")
+    if port == 0:
+        raise ValueError("its port is not a number from 1 to 65535")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError("a base URL has no ?query or #fragment")
+    try:
+        host, port = _host(parts.hostname), port or DEFAULT_PORTS[scheme]
+        from urllib3.util import parse_url
+
+        other = parse_url(url)
+        same = _host((other.host or "").strip("[]")) == host and (other.port or DEFAULT_PORTS[scheme]) == port
+    except ValueError:  # urllib3's LocationParseError is one
+        same = False
+    if not same:
+        raise ValueError("its host is ambiguous")
+    return scheme, host, port
+
+
+def _host(name: str) -> str:
+    """A host name as compared: lower case, no trailing dot, an international name in its IDNA form."""
+    name = name.lower().rstrip(".")
+    return name if name.isascii() else name.encode("idna").decode("ascii")
+
+
+def host_port(host: str, port: int) -> str:
+    """host:port as written in OBSGEN_ALLOWED_HOSTS (IPv6 addresses in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def secret_file(path: str, who: str) -> str:
+    """The real path of a secret file named in the spec, when it lies under a directory the operator
+    lists in OBSGEN_SECRET_DIRS (after resolving symlinks and `..` on both sides); else a BackendError."""
+    real = os.path.realpath(path)
+    dirs = [os.path.realpath(d) for d in os.environ.get(SECRET_DIRS, "").split(os.pathsep) if d.strip()]
+    if any(os.path.commonpath([real, d]) == d for d in dirs):
+        return real
+    resolved = f" (which resolves to {real})" if real != os.path.abspath(path) else ""
+    unset = "" if dirs else " (not set)"
+    raise BackendError(f"{who}: the secret file {path}{resolved} named in the spec is not under a directory "
+                       f"listed in {SECRET_DIRS}{unset}; if it is yours, add {os.path.dirname(real)} to "
+                       f"{SECRET_DIRS} (set outside the spec)")
