@@ -37,19 +37,6 @@ class WriteReport(NamedTuple):
     kept: tuple[str, ...] = ()  # files inside the environment trees obsgen did not write, left in place
 
 
-def existing_files(out: Path, scopes: list[str]) -> set[str]:
-    """Files under the scoped directories of `out`, as POSIX paths relative to it."""
-    found = set()
-    for scope in scopes:
-        root = out / scope if scope else out
-        if not root.exists():
-            continue
-        for path in root.rglob("*"):
-            if path.is_file() or path.is_symlink():
-                found.add(path.relative_to(out).as_posix())
-    return found
-
-
 def env_trees(out: Path, artifacts: list[Artifact], scopes: list[str]) -> list[str]:
     """The environment trees a build or check of `scopes` covers: the named environments, or (all of
     the output, scope "") every environment the build produces and every tree holding an obsgen manifest."""
