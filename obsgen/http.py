@@ -64,15 +64,12 @@ class Http:
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers.update(headers or {})
-        self.writes = 0
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
         import requests
 
         url = self.base_url + path
         attempts = READ_RETRIES if method in ("GET", "HEAD") else 1
-        if method not in ("GET", "HEAD"):
-            self.writes += 1
         for attempt in range(attempts):
             try:
                 response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
