@@ -12,7 +12,7 @@ from obsgen.errors import ObsgenError
 
 TIMEOUT = 10.0  # seconds, connect and read
 READ_RETRIES = 3  # idempotent reads only; writes are never retried
-READ_WORKERS = 16  # bounded parallel reads (one write per changed object stays sequential)
+READ_WORKERS = 16  # requests in flight per backend, for reads and for writes to independent objects
 T, R = TypeVar("T"), TypeVar("R")
 
 

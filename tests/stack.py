@@ -8,7 +8,7 @@
 
 Everything binds 127.0.0.1 on ports picked per run, lives in one temp dir that stop() removes,
 and every wait is bounded. Only the Debian binaries are needed: `prometheus`,
-`prometheus-alertmanager`, `prometheus-pushgateway` (see ../../shared/reference/backends-here.md).
+`prometheus-alertmanager`, `prometheus-pushgateway` (Debian packages, which `make test` installs).
 
 Dependencies: the standard library, requests and PyYAML only.
 """

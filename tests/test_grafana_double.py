@@ -1,5 +1,5 @@
 """Pins the Grafana test double (tests/doubles/grafana.py) to the contract in
-/work/shared/reference/grafana-http-api.md; each docstring names the contract section."""
+tests/doubles/contracts/grafana-http-api.md; each docstring names the contract section."""
 from __future__ import annotations
 
 import json

@@ -1,4 +1,4 @@
-"""Pins the Mimir test double (tests/doubles/mimir.py) to /work/shared/reference/prometheus-alertmanager-api.md
+"""Pins the Mimir test double (tests/doubles/mimir.py) to tests/doubles/contracts/prometheus-alertmanager-api.md
 ("Common (Mimir / Cortex)", "Ruler rule-config API", "Alertmanager config API"). Docstrings say which row or
 rule they pin; "[mimir]" marks behaviour the contract leaves open and the double takes from Mimir's source."""
 from __future__ import annotations

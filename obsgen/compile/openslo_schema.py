@@ -84,8 +84,8 @@ def validate_openslo(documents: list[dict[str, Any]], *, schema_dir: str | Path 
     """Problems of `documents` against the OpenSLO v1 schema, sorted; [] when all are valid.
 
     Each reads `document N (Kind name): $.path: message` with N counted from 1.
-    `schema_dir` validates against another copy of the schema (tests use the
-    original in ../shared); by default the packaged copy is used.
+    `schema_dir` validates against another copy of the schema; by default the
+    packaged copy is used.
     """
     validator = _validator(str(schema_dir) if schema_dir else None)
     problems: list[str] = []

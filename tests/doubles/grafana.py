@@ -1,4 +1,4 @@
-"""A Grafana HTTP API test double, written from /work/shared/reference/grafana-http-api.md.
+"""A Grafana HTTP API test double, written from tests/doubles/contracts/grafana-http-api.md.
 
 "§N" below points at a section of that contract. The double is a real HTTP server on
 127.0.0.1 (stdlib only); its state lives in memory behind one lock. Test controls are plain

@@ -1,6 +1,6 @@
 """A Mimir (Cortex) test double: the ruler rule-config API and the multitenant Alertmanager config API.
 
-Written from /work/shared/reference/prometheus-alertmanager-api.md ("Common (Mimir / Cortex)", "Ruler
+Written from tests/doubles/contracts/prometheus-alertmanager-api.md ("Common (Mimir / Cortex)", "Ruler
 rule-config API", "Alertmanager config API"). One HTTP server on 127.0.0.1 serves both, as Mimir's single
 binary does; state is in memory behind one lock; test controls are plain methods, never HTTP.
 
