@@ -7,10 +7,10 @@ has to read another target's output to agree with it.
 from __future__ import annotations
 
 import hashlib
-import re
 from fractions import Fraction
 
 from obsgen.model import SLO, Environment, Model
+from obsgen.names import slug  # noqa: F401  (re-exported: c.slug)
 
 # Labels obsgen puts on the alerts it generates. Alertmanager routes on these.
 LABEL_TIER = "tier"
@@ -81,10 +81,6 @@ def fmt_number(value: Fraction | float | int) -> str:
 def burn_factor(period_seconds: float, long_window_seconds: float, budget_share: Fraction) -> Fraction:
     """Burn rate that consumes `budget_share` of the budget in the long window."""
     return budget_share * Fraction(int(period_seconds)) / Fraction(int(long_window_seconds))
-
-
-def slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def _bounded(text: str, limit: int) -> str:

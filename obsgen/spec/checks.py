@@ -6,11 +6,11 @@ raw document defensively (a wrong type is the schema's to report, not ours).
 """
 from __future__ import annotations
 
-import re
 from typing import Any, Callable, Iterator
 
 from obsgen import durations
 from obsgen.errors import Problem
+from obsgen.names import grafana_dashboard_title, grafana_folder_title, slug
 from obsgen.spec.source import Located
 
 Check = Callable[[Located], Iterator[Problem]]
@@ -219,15 +219,9 @@ def dashboards(doc: Located) -> Iterator[Problem]:
                 yield doc.problem(("dashboards", i, "panels", j), f"panel {panel!r} needs at least one SLO")
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
-
-
 def _folder_named_dashboards(doc: Located) -> Iterator[Problem]:
-    """Grafana (up to 11.2) refuses a dashboard whose title has the slug of a folder: its own folder's here.
-
-    The titles as obsgen deploys them: the dashboard's is `<title> (<env>)` (compile/grafana.py), the
-    folder's the grafana backend's `folder` or `<service> (<env>)` (deploy/backends/grafana.py)."""
+    """Grafana (up to 11.2) refuses a dashboard whose title has the slug of a folder: its own folder's here
+    (both titles as obsgen deploys them, from obsgen.names)."""
     service = doc.data.get("service") if isinstance(doc.data, dict) else None
     name = service.get("name") if isinstance(service, dict) else None
     for _, env in _items(doc.data, "environments"):
@@ -235,14 +229,15 @@ def _folder_named_dashboards(doc: Located) -> Iterator[Problem]:
         grafana, env_name = backends.get("grafana"), env.get("name")
         if not isinstance(grafana, dict) or not isinstance(env_name, str):
             continue
-        folder = grafana.get("folder") if isinstance(grafana.get("folder"), str) else f"{name} ({env_name})"
+        folder = grafana_folder_title(str(name), env_name, grafana.get("folder") if isinstance(grafana.get("folder"), str) else "")
         for i, dash in _items(doc.data, "dashboards"):
             title = dash.get("title")
-            if isinstance(title, str) and _slug(f"{title} ({env_name})") == _slug(folder):
+            deployed = grafana_dashboard_title(title, env_name) if isinstance(title, str) else ""
+            if deployed and slug(deployed) == slug(folder):
                 yield doc.problem(("dashboards", i, "title"),
-                                  f"in {env_name} this dashboard is titled {title + f' ({env_name})'!r}, which "
-                                  f"Grafana refuses beside its folder {folder!r}: both slugs are "
-                                  f"{_slug(folder)!r}; choose another title or folder")
+                                  f"in {env_name} this dashboard is titled {deployed!r}, which Grafana refuses "
+                                  f"beside its folder {folder!r}: both slugs are {slug(folder)!r}; choose another "
+                                  f"title or folder")
 
 
 def promql(doc: Located) -> Iterator[Problem]:

@@ -32,6 +32,7 @@ from obsgen.deploy.plan import CREATE, DELETE, UPDATE, Change, Obj
 from obsgen.errors import ObsgenError
 from obsgen.http import message_of
 from obsgen.model import Environment, Model
+from obsgen.names import grafana_folder_title
 
 NAME = "grafana"
 SEARCH_LIMIT = 5000  # the most /api/search returns per page
@@ -53,7 +54,7 @@ class GrafanaBackend(Backend):
         self.model, self.env = model, env
         self.label = f"Grafana ({env.name})"
         self.folder_uid = c.grafana_folder_uid(model, env)
-        self.folder_title = spec.folder or f"{model.service.name} ({env.name})"
+        self.folder_title = grafana_folder_title(model.service.name, env.name, spec.folder)
         self.marker = c.owner_tag(model, env)
         self.versions: dict[str, int] = {}  # uid -> version read
         self.folder_version: int | None = None  # the folder's version, as read or as this apply left it
