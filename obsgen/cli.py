@@ -171,6 +171,7 @@ def _diff(args: argparse.Namespace) -> int:
 
     state.checked_env(args.env)
     session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
+    _notes(session.notes)
     sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
     return EXIT_CHANGES if args.exit_code and not session.plan.empty else EXIT_OK
 
@@ -182,6 +183,7 @@ def _apply(args: argparse.Namespace) -> int:
 
     with deploy.Run(args.env, "dry-run" if args.dry_run else "apply") as run:
         session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run)
+        _notes(session.notes)
         sys.stdout.write(report.text(session.plan, args.env))
         if session.plan.empty:
             run.result = "no-changes"
@@ -207,6 +209,11 @@ def _apply(args: argparse.Namespace) -> int:
         run.result = "ok"
     print(f"{args.env}: applied {_plural(len(run.applied), 'change')}.")
     return EXIT_OK
+
+
+def _notes(notes: list[str]) -> None:
+    for note in notes:
+        print(f"obsgen: note: {note}", file=sys.stderr)
 
 
 def _history(args: argparse.Namespace) -> int:

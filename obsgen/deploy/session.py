@@ -43,6 +43,11 @@ class Session:
     plan: Plan
     by_backend: dict[str, list[Change]] = field(default_factory=dict)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the backends noticed while reading that the user should know."""
+        return [note for backend in self.backends for note in backend.notes]
+
 
 def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = (),
                  run: "Run | None" = None) -> Session:

@@ -11,6 +11,7 @@ from obsgen.http import BackendError, ConflictError, Http, parallel  # noqa: F40
 
 class Backend(ABC):
     name: str
+    notes: tuple[str, ...] = ()  # what `read` noticed that the user should know (printed, never fatal)
 
     @abstractmethod
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
