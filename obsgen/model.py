@@ -93,12 +93,34 @@ class Policy:
 
 
 @dataclass(frozen=True)
+class Cadence:
+    """How often the selftest runs in an environment: a batch job, minutes to days apart.
+
+    `regular`: it runs on a schedule, about every `interval`. Otherwise it runs irregularly (per pull
+    request, per deploy) but never further apart than `interval`. Either way `interval` is the longest
+    gap between two runs that is still normal, which SLO windows and liveness are fitted to."""
+
+    interval: str = "1h"
+    regular: bool = True
+
+    @property
+    def seconds(self) -> float:
+        from obsgen import durations
+
+        return durations.seconds(self.interval)
+
+    def describe(self) -> str:
+        return f"every {self.interval}" if self.regular else f"irregularly, at least every {self.interval}"
+
+
+@dataclass(frozen=True)
 class Environment:
     name: str
     description: str
     policy: Policy
     channels: tuple[ChannelTarget, ...]
     backends: tuple[Backend, ...]
+    cadence: Cadence = Cadence()
 
     def target(self, channel: str) -> ChannelTarget:
         for t in self.channels:

@@ -66,7 +66,13 @@ def _environment(e: dict[str, Any]) -> m.Environment:
         name=e["name"], description=e.get("description", ""),
         policy=m.Policy(tolerance=tuple(sorted(policy.get("tolerance", {}).items())),
                         page_on_any_failure=bool(policy.get("page_on_any_failure", False))),
-        channels=tuple(targets), backends=tuple(backends))
+        channels=tuple(targets), backends=tuple(backends), cadence=_cadence(e.get("cadence") or {}))
+
+
+def _cadence(c: dict[str, Any]) -> m.Cadence:
+    if "at_least_every" in c:
+        return m.Cadence(interval=c["at_least_every"], regular=False)
+    return m.Cadence(interval=c.get("every", m.Cadence.interval))
 
 
 def _slo(s: dict[str, Any]) -> m.SLO:

@@ -62,9 +62,15 @@ def _anchored(value: str) -> "re.Pattern[str]":
     return re.compile(value)
 
 
+def path_is_cadence(err: Any) -> bool:
+    return bool(err.absolute_path) and err.absolute_path[-1] == "cadence"
+
+
 def _message(err: Any) -> str:
     if err.validator == "pattern" and err.validator_value in _FRIENDLY_PATTERNS:
         return _FRIENDLY_PATTERNS[err.validator_value].format(value=err.instance)
+    if err.validator in ("maxProperties", "minProperties") and path_is_cadence(err):
+        return "give one of `every` (a regular schedule) or `at_least_every` (irregular runs), not both or none"
     if err.validator == "enum":
         return f"{err.instance!r} is not one of: {', '.join(map(str, err.validator_value))}"
     if err.validator == "const":
