@@ -10,11 +10,15 @@ The series, named by `model.metrics`, each labelled `<env_label>="<env>"` (plus 
   from the report (a `--step`, `--until` or `--kernel-only` run) keeps its value from the previous
   exposition, and has no series before a run reports it: a partial run says nothing about the steps it did
   not run, so it must neither raise nor clear their alerts. A step the spec does not know is an error.
+- `step_failures_total{step_id, tier}` counter: runs in which the step failed, one series per spec step
+  (0 until it fails), so that dashboards count failed runs with increase() rather than gauge samples. A
+  fire drill (`accumulate=False`) leaves it at 0.
 - `runs_total{result="pass"|"fail"}` counter, both series always present so that rates exist at once.
 - `run_duration` histogram over the spec's `duration_buckets`, `le` written as the rules match it.
 - `last_run_timestamp` gauge: the report's time, else `now`.
 
-A run fails when it breaks the environment's policy, the bar the generated step alerts use and what the
+A run fails when it breaks the environment's policy (`queries.run_limits`, which the dashboard's Status
+reads too), the bar the generated step alerts use and what the
 selftest's exit status means per environment in the seeds: a failing step of a critical tier (KERNEL), more
 failing steps of a warning tier (GOVERNANCE) than the environment tolerates, or a failing step of an
 informational tier (OPTIONAL) where the environment pages on any failure (prod). The pass-rate SLO then
@@ -34,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from obsgen import conventions as c
+from obsgen import queries as q
 from obsgen.errors import ObsgenError
 from obsgen.files import atomic_write
 from obsgen.http import BackendError, Http
@@ -44,7 +49,7 @@ FAILED = ("FAIL", "TIMEOUT")
 RUNNER_TIERS = ("kernel", "governance", "optional")  # the runner's own vocabulary, used without a spec
 RUNNER_SEVERITY = {"kernel": "critical", "governance": "warning", "optional": "info"}
 LABEL_RESULT = "result"
-DRILL_GROUPING = {"drill": "true"}
+DRILL_GROUPING = {q.DRILL_LABEL: "true"}
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
@@ -283,11 +288,8 @@ def _kind(value: Any) -> str:
 def run_result(model: Model, env_name: str, report: Report) -> str:
     """"fail" when the run breaks the environment's policy (see the module docstring), else "pass"."""
     env = _environment(model, env_name)
-    for tier in model.tiers:
-        failing = sum(1 for s in report.steps if s.tier == tier.id and s.failed)
-        if failing == 0 or (tier.severity == "info" and not env.policy.page_on_any_failure):
-            continue
-        if failing > env.policy.tolerance_for(tier.id):
+    for tier, tolerated in q.run_limits(model, env):
+        if sum(1 for s in report.steps if s.tier == tier and s.failed) > tolerated:
             return "fail"
     return "pass"
 
@@ -312,9 +314,11 @@ def synthetic_report(model: Model, env_name: str, tier: str, failing: int | None
 # --- the exposition -------------------------------------------------------------------------------
 
 def exposition(model: Model, env_name: str, report: Report, previous: str | None = None,
-               now: float | None = None, extra_labels: Mapping[str, str] | None = None) -> str:
+               now: float | None = None, extra_labels: Mapping[str, str] | None = None,
+               count_step_failures: bool = True) -> str:
     """The metrics of this run in the Prometheus text format, cumulative over `previous` (the last
-    exposition for the same target, or None to start over). Sorted and deterministic."""
+    exposition for the same target, or None to start over). Sorted and deterministic. A fire drill
+    passes count_step_failures=False: its failing steps are not counted as failed runs."""
     env = _environment(model, env_name)
     check_report(model, report)
     m = model.metrics
@@ -326,12 +330,20 @@ def exposition(model: Model, env_name: str, report: Report, previous: str | None
         value = (1.0 if ran[step.id].failed else 0.0) if step.id in ran else prev.steps.get(step.id)
         if value is not None:
             steps.append((m.step_failed, {**base, c.LABEL_STEP: step.id, c.LABEL_TIER: step.tier}, value))
+    failures = [
+        (m.step_failures_total, {**base, c.LABEL_STEP: step.id, c.LABEL_TIER: step.tier},
+         prev.step_failures.get(step.id, 0.0)
+         + (1.0 if count_step_failures and step.id in ran and ran[step.id].failed else 0.0))
+        for step in model.steps
+    ]
     runs = {"fail": prev.runs.get("fail", 0.0), "pass": prev.runs.get("pass", 0.0)}
     runs[run_result(model, env.name, report)] += 1
     stamp = report.timestamp if report.timestamp is not None else time.time() if now is None else now
     families = [
         (m.step_failed, "gauge", "1 if the selftest step failed in the last run that ran it, else 0.",
          sorted(steps, key=lambda s: sorted(s[1].items()))),
+        (m.step_failures_total, "counter", "Selftest runs in which the step failed (FAIL or TIMEOUT).",
+         sorted(failures, key=lambda s: sorted(s[1].items()))),
         (m.runs_total, "counter", "Selftest runs by result under the environment's policy (pass or fail).",
          [(m.runs_total, {**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
         (m.run_duration, "histogram", "Duration of whole selftest runs in seconds.",
@@ -394,6 +406,7 @@ class _Previous:
     sum: float = 0.0
     count: float | None = None
     steps: dict[str, float] = field(default_factory=dict)
+    step_failures: dict[str, float] = field(default_factory=dict)
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?[ \t]*$")
@@ -446,6 +459,9 @@ def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
             prev.runs[labels[LABEL_RESULT]] = max(value, prev.runs.get(labels[LABEL_RESULT], 0.0))
         elif name == m.step_failed and c.LABEL_STEP in labels:
             prev.steps[labels[c.LABEL_STEP]] = value
+        elif name == m.step_failures_total and c.LABEL_STEP in labels:
+            step = labels[c.LABEL_STEP]
+            prev.step_failures[step] = max(value, prev.step_failures.get(step, 0.0))
         elif name == f"{m.run_duration}_bucket" and "le" in labels:
             try:
                 prev.buckets[float(labels["le"])] = value
@@ -554,7 +570,7 @@ def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, j
     """Push this run to the group job=<job, default the service name>, <env_label>=<env>, plus `grouping`,
     on top of what the group holds; returns the exposition pushed. A fire drill passes
     grouping=DRILL_GROUPING and accumulate=False: its counters then never increase (rate() sees no run,
-    no error budget burns), and `delete_group` removes it afterwards."""
+    no error budget burns, the per-step failure counter stays 0), and `delete_group` removes it afterwards."""
     env_label = model.metrics.env_label
     key = {env_label: env_name, **(grouping or {})}
     if key[env_label] != env_name:
@@ -562,7 +578,7 @@ def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, j
                           f"{env_name!r}: the Pushgateway would relabel every series")
     job = job or model.service.name
     previous = fetch_group(url, job, key) if accumulate else None
-    text = exposition(model, env_name, report, previous, now, extra_labels)
+    text = exposition(model, env_name, report, previous, now, extra_labels, count_step_failures=accumulate)
     push(url, job, text, key)
     return text
 

@@ -28,6 +28,7 @@ class Metrics:
     run_duration: str
     last_run_timestamp: str
     duration_buckets: tuple[float, ...]
+    step_failures_total: str = "selftest_step_failures_total"  # counter: runs in which the step failed
 
 
 @dataclass(frozen=True)

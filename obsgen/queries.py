@@ -53,3 +53,65 @@ def sli_good_total(model: Model, env: Environment, slo: SLO) -> tuple[str, str, 
         le = c.fmt_number(slo.sli.threshold_seconds)
         return ("good", c.selector(m.run_duration + "_bucket", e, f'le="{le}"'), c.selector(m.run_duration + "_count", e))
     return ("bad", fill(slo.sli.error_query, env=env.name), fill(slo.sli.total_query, env=env.name))
+
+
+# --- the run policy and per-step failures (obsgen emit and the dashboards) -------------------------
+
+DRILL_LABEL = "drill"  # `obsgen drill` pushes its synthetic runs in a group labelled drill="true"
+NOT_DRILL = f'{DRILL_LABEL}!="true"'
+
+
+def run_limits(model: Model, env: Environment) -> tuple[tuple[str, int], ...]:
+    """The environment's policy for one run: (tier, failing steps tolerated) for every tier whose failures
+    count. A run fails when a tier's failing steps exceed its number; an informational tier counts only
+    where the environment pages on any failure. `obsgen emit` gives a run its result by this, and the
+    dashboard's Status reads the last run by it."""
+    return tuple((t.id, env.policy.tolerance_for(t.id)) for t in model.tiers
+                 if t.severity != "info" or env.policy.page_on_any_failure)
+
+
+def tolerated_weights(model: Model, env: Environment) -> tuple[tuple[str, int, int], ...]:
+    """(tier, tolerance, weight) of the tiers that tolerate failures: `last_run_status` encodes their
+    failing steps as one number, sum(failing × weight), each weight one more than the tolerances before it."""
+    out, weight = [], 1
+    for tier, tolerance in run_limits(model, env):
+        if tolerance > 0:
+            out.append((tier, tolerance, weight))
+            weight *= tolerance + 1
+    return tuple(out)
+
+
+def last_run_status(model: Model, env: Environment) -> str:
+    """The last run under the environment's policy (`run_limits`), from the step gauges: -1 when it fails,
+    else the failing steps it tolerated encoded by `tolerated_weights` (0: none failed). No sample
+    before any run."""
+    limits = run_limits(model, env)
+    tier = {t: f"sum by ({c.LABEL_TIER}) ({step_failed(model, env, _tier_matcher(t))})" for t, _ in limits}
+    breaking = "\nor ".join(f"{tier[t]} > {limit}" for t, limit in limits)
+    tolerated = "".join(f"{tier[t]} * {weight}\nor " for t, _, weight in tolerated_weights(model, env))
+    status = f"sum(\n{tolerated}0 * group({step_failed(model, env)})\n)"
+    return f"-group(\n{breaking}\n)\nor\n{status}" if breaking else status
+
+
+def _tier_matcher(tier: str) -> str:
+    return f'{c.LABEL_TIER}="{tier}"'
+
+
+def step_failures(model: Model, env: Environment, window: str, *matchers: str) -> str:
+    """Runs in which each step failed over `window`, by (step_id, tier): increase() of the per-step
+    failure counter `obsgen emit` keeps, so the count does not depend on the scrape interval. Rounded:
+    the counter moves by whole runs, and increase() extrapolates to the window's edges."""
+    m = model.metrics
+    sel = c.selector(m.step_failures_total, c.env_matcher(model, env), *matchers)
+    return f"round(sum by ({c.LABEL_STEP}, {c.LABEL_TIER}) (increase({sel}[{window}])))"
+
+
+def last_step_failure(model: Model, env: Environment, window: str, *matchers: str) -> str:
+    """Unix time of the last run within `window` in which each step failed, by (step_id, tier): the run's
+    own timestamp while the step's gauge said 1 (searched at the evaluation interval), fire drills left out."""
+    m = model.metrics
+    e = c.env_matcher(model, env)
+    failing = f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}) ({c.selector(m.step_failed, e, NOT_DRILL, *matchers)}) == 1"
+    run_time = f"max by ({m.env_label}) ({c.selector(m.last_run_timestamp, e, NOT_DRILL)})"
+    return (f"max by ({c.LABEL_STEP}, {c.LABEL_TIER}) (max_over_time((\n({failing})\n* on ({m.env_label}) "
+            f"group_left {run_time}\n)[{window}:]))")

@@ -150,6 +150,10 @@ selftest_runs_total{env="dev",result="pass"} 0
 # TYPE selftest_step_failed gauge
 selftest_step_failed{env="dev",step_id="build",tier="kernel"} 1
 selftest_step_failed{env="dev",step_id="docs",tier="governance"} 0
+# HELP selftest_step_failures_total Selftest runs in which the step failed (FAIL or TIMEOUT).
+# TYPE selftest_step_failures_total counter
+selftest_step_failures_total{env="dev",step_id="build",tier="kernel"} 1
+selftest_step_failures_total{env="dev",step_id="docs",tier="governance"} 0
 """
 
 
@@ -181,6 +185,57 @@ def test_counters_and_the_histogram_accumulate_over_the_previous_exposition(mode
     assert _value(third, f"{hist}_bucket", env="dev", le="+Inf") == 3
     step = dict(env="dev", step_id="core-checks", tier="kernel")
     assert [_value(t, "selftest_step_failed", **step) for t in (first, second, third)] == [0, 1, 0]
+
+
+def _failures(text: str) -> dict[str, float]:
+    return {dict(labels)["step_id"]: v for (name, labels), v in _samples(text).items()
+            if name == "selftest_step_failures_total"}
+
+
+def test_the_step_failure_counter_counts_each_run_in_which_the_step_failed_once(model) -> None:
+    # Runs: governance-failed (bdd, ac-status, ac-coverage fail), kernel-failed (core-checks fails),
+    # kernel-only (core-checks passes, nothing else runs), governance-failed again.
+    runs = ["governance-failed.json", "kernel-failed.json", "kernel-only.json", "governance-failed.json"]
+    text, counts = None, []
+    for name in runs:
+        text = emit.exposition(model, "dev", _report(name, model), previous=text)
+        counts.append(_failures(text))
+    zero = {s.id: 0 for s in model.steps}  # every spec step has its counter from the first run on
+    assert counts[0] == zero | {"bdd": 1, "ac-status": 1, "ac-coverage": 1}
+    assert counts[1] == zero | {"bdd": 1, "ac-status": 1, "ac-coverage": 1, "core-checks": 1}
+    assert counts[2] == counts[1]  # a partial run neither counts nor clears the steps it did not run
+    assert counts[3] == zero | {"bdd": 2, "ac-status": 2, "ac-coverage": 2, "core-checks": 1}
+    # The gauge of a step that stays failing says 1 throughout; the counter moved once per failing run.
+    tiers = {s.id: s.tier for s in model.steps}
+    assert all(_value(text, "selftest_step_failures_total", env="dev", step_id=step, tier=tiers[step]) == n
+               for step, n in counts[3].items())
+
+
+def test_the_step_failure_counter_is_counted_in_every_environment_alike(model) -> None:
+    # Unlike runs_total{result}, the per-step count does not depend on the policy: dev tolerates these
+    # governance failures (the run passes), prod does not (the run fails); both count the failing steps.
+    for env, result in (("dev", "pass"), ("prod", "fail")):
+        text = emit.exposition(model, env, _report("governance-failed.json", model))
+        assert _value(text, "selftest_runs_total", env=env, result=result) == 1
+        assert {k for k, v in _failures(text).items() if v} == {"bdd", "ac-status", "ac-coverage"}
+
+
+def test_the_step_failure_counter_is_read_back_like_the_other_counters(model) -> None:
+    first = emit.exposition(model, "dev", _report("kernel-failed.json", model))
+    # The same exposition twice over (a Pushgateway answer can hold a series per group member) counts
+    # once, and reading back an exposition and emitting from it is the same as emitting from the original.
+    doubled = first + first.replace('env="dev"', 'env="dev",instance=""')
+    again = emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=first)
+    assert emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=doubled) == again
+    assert _failures(again)["core-checks"] == 2
+    assert emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=first) == again
+
+
+def test_a_drill_exposition_does_not_count_step_failures(model) -> None:
+    drill = emit.synthetic_report(model, "dev", "governance")
+    text = emit.exposition(model, "dev", drill, count_step_failures=False)
+    assert _value(text, "selftest_step_failed", env="dev", step_id="bdd", tier="governance") == 1
+    assert set(_failures(text).values()) == {0}
 
 
 def test_a_step_a_partial_run_did_not_run_keeps_its_previous_value(model) -> None:
@@ -217,7 +272,7 @@ def test_extra_labels_go_on_every_series_and_reserved_names_are_refused(minimal)
     report = _report("minimal-run.json", minimal)
     text = emit.exposition(minimal, "dev", report, extra_labels={"runner": 'ci "7"\\x'})
     series = [line for line in text.splitlines() if not line.startswith("#")]
-    assert len(series) == 13 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
+    assert len(series) == 15 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
     for name in ("env", "step_id", "le", "__name__", "bad-name"):
         with pytest.raises(ObsgenError, match=f"extra label '{name}'"):
             emit.exposition(minimal, "dev", report, extra_labels={name: "x"})
@@ -264,6 +319,8 @@ def test_the_textfile_accumulates_and_is_replaced_atomically(model, tmp_path: Pa
     assert path.read_text() == text
     assert (_value(text, "selftest_runs_total", env="dev", result="pass"),
             _value(text, "selftest_runs_total", env="dev", result="fail")) == (1, 1)
+    text = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
+    assert _failures(text)["core-checks"] == 2 and _failures(path.read_text())["core-checks"] == 2
     assert [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
 
     def full_disk(src: str, dst: str) -> None:
@@ -350,6 +407,8 @@ def test_a_pushgateway_round_trip_accumulates_runs_in_its_own_group(model, pushg
                       instance="", job="selftest") == value, name
     assert _value(stored, "selftest_runs_total", env="dev", result="pass", branch="feature/emit",
                   instance="", job="selftest") == 1
+    assert _value(stored, "selftest_step_failures_total", env="dev", step_id="core-checks", tier="kernel",
+                  branch="feature/emit", instance="", job="selftest") == 1
     text = requests.get(f"{pushgateway}/metrics", timeout=5).text
     assert 'selftest_runs_total{branch="feature/emit",env="dev",instance="",job="selftest",result="fail"} 1' in text
     emit.delete_group(pushgateway, "selftest", key)
@@ -385,10 +444,18 @@ def test_a_governance_fire_drill_raises_the_alert_and_deleting_its_group_clears_
                                                                                   pushgateway: str) -> None:
     stack.wait_until(lambda: not _alerts(stack, "SelftestGovernanceFailuresAboveTolerance"), WAIT,
                      "no governance alert left over from an earlier push")
+    # A real run first: 3 governance failures, within dev's tolerance; bdd has failed in one run.
+    real = emit.emit_to_pushgateway(model, "dev", _report("governance-failed.json", model), pushgateway)
     drill = emit.synthetic_report(model, "dev", "governance")  # 4 failures, dev tolerates 3
     text = emit.emit_to_pushgateway(model, "dev", drill, pushgateway, grouping=emit.DRILL_GROUPING,
                                     accumulate=False)
     assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
+    assert set(_failures(text).values()) == {0}  # the drill's failing steps are not failed runs
+    stored = emit.fetch_group(pushgateway, model.service.name, {"env": "dev"})
+    assert stored is not None
+    assert {(dict(labels)["step_id"], v) for (name, labels), v in _samples(stored).items()
+            if name == "selftest_step_failures_total"} == set(_failures(real).items())  # real runs untouched
+    assert _failures(real)["bdd"] == 1
     alerts = stack.wait_until(lambda: _alerts(stack, "SelftestGovernanceFailuresAboveTolerance"), WAIT,
                               "SelftestGovernanceFailuresAboveTolerance in Prometheus")
     assert {a["labels"]["step_id"] for a in alerts} <= set(drill.failing)

@@ -193,6 +193,29 @@ def test_dashboard_has_a_prometheus_datasource_template_variable():
         assert isinstance(out["annotations"]["list"], list)
 
 
+def test_a_multi_value_step_variable_from_the_step_ids_narrows_the_per_step_panels():
+    for model, env, _dash, out in dashboards():
+        variables = {v["name"]: v for v in out["templating"]["list"]}
+        step = variables["step"]  # the URL parameter var-step=<step_id> sets it
+        assert (step["type"], step["multi"], step["includeAll"]) == ("query", True, True)
+        assert step["current"]["value"] == ["$__all"] and step["allValue"] == ".*"
+        assert step["datasource"] == DATASOURCE
+        assert step["query"] == f'label_values({model.metrics.step_failed}{{{conventions.env_matcher(model, env)}}}, step_id)'
+        per_step = {"Failures by step", "Recent failures (24 h)", "Time since last failure"}
+        for p in out["panels"]:
+            narrowed = ['step_id=~"$step"' in t["expr"] for t in p["targets"]]
+            assert all(narrowed) if p["title"] in per_step else not any(narrowed), p["title"]
+
+
+def test_per_step_panels_count_with_the_failure_counter_never_gauge_samples():
+    model = hand_model()
+    env = model.environments[0]
+    for title in ("Failures by step", "Recent failures (24 h)"):
+        [count] = [t["expr"] for t in _panel(model, env, title)["targets"] if "increase(" in t["expr"]
+                   and model.metrics.step_failures_total in t["expr"] and "last_run" not in t["expr"]]
+        assert "sum_over_time" not in count and model.metrics.step_failed not in count
+
+
 def test_compiling_twice_yields_identical_bytes():
     for model, env in cases():
         assert compile_grafana(model, env) == compile_grafana(model, env)
@@ -221,14 +244,52 @@ def test_every_query_filters_on_the_environment():
             assert conventions.env_matcher(model, env) in expr, expr
 
 
-def test_status_maps_zero_to_pass_and_one_or_more_to_fail():
+def _mapped(panel: dict, value: float) -> str:
+    """The text a stat panel shows for `value` through its value and range mappings (first match wins)."""
+    for mapping in panel["fieldConfig"]["defaults"].get("mappings", []):
+        options = mapping["options"]
+        if mapping["type"] == "value" and f"{value:g}" in options:
+            return options[f"{value:g}"]["text"]
+        if mapping["type"] == "range" and options["from"] <= value and (options["to"] is None or value <= options["to"]):
+            return options["result"]["text"]
+    return f"{value:g}"
+
+
+def _panel(model: m.Model, env: m.Environment, title: str) -> dict:
+    [panel] = [p for p in build_dashboard(model, env, model.dashboards[0])["panels"] if p["title"] == title]
+    return panel
+
+
+def test_status_names_pass_fail_and_the_tolerated_failures_of_the_environment_policy():
+    ref = reference_model()
+    # dev tolerates 3 governance failures, staging 1, prod none (and prod counts optional failures too).
+    expected = {
+        "dev": {-1: "FAIL", 0: "PASS", 1: "PASS (1 governance failure tolerated)",
+                2: "PASS (2 governance failures tolerated)", 3: "PASS (3 governance failures tolerated)"},
+        "staging": {-1: "FAIL", 0: "PASS", 1: "PASS (1 governance failure tolerated)"},
+        "prod": {-1: "FAIL", 0: "PASS"},
+    }
+    for env in ref.environments:
+        panel = _panel(ref, env, "Status")
+        assert panel["type"] == "stat" and panel["fieldConfig"]["defaults"]["noValue"] == "No runs"
+        [value_map] = panel["fieldConfig"]["defaults"]["mappings"]
+        assert {float(k): v["text"] for k, v in value_map["options"].items()} == expected[env.name]
+        colors = {v["text"]: v["color"] for v in value_map["options"].values()}
+        assert colors.pop("FAIL") == "red" and set(colors.values()) == {"green"}
+
+
+def test_status_with_two_tolerant_tiers_names_both_and_caps_the_mappings():
     model = hand_model(panels=("status",))
-    panel = build_dashboard(model, model.environments[0], model.dashboards[0])["panels"][0]
-    assert panel["type"] == "stat"
-    value_map, range_map = panel["fieldConfig"]["defaults"]["mappings"]
-    assert value_map["options"]["0"]["text"] == "PASS" and value_map["options"]["0"]["color"] == "green"
-    assert range_map["options"]["from"] == 1 and range_map["options"]["to"] is None
-    assert range_map["options"]["result"]["text"] == "FAIL" and range_map["options"]["result"]["color"] == "red"
+    env = model.environments[0]
+    two = m.Environment(env.name, env.description, m.Policy((("governance", 2), ("optional", 1)), True),
+                        env.channels, env.backends)
+    model = m.Model(**{**model.__dict__, "environments": (two,),
+                       "tiers": model.tiers + (m.Tier("optional", "info", "pager", "opt", "Nice to have."),)})
+    panel = _panel(model, two, "Status")
+    texts = {_mapped(panel, v) for v in range(-1, 6)}
+    assert texts == {"FAIL", "PASS", "PASS (1 governance failure tolerated)", "PASS (2 governance failures tolerated)",
+                     "PASS (1 optional failure tolerated)", "PASS (1 governance failure, 1 optional failure tolerated)",
+                     "PASS (2 governance failures, 1 optional failure tolerated)"}
 
 
 def test_pass_rate_threshold_follows_the_pass_rate_slo_objective():
@@ -269,45 +330,170 @@ def test_importing_the_grafana_target_does_not_import_grafanalib():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
-def test_panel_queries_answer_known_series_under_promtool(tmp_path):
+needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+
+
+def _promtool(tmp_path: Path, *groups: dict) -> None:
+    """Run promtool's expression tests (no rules) and fail with its report when one does not hold."""
+    tests = tmp_path / "panels.test.yaml"
+    tests.write_text(json.dumps({"rule_files": [], "evaluation_interval": "1m", "tests": list(groups)}))
+    result = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _queries(model: m.Model, env: m.Environment, rng: str, step: str = ".*") -> dict[str, list[str]]:
+    """Every panel's queries as Grafana sends them: $__range is `rng`, $step the regex Grafana makes of the
+    variable (`.*` for All; the step id itself for var-step=<step_id>)."""
+    out = build_dashboard(model, env, model.dashboards[0])
+    return {p["title"]: [GRAFANA_MACROS.sub(rng, t["expr"]).replace("$step", step) for t in p["targets"]]
+            for p in out["panels"]}
+
+
+# A history of 16 runs of the hand model in dev, every 15 minutes at minute 7, 22, ..., 232. bdd
+# (governance, tolerated) fails in the runs at 22, 82, 97 and 172 min; core-checks (kernel) in the run at
+# 127 min, so that run fails. Before the history: 5 bdd and 2 core-checks failures, 100 passed and 10
+# failed runs. Every run takes 12 s.
+RUN_MINUTES = [7 + 15 * i for i in range(16)]
+FAILED_IN = {"bdd": {22, 82, 97, 172}, "core-checks": {127}}
+TIERS = {"bdd": "governance", "core-checks": "kernel"}
+BEFORE = {"bdd": 5, "core-checks": 2, "pass": 100, "fail": 10}
+HORIZON = 250  # minutes of samples
+
+
+def _history(scrape_minutes: int) -> list[dict]:
+    """The series Prometheus scrapes from that history (a Pushgateway or textfile holds the last run's
+    metrics between runs), one sample every `scrape_minutes`."""
+    times = range(0, HORIZON + 1, scrape_minutes)
+    values: dict[str, list[float]] = {}
+
+    def add(series: str, value: float) -> None:
+        values.setdefault(series, []).append(value)
+
+    for t in times:
+        runs = [r for r in RUN_MINUTES if r <= t]
+        for step, tier in TIERS.items():
+            labels = f'env="dev",step_id="{step}",tier="{tier}"'
+            add(f"selftest_step_failures_total{{{labels}}}", BEFORE[step] + sum(r in FAILED_IN[step] for r in runs))
+            add(f"selftest_step_failed{{{labels}}}", float(bool(runs) and runs[-1] in FAILED_IN[step]))
+        failed_runs = sum(r in FAILED_IN["core-checks"] for r in runs)  # only a kernel failure fails a dev run
+        add('selftest_runs_total{env="dev",result="fail"}', BEFORE["fail"] + failed_runs)
+        add('selftest_runs_total{env="dev",result="pass"}', BEFORE["pass"] + len(runs) - failed_runs)
+        add('selftest_last_run_timestamp_seconds{env="dev"}', 60 * runs[-1] if runs else 0)
+        for le in ("5", "10", "20", "30", "60", "+Inf"):
+            add(f'selftest_run_duration_seconds_bucket{{env="dev",le="{le}"}}', len(runs) if le not in ("5", "10") else 0)
+        add('selftest_run_duration_seconds_count{env="dev"}', len(runs))
+        add('selftest_run_duration_seconds_sum{env="dev"}', 12 * len(runs))
+    return [{"series": k, "values": " ".join(f"{v:g}" for v in vs)} for k, vs in values.items()]
+
+
+@needs_promtool
+@pytest.mark.parametrize("scrape_minutes", [1, 5])
+def test_per_step_panels_count_failed_runs_whatever_the_scrape_interval(tmp_path, scrape_minutes: int):
     model = hand_model()
     env = model.environments[0]
-    out = build_dashboard(model, env, model.dashboards[0])
-    expr = {p["title"]: [GRAFANA_MACROS.sub("1h", t["expr"]) for t in p["targets"]] for p in out["panels"]}
-    one_minute = {"interval": "1m", "input_series": [
-        # core-checks fails at 2 and 3 min; bdd fails from 1 min on; half of the runs fail.
-        {"series": 'selftest_step_failed{env="dev",tier="kernel",step_id="core-checks"}', "values": "0 0 1 1 0 0 0 0 0 0"},
-        {"series": 'selftest_step_failed{env="dev",tier="governance",step_id="bdd"}', "values": "0 1 1 1 1 1 1 1 1 1"},
-        {"series": 'selftest_runs_total{env="dev",result="pass"}', "values": "0+1x9"},
-        {"series": 'selftest_runs_total{env="dev",result="fail"}', "values": "0+1x9"},
-        {"series": 'slo:sli_error:ratio_period{env="dev",slo="pass-rate"}', "values": "0.01+0x9"},
-        {"series": 'slo:sli_error:ratio_period{env="dev",slo="run-duration"}', "values": " ".join(["NaN"] * 10)},
-    ], "promql_expr_test": [
-        {"expr": expr["Status"][0], "eval_time": "9m", "exp_samples": [{"labels": "{}", "value": 1}]},
-        {"expr": expr["Pass rate"][0], "eval_time": "9m", "exp_samples": [{"labels": "{}", "value": 50}]},
-        {"expr": expr["Failures by step"][0], "eval_time": "9m", "exp_samples": [
-            {"labels": '{step_id="bdd",tier="governance"}', "value": 9},
-            {"labels": '{step_id="core-checks",tier="kernel"}', "value": 2}]},
-        {"expr": expr["Recent failures (24 h)"][0], "eval_time": "9m", "exp_samples": [
-            {"labels": '{step_id="bdd",tier="governance"}', "value": 540000},
-            {"labels": '{step_id="core-checks",tier="kernel"}', "value": 180000}]},
-        {"expr": expr["Error budget remaining"][0], "eval_time": "9m",
-         "exp_samples": [{"labels": '{env="dev",slo="pass-rate"}', "value": 0.8}]},
-        {"expr": expr["Error budget remaining"][1], "eval_time": "9m", "exp_samples": []},  # no traffic: no NaN
-    ]}
+    # Evaluated at 242 min over the last 3 h (from 62 min): the runs at 67..232 min, 12 of them. Failed runs
+    # in that window: bdd 3 (82, 97, 172), core-checks 1 (127); one run failed, 11 passed.
+    at, rng = "242m", "3h"
+    q = _queries(model, env, rng)
+    bdd = '{step_id="bdd",tier="governance"}'
+    core = '{step_id="core-checks",tier="kernel"}'
+    cases = [
+        (q["Failures by step"][0], [(bdd, 3), (core, 1)]),
+        (q["Failures by step"][1], [(bdd, 172 * 60 * 1000), (core, 127 * 60 * 1000)]),  # the failing runs' times
+        (_queries(model, env, rng, step="bdd")["Failures by step"][0], [(bdd, 3)]),  # var-step=bdd
+        (q["Pass rate"][0], [("{}", 100 * 11 / 12)]),
+        (q["Status"][0], [("{}", 0)]),  # the last run (232 min) passed, nothing failing
+        (q["Run duration"][0], [("{}", 15)]),  # every run in (10, 20] s: the median interpolates to 15
+        # Recent failures look back 24 h, beyond the history: every failure in it counts.
+        (q["Recent failures (24 h)"][1], [(bdd, 4), (core, 1)]),
+        (q["Recent failures (24 h)"][0], [(bdd, 172 * 60 * 1000), (core, 127 * 60 * 1000)]),
+    ]
+    _promtool(tmp_path, {"interval": f"{scrape_minutes}m", "input_series": _history(scrape_minutes),
+                         "promql_expr_test": [
+                             {"expr": expr, "eval_time": at,
+                              "exp_samples": [{"labels": labels, "value": value} for labels, value in samples]}
+                             for expr, samples in cases]})
+
+
+@needs_promtool
+def test_an_empty_window_gives_no_sample_never_nan(tmp_path):
+    model = hand_model()
+    env = model.environments[0]
+    # The history, then 150 minutes without a run (the last run's metrics still scraped); at 400 min the
+    # last 10 minutes, and the duration panel's 2 h windows (two of dev's hourly cadences), hold no run.
+    q = _queries(model, env, "10m")
+    empty = [q["Pass rate"][0], *q["Failures by step"], *q["Run duration"]]
+    quiet = [{**s, "values": f"{s['values']} {s['values'].split()[-1]}+0x150"} for s in _history(1)]
+    _promtool(tmp_path, {"interval": "1m", "input_series": quiet, "promql_expr_test": [
+        {"expr": expr, "eval_time": "400m", "exp_samples": []} for expr in empty
+    ] + [
+        # the last run's verdict and the last day's failures are still there
+        {"expr": q["Status"][0], "eval_time": "400m", "exp_samples": [{"labels": "{}", "value": 0}]},
+        {"expr": q["Recent failures (24 h)"][1], "eval_time": "400m", "exp_samples": [
+            {"labels": '{step_id="bdd",tier="governance"}', "value": 4},
+            {"labels": '{step_id="core-checks",tier="kernel"}', "value": 1}]},
+    ]})
+    for title in ("Pass rate", "Failures by step", "Run duration", "Status", "Failing steps by tier"):
+        assert _panel(model, env, title)["fieldConfig"]["defaults"]["noValue"] == "No runs", title
+
+
+@needs_promtool
+def test_time_since_last_failure_says_none_with_runs_and_no_runs_without(tmp_path):
+    model = hand_model()
+    env = model.environments[0]
+    panel = _panel(model, env, "Time since last failure")
+    [expr] = _queries(model, env, "1h")["Time since last failure"]
+    [core] = _queries(model, env, "1h", step="core-checks")["Time since last failure"]
     short_failure = {"interval": "1m", "input_series": [
         {"series": 'selftest_step_failed{env="dev",tier="kernel",step_id="core-checks"}',
          "values": "0 0 1 1 " + " ".join(["0"] * 120)},
+        {"series": 'selftest_step_failed{env="dev",tier="governance",step_id="bdd"}', "values": "0+0x124"},
+        {"series": 'selftest_last_run_timestamp_seconds{env="dev"}', "values": "0 60 120 180 240+0x120"},
     ], "promql_expr_test": [
         # a two-minute failure between subquery steps is still found, at most 5 m late
-        {"expr": expr["Time since last failure"][0], "eval_time": "2h",
-         "exp_samples": [{"labels": "{}", "value": (7200 - 300) / 3600}]},
+        {"expr": expr, "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": (7200 - 300) / 3600}]},
+        {"expr": core, "eval_time": "2h", "exp_samples": [{"labels": "{}", "value": (7200 - 300) / 3600}]},
+        # narrowed to bdd, which never failed: runs but no failure
+        {"expr": expr.replace('step_id=~".*"', 'step_id=~"bdd"'), "eval_time": "2h",
+         "exp_samples": [{"labels": "{}", "value": -1}]},
     ]}
-    tests = tmp_path / "panels.test.yaml"
-    tests.write_text(json.dumps({"rule_files": [], "evaluation_interval": "1m", "tests": [one_minute, short_failure]}))
-    result = subprocess.run(["promtool", "test", "rules", str(tests)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    no_runs = {"interval": "1m", "input_series": [{"series": 'unrelated{env="dev"}', "values": "1+0x10"}],
+               "promql_expr_test": [{"expr": expr, "eval_time": "10m", "exp_samples": []}]}
+    _promtool(tmp_path, short_failure, no_runs)
+    assert _mapped(panel, -1) == "None in 14d"
+    assert panel["fieldConfig"]["defaults"]["noValue"] == "No runs"
+
+
+REPORTS = ROOT / "tests/reports"
+
+
+@needs_promtool
+@pytest.mark.parametrize("report,expected", [
+    ("passing.json", {"dev": "PASS", "staging": "PASS", "prod": "PASS"}),
+    ("kernel-failed.json", {"dev": "FAIL", "staging": "FAIL", "prod": "FAIL"}),
+    # bdd and ac-status (governance) and ac-coverage (optional) fail: dev tolerates 3 governance failures,
+    # staging 1, prod none (and prod counts optional failures).
+    ("governance-failed.json", {"dev": "PASS (2 governance failures tolerated)", "staging": "FAIL", "prod": "FAIL"}),
+])
+def test_status_reads_the_last_run_by_the_policy_obsgen_emit_uses(tmp_path, report: str, expected: dict[str, str]):
+    from obsgen import emit
+
+    ref = reference_model()
+    run = emit.load_report(str(REPORTS / report), ref)
+    groups = []
+    for env in ref.environments:
+        assert emit.run_result(ref, env.name, run) == ("fail" if expected[env.name] == "FAIL" else "pass")
+        panel = _panel(ref, env, "Status")
+        [code] = [v for v in range(-1, 10) if _mapped(panel, v) == expected[env.name]]
+        gauges = [(n, labels, v) for n, labels, v in emit.parse_exposition(emit.exposition(ref, env.name, run))
+                  if n == ref.metrics.step_failed]
+        series = [{"series": n + "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}",
+                   "values": f"{v:g}+0x300"} for n, labels, v in gauges]  # kept between runs
+        groups.append({"interval": "1m", "input_series": series, "promql_expr_test": [
+            # right after the run and hours later, before the next one
+            {"expr": panel["targets"][0]["expr"], "eval_time": t, "exp_samples": [{"labels": "{}", "value": code}]}
+            for t in ("1m", "5h")]})
+    _promtool(tmp_path, *groups)
 
 
 def test_the_dashboard_schema_is_the_copy_its_notice_names() -> None:

@@ -7,7 +7,9 @@ the current dashboard model. Panels are laid out left to right on Grafana's
 """
 from __future__ import annotations
 
+import itertools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -19,7 +21,7 @@ from obsgen import queries as q
 from obsgen import render
 from obsgen.artifact import Artifact
 from obsgen.compile.grafana_schema import modernise
-from obsgen.durations import seconds
+from obsgen.durations import format_seconds, seconds
 from obsgen.model import SLO, Dashboard, Environment, Model
 from obsgen.names import grafana_dashboard_title
 
@@ -29,10 +31,14 @@ PANEL_HEIGHT = 8
 NARROW, WIDE = 6, 12  # stats and gauges; time series and tables
 DEFAULT_PASS_RATE_TARGET = Fraction(95, 100)
 DEFAULT_DURATION_THRESHOLD_S = 30.0
-DURATION_WINDOW = "1h"  # runs are minutes apart: a scrape-sized rate window would be mostly empty
+DURATION_WINDOW = "1h"  # at least; two cadences where runs are further apart, so every window holds a run
 FAILURE_LOOKBACK = "14d"  # how far back time_since_last_failure searches: twice its 168 h target
 FAILURE_RESOLUTION = "5m"  # its subquery step: 4032 points, cheap enough to refresh every minute
 TARGET_HOURS_WITHOUT_FAILURE = 168.0
+NO_RUNS = "No runs"  # what a panel says when its range holds no run (never Grafana's "No data")
+STEP_VAR = "step"  # the per-step panels' variable; an alert links to one step with var-step=<step_id>
+STEP_MATCHER = f'{c.LABEL_STEP}=~"${STEP_VAR}"'
+STATUS_MAPPINGS_MAX = 100  # tolerated-failure combinations named one by one; beyond, one range says PASS
 BUILTIN_ANNOTATION = {
     "builtIn": 1, "datasource": {"type": "grafana", "uid": "-- Grafana --"}, "enable": True,
     "hide": True, "iconColor": "rgba(0, 211, 255, 1)", "name": "Annotations & Alerts", "type": "dashboard",
@@ -76,12 +82,23 @@ def grafanalib_dashboard(model: Model, env: Environment, dashboard: Dashboard) -
         timezone="utc",
         templating=g.Templating([
             g.Template(name="datasource", label="Data source", query="prometheus", type="datasource", sort=0),
+            step_variable(build),
         ]),
         annotations=g.Annotations([BUILTIN_ANNOTATION]),
         links=[g.DashboardLink(type="link", title="Runbook", uri=model.service.runbook_base_url,
                                icon="doc", targetBlank=True, keepTime=False)],
     )
     return json.loads(json.dumps(board.to_json_data(), cls=DashboardEncoder))
+
+
+def step_variable(b: _Build) -> Any:
+    """`step`: the steps the per-step panels show, from the step_id values of the environment's series;
+    several at once, All by default (any step, also one that has not reported yet)."""
+    values = f"label_values({b.selector(b.model.metrics.step_failed)}, {c.LABEL_STEP})"
+    variable = b.g.Template(name=STEP_VAR, label="Step", query=values, type="query", dataSource=DATASOURCE_VAR,
+                            multi=True, includeAll=True, allValue=".*", refresh=2, sort=1)
+    variable._current = {"selected": True, "text": ["All"], "value": ["$__all"]}  # grafanalib sets no All
+    return variable
 
 
 def build_panel(build: _Build, kind: str) -> Any:
@@ -125,6 +142,10 @@ class _Build:
     def selector(self, metric: str, *matchers: str) -> str:
         return c.selector(metric, c.env_matcher(self.model, self.env), *matchers)
 
+    def no_runs(self, text: str = NO_RUNS) -> dict[str, Any]:
+        """extraJson giving a panel grafanalib has no `noValue` for the text it shows without data."""
+        return {"fieldConfig": {"defaults": {"noValue": text}}}
+
     def thresholds(self, base: str, *steps: tuple[str, float]) -> list[Any]:
         return [self.g.Threshold(base, 0, 0.0)] + [
             self.g.Threshold(color, i, float(value)) for i, (color, value) in enumerate(steps, start=1)
@@ -132,17 +153,34 @@ class _Build:
 
 
 def status_panel(b: _Build) -> Any:
-    expr = f"sum({q.step_failed(b.model, b.env)})"
+    limits = q.run_limits(b.model, b.env)
+    rule = ", ".join(f"any {t} failure" if n == 0 else f"more than {n} {t} failures" for t, n in limits)
     return b.g.Stat(
-        **b.common("Status", f"PASS when no step failed in the last run in {b.env.name}, FAIL otherwise "
-                   "(from the number of failed steps).", [b.target(expr, instant=True)]),
-        colorMode="background", graphMode="none", textMode="value", reduceCalc="lastNotNull", noValue="No data",
-        thresholds=b.thresholds("green", ("red", 1)),
-        mappings=[
-            b.g.StatValueMappings(b.g.StatValueMappingItem("PASS", "0", "green", index=0)),
-            {"type": "range", "options": {"from": 1, "to": None, "result": {"text": "FAIL", "color": "red", "index": 1}}},
-        ],
+        **b.common("Status", f"The last run in {b.env.name} under its policy, the rule obsgen emit gives each "
+                   f"run: FAIL on {rule or 'nothing'}; otherwise PASS, naming the failures it tolerated.",
+                   [b.target(q.last_run_status(b.model, b.env), instant=True)]),
+        colorMode="background", graphMode="none", textMode="value", reduceCalc="lastNotNull", noValue=NO_RUNS,
+        thresholds=b.thresholds("red", ("green", 0)),
+        mappings=status_mappings(b),
     )
+
+
+def status_mappings(b: _Build) -> list[Any]:
+    """-1 FAIL; 0 PASS; every other code of `last_run_status` PASS with the failures it tolerated."""
+    weights = q.tolerated_weights(b.model, b.env)
+    texts = {-1: ("FAIL", "red"), 0: ("PASS", "green")}
+    for counts in itertools.islice(itertools.product(*(range(n + 1) for _t, n, _w in weights)), STATUS_MAPPINGS_MAX):
+        code = sum(k * w for k, (_t, _n, w) in zip(counts, weights))
+        parts = [f"{k} {t} failure{'s' if k != 1 else ''}" for k, (t, _n, _w) in zip(counts, weights) if k]
+        if parts:
+            texts[code] = (f"PASS ({', '.join(parts)} tolerated)", "green")
+    items = [b.g.StatValueMappingItem(text, str(code), color, index=i)
+             for i, (code, (text, color)) in enumerate(sorted(texts.items()))]
+    mappings: list[Any] = [b.g.StatValueMappings(*items)]
+    if len(texts) - 1 < math.prod(n + 1 for _t, n, _w in weights):  # codes not named: still a pass
+        mappings.append({"type": "range", "options": {"from": 1, "to": None, "result": {
+            "text": "PASS (failures tolerated)", "color": "green", "index": len(items)}}})
+    return mappings
 
 
 def pass_rate_panel(b: _Build) -> Any:
@@ -150,80 +188,100 @@ def pass_rate_panel(b: _Build) -> Any:
     target = 100 * (slo.objective if slo else DEFAULT_PASS_RATE_TARGET)
     runs = b.model.metrics.runs_total
     passed = b.selector(runs, 'result="pass"')
-    expr = f"100 * sum(increase({passed}[$__range]))\n/\nsum(increase({b.selector(runs)}[$__range]))"
+    expr = f"100 * sum(increase({passed}[$__range]))\n/\n(sum(increase({b.selector(runs)}[$__range])) > 0)"
     source = f"the {slo.id} SLO objective" if slo else "the default target"
     return b.g.GaugePanel(
         **b.common("Pass rate", f"Share of runs in {b.env.name} that passed over the selected time range; "
                    f"green from {c.fmt_number(target)} % ({source}).", [b.target(expr, instant=True)]),
         format="percent", min=0, max=100, decimals=1, calc="lastNotNull",
-        thresholds=b.thresholds("red", ("green", target)),
+        thresholds=b.thresholds("red", ("green", target)), extraJson=b.no_runs(),
     )
 
 
 def failures_by_tier_panel(b: _Build) -> Any:
     return b.g.TimeSeries(
-        **b.common("Failing steps by tier", "Number of failing steps per tier over time, stacked.",
+        **b.common("Failing steps by tier", "Number of failing steps per tier in the last run, over time, stacked.",
                    [b.target(q.failing_steps_by_tier(b.model, b.env), legend="{{tier}}")]),
         drawStyle="bars", fillOpacity=80, stacking={"mode": "normal", "group": "A"},
         unit="short", valueMin=0, valueDecimals=0, legendDisplayMode="table", legendCalcs=["max"],
+        extraJson=b.no_runs(),
     )
 
 
 def failures_by_step_panel(b: _Build) -> Any:
-    sel = b.selector(b.model.metrics.step_failed)
-    by = f"sum by ({c.LABEL_STEP}, {c.LABEL_TIER})"
-    count = f"sort_desc({by} (sum_over_time({sel}[$__range])) > 0)"
-    last = f"max by ({c.LABEL_STEP}, {c.LABEL_TIER}) (max_over_time(timestamp({sel} == 1)[$__range:])) * 1000"
+    runs = f"sum(increase({b.selector(b.model.metrics.runs_total)}[$__range])) > 0"
+    count = f"{q.step_failures(b.model, b.env, '$__range', STEP_MATCHER)}\nand on () ({runs})"
+    last = (f"{q.last_step_failure(b.model, b.env, '$__range', STEP_MATCHER)} * 1000\n"
+            f"and on ({c.LABEL_STEP}, {c.LABEL_TIER}) ({q.step_failures(b.model, b.env, '$__range', STEP_MATCHER)} > 0)")
     return b.g.Table(
-        **b.common("Failures by step", "Steps that failed in the selected time range: tier, number of samples "
-                   "in which the step was failing (most first) and when it last failed.",
-                   [b.target(count, "A", instant=True, table=True), b.target(last, "B", instant=True, table=True)]),
-        transformations=table_transformations(b, {"Value #A": "Failing samples", "Value #B": "Last failure"})
+        **b.common("Failures by step", "Every step chosen in Step over the selected time range: the runs in which "
+                   "it failed (most first; counted from the per-step failure counter, so the scrape interval does "
+                   "not matter) and when it last failed.",
+                   [b.target(f"sort_desc(\n{count}\n)", "A", instant=True, table=True),
+                    b.target(last, "B", instant=True, table=True)]),
+        transformations=table_transformations(b, {"Value #A": "Failed runs", "Value #B": "Last failure"})
         + [{"id": "convertFieldType", "options": {"conversions": [{"targetField": "Last failure", "destinationType": "time"}]}}],
-        sortBy=[b.g.TableSortByField("Failing samples", desc=True)],
+        sortBy=[b.g.TableSortByField("Failed runs", desc=True)], extraJson=b.no_runs(),
     )
+
+
+def duration_window(env: Environment) -> str:
+    """The quantiles' window: DURATION_WINDOW, or two cadences where runs are further apart."""
+    return format_seconds(max(seconds(DURATION_WINDOW), 2 * env.cadence.seconds))
 
 
 def duration_quantiles_panel(b: _Build) -> Any:
     slo = next((s for s in b.model.slos if s.sli.kind == "latency"), None)
     limit = slo.sli.threshold_seconds if slo else DEFAULT_DURATION_THRESHOLD_S
+    window = duration_window(b.env)
     buckets = b.selector(b.model.metrics.run_duration + "_bucket")
+    runs = f"sum(increase({b.selector(b.model.metrics.run_duration + '_count')}[{window}])) > 0"
     targets = [
-        b.target(f"histogram_quantile({qn}, sum by (le) (rate({buckets}[{DURATION_WINDOW}])))", ref, f"p{int(qn * 100)}")
+        b.target(f"histogram_quantile({qn}, sum by (le) (rate({buckets}[{window}])) and on () ({runs}))", ref,
+                 f"p{int(qn * 100)}")
         for ref, qn in (("A", 0.5), ("B", 0.95), ("C", 0.99))
     ]
     return b.g.TimeSeries(
-        **b.common("Run duration", f"p50, p95 and p99 of the whole-run duration over {DURATION_WINDOW} windows; "
-                   f"the line marks {c.fmt_number(limit)} s.", targets),
+        **b.common("Run duration", f"p50, p95 and p99 of the whole-run duration over {window} windows (runs "
+                   f"{b.env.cadence.describe()}; a window without a run has no point); the line marks "
+                   f"{c.fmt_number(limit)} s.", targets),
         unit="s", valueMin=0, thresholdsStyleMode="line", thresholds=b.thresholds("green", ("red", limit)),
+        extraJson=b.no_runs(),
     )
 
 
 def time_since_last_failure_panel(b: _Build) -> Any:
-    # At each subquery step: did any step fail since the previous one? The inner window equals the
+    # At each subquery step: did a chosen step fail since the previous one? The inner window equals the
     # resolution so that no failing sample falls between steps; the answer errs by less than one
-    # resolution, towards "recent".
-    sel = b.selector(b.model.metrics.step_failed)
+    # resolution, towards "recent". With runs but no failure in the lookback: -1, "None in <lookback>".
+    sel = b.selector(b.model.metrics.step_failed, q.NOT_DRILL, STEP_MATCHER)
     failing = f"sum(max_over_time({sel}[{FAILURE_RESOLUTION}])) > 0"
-    expr = f"(time() - max_over_time(timestamp({failing})[{FAILURE_LOOKBACK}:{FAILURE_RESOLUTION}])) / 3600"
+    ran = f"group(last_over_time({b.selector(b.model.metrics.last_run_timestamp, q.NOT_DRILL)}[{FAILURE_LOOKBACK}]))"
+    expr = (f"(time() - max_over_time(timestamp({failing})[{FAILURE_LOOKBACK}:{FAILURE_RESOLUTION}])) / 3600"
+            f"\nor\n-1 * {ran}")
     return b.g.Stat(
-        **b.common("Time since last failure", f"Hours since any step last failed in {b.env.name}; the target is "
-                   f"more than {c.fmt_number(TARGET_HOURS_WITHOUT_FAILURE)} h. Searches the last {FAILURE_LOOKBACK} "
-                   f"in {FAILURE_RESOLUTION} steps.",
-                   [b.target(expr, instant=True)]),
-        format="h", decimals=1, graphMode="none", reduceCalc="lastNotNull", noValue=f"None in {FAILURE_LOOKBACK}",
+        **b.common("Time since last failure", f"Hours since a step chosen in Step was last seen failing in "
+                   f"{b.env.name} (fire drills left out); the target is more than "
+                   f"{c.fmt_number(TARGET_HOURS_WITHOUT_FAILURE)} h. Searches the last {FAILURE_LOOKBACK} in "
+                   f"{FAILURE_RESOLUTION} steps.", [b.target(expr, instant=True)]),
+        format="h", decimals=1, graphMode="none", reduceCalc="lastNotNull", noValue=NO_RUNS,
         thresholds=b.thresholds("red", ("orange", 24), ("green", TARGET_HOURS_WITHOUT_FAILURE)),
+        mappings=[b.g.StatValueMappings(b.g.StatValueMappingItem(f"None in {FAILURE_LOOKBACK}", "-1", "green",
+                                                                 index=0))],
     )
 
 
 def recent_failures_panel(b: _Build) -> Any:
-    sel = b.selector(b.model.metrics.step_failed)
-    expr = f"sort_desc(max by ({c.LABEL_STEP}, {c.LABEL_TIER}) (max_over_time(timestamp({sel} == 1)[24h:])) * 1000)"
+    count = f"{q.step_failures(b.model, b.env, '24h', STEP_MATCHER)} > 0"
+    last = (f"{q.last_step_failure(b.model, b.env, '24h', STEP_MATCHER)} * 1000\n"
+            f"and on ({c.LABEL_STEP}, {c.LABEL_TIER}) ({count})")
     return b.g.Table(
-        **b.common("Recent failures (24 h)", "Steps that failed in the last 24 hours and when each last failed, "
-                   "most recent first.", [b.target(expr, instant=True, table=True)]),
-        unit="dateTimeAsIso", transformations=table_transformations(b, {"Value": "Last failure"}),
-        sortBy=[b.g.TableSortByField("Last failure", desc=True)],
+        **b.common("Recent failures (24 h)", "Steps chosen in Step that failed in the last 24 hours: the runs in "
+                   "which each failed and when it last failed, most recent first.",
+                   [b.target(last, "A", instant=True, table=True), b.target(count, "B", instant=True, table=True)]),
+        transformations=table_transformations(b, {"Value #A": "Last failure", "Value #B": "Failed runs"})
+        + [{"id": "convertFieldType", "options": {"conversions": [{"targetField": "Last failure", "destinationType": "time"}]}}],
+        sortBy=[b.g.TableSortByField("Last failure", desc=True)], extraJson=b.no_runs("No failed runs in 24 h"),
     )
 
 

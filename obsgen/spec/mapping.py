@@ -13,6 +13,7 @@ DEFAULT_METRICS = {
     "runs_total": "selftest_runs_total",
     "run_duration": "selftest_run_duration_seconds",
     "last_run_timestamp": "selftest_last_run_timestamp_seconds",
+    "step_failures_total": "selftest_step_failures_total",
     "duration_buckets": [5, 10, 20, 30, 60],
 }
 _DEFAULT_SUMMARY = {
