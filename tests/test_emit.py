@@ -228,7 +228,6 @@ def test_the_step_failure_counter_is_read_back_like_the_other_counters(model) ->
     again = emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=first)
     assert emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=doubled) == again
     assert _failures(again)["core-checks"] == 2
-    assert emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=first) == again
 
 
 def test_a_drill_exposition_does_not_count_step_failures(model) -> None:
