@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import re
 import shutil
@@ -22,6 +23,7 @@ from obsgen.compile.grafana_schema import modernise
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_PATH = ROOT / "obsgen/schemas/grafana/dashboard.jsonschema.json"  # provenance: its NOTICE
 REFERENCE_SPEC = ROOT / "specs/selftest.yaml"
+OTHER_SPECS = ("minimal.yaml", "large.jsonnet")
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 GRAFANA_MACROS = re.compile(r"\$__(range|rate_interval|interval)\b")
 
@@ -72,6 +74,7 @@ def reference_model() -> m.Model | None:
     return load_spec(str(REFERENCE_SPEC))
 
 
+@functools.cache
 def cases() -> list[tuple[m.Model, m.Environment]]:
     """(model, environment) for the hand-built model and for every environment of the reference spec."""
     models = [hand_model(), reference_model()]
@@ -97,6 +100,18 @@ def test_dashboard_validates_against_current_grafana_schema(validator):
         assert errors == [], f"{env.name}/{dash.id}"
 
 
+@pytest.mark.parametrize("name", OTHER_SPECS)
+def test_every_dashboard_of_the_other_test_specs_validates(validator, name: str):
+    from obsgen.spec import load_spec
+
+    model = load_spec(str(ROOT / "tests/specs" / name))
+    for env in model.environments:
+        for dash in model.dashboards:
+            out = build_dashboard(model, env, dash)
+            errors = [f"{list(e.absolute_path)}: {e.message[:200]}" for e in validator.iter_errors(out)]
+            assert errors == [], f"{name}: {env.name}/{dash.id}"
+
+
 def test_artifact_content_is_the_validated_dashboard_at_env_grafana_path(validator):
     for model, env in cases():
         artifacts = compile_grafana(model, env)
@@ -108,6 +123,8 @@ def test_artifact_content_is_the_validated_dashboard_at_env_grafana_path(validat
 
 def test_raw_grafanalib_output_does_not_validate(validator):
     for model, env in cases():
+        if not model.dashboards:
+            continue
         raw = grafanalib_dashboard(model, env, model.dashboards[0])
         assert raw["schemaVersion"] == 12
         assert list(validator.iter_errors(raw)), "the transform should be what makes the dashboard valid"
