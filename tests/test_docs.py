@@ -95,7 +95,7 @@ def test_every_alerting_rule_has_exactly_one_row(model: Model, env: str) -> None
             keys += [(r["alert"], r["labels"]["step_id"], r["labels"].get("slo", "")) for r in group["rules"]
                      if "alert" in r]
     rows = _rows(_docs(model, env))
-    assert len(rows) == len(keys) == 16
+    assert len(rows) == len(keys) == 17
     assert sorted((r["Alert"], r["Step"]) for r in rows) == sorted((a, s) for a, s, _ in keys)
     steps = {r["Step"] for r in rows if r["Alert"] == "SelftestGovernanceFailuresAboveTolerance"}
     assert steps == {s.id for s in model.steps_of("governance")}
@@ -108,7 +108,8 @@ RECEIVERS = {
     ("SelftestGovernanceFailuresAboveTolerance", "graph-invariants"):
         ("slack-tickets", "pagerduty-oncall, slack-tickets"),
     ("SelftestOptionalStepFailed", "extras"): ("slack-info", "pagerduty-oncall, slack-info"),
-    ("SelftestNotReporting", "all"): ("pagerduty-oncall", "pagerduty-oncall"),
+    ("SelftestNotReporting", "all"): ("slack-tickets", "pagerduty-oncall, slack-tickets"),  # governance tier
+    ("SelftestNotReportingNoData", "all"): ("slack-info", "slack-info"),  # never reported: a notice, never a page
     ("SelftestSlowRuns", "all"): ("slack-tickets", "pagerduty-oncall, slack-tickets"),
 }
 
@@ -144,6 +145,8 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
         "Alert": "SelftestKernelStepFailed", "Step": "core-checks", "Tier": "kernel", "Severity": "critical",
         "Receivers": "pagerduty-oncall", "For": "1m", "Threshold": "tolerance 0: any failing step",
         "Runbook": f"[scenario-4-core-checks-fails-kernel]({RUNBOOK}scenario-4-core-checks-fails-kernel)",
+        "Dashboard": "[dashboard](http://grafana.dev.example.internal:3000/d/selftest-dev-selftest-overview"
+                     "?var-step=core-checks)",
         "Remediation": "Run `make selftest-doctor`, fix the lint, format or test failure it names, then "
                        "`make kernel-smoke`."}
     assert _row(prod, "SelftestKernelStepFailed", "core-checks")["For"] == "0s"
@@ -155,13 +158,14 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
     assert _row(dev, governance, "policy-tests")["Runbook"] == (
         f"[scenario-2-ac-policy-tests-warns-but-code-seems-fine]({RUNBOOK}"
         "scenario-2-ac-policy-tests-warns-but-code-seems-fine)")
-    assert _row(dev, "SelftestNotReporting")["Threshold"] == (
-        "stale_after 24h: no run reported for 24h, or no last-run metric")
-    assert _row(prod, "SelftestNotReporting")["Threshold"].startswith("stale_after 2h:")
+    assert _row(dev, "SelftestNotReporting")["Threshold"] == (  # default: 2 x 15m + 10m
+        "stale_after 40m: the last reported run is older than 40m (runs every 15m)")
+    assert _row(prod, "SelftestNotReporting")["Threshold"].startswith("stale_after 2h10m:")
     assert _row(dev, "SelftestSlowRuns") == {
         "Alert": "SelftestSlowRuns", "Step": "all", "Tier": "governance", "Severity": "warning",
         "Receivers": "slack-tickets", "For": "10m", "Threshold": "p95 run duration over 1h above 60 s",
         "Runbook": f"[q-what-if-selftest-is-slow-60s]({RUNBOOK}q-what-if-selftest-is-slow-60s)",
+        "Dashboard": "[dashboard](http://grafana.dev.example.internal:3000/d/selftest-dev-selftest-overview)",
         "Remediation": "Find the slowest steps in the run report; look for a performance regression in the last "
                        "merge."}
     page = _row(dev, "SLOBurnRatePage", threshold="`pass-rate`")
@@ -178,8 +182,8 @@ def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Mode
         "",
         '1. While an alert matching `tier="kernel"`, `severity="critical"` fires, alerts matching '
         '`tier=~"governance|optional"` with the same `env` are not sent.',
-        "   Here: SelftestKernelStepFailed, SelftestNotReporting mute SelftestGovernanceFailuresAboveTolerance, "
-        "SelftestOptionalStepFailed, SelftestSlowRuns.",
+        "   Here: SelftestKernelStepFailed mutes SelftestGovernanceFailuresAboveTolerance, "
+        "SelftestOptionalStepFailed, SelftestNotReporting, SelftestNotReportingNoData, SelftestSlowRuns.",
         '2. While an alert matching `slo_alert="page"` fires, alerts matching `slo_alert="ticket"` with the same '
         "`env`, `slo` are not sent.",
         "   Here: SLOBurnRatePage mutes SLOBurnRateTicket.",

@@ -3,6 +3,8 @@
 Kernel alerts page (PagerDuty), governance alerts go to the ticket channel
 (Slack), optional ones to the informational channel; SLO page alerts page and
 ticket alerts go to the ticket channel. Secrets appear only as *_file paths.
+PagerDuty incidents link the runbook and the environment's dashboard; Slack
+messages name both.
 Targets Alertmanager 0.25 (quoted matcher values, no webhook url_file).
 """
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 from obsgen import conventions as c
 from obsgen import render
 from obsgen.artifact import Artifact
+from obsgen.compile.prometheus import dashboard_url
 from obsgen.model import Channel, Environment, Model
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -27,6 +30,7 @@ _DETAILS = {
     "description": "{{ .CommonAnnotations.description }}",
     "remediation": "{{ .CommonAnnotations.remediation }}",
     "runbook_url": "{{ .CommonAnnotations.runbook_url }}",
+    "dashboard_url": "{{ .CommonAnnotations.dashboard_url }}",
     "firing": "{{ .Alerts.Firing | len }}",
 }
 _SLACK_TITLE = "[{{ .Status | toUpper }}{{ if eq .Status \"firing\" }}:{{ .Alerts.Firing | len }}{{ end }}] " \
@@ -36,6 +40,7 @@ _SLACK_TEXT = (
     "{{ .Annotations.summary }}\n"
     "Remediation: {{ .Annotations.remediation }}\n"
     "Runbook: {{ .Annotations.runbook_url }}\n"
+    "{{ if .Annotations.dashboard_url }}Dashboard: {{ .Annotations.dashboard_url }}\n{{ end }}"
     "{{ end }}"
 )
 
@@ -118,6 +123,8 @@ def _receiver(model: Model, env: Environment, channel: Channel) -> dict[str, Any
             "details": dict(_DETAILS),
             "links": [{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "Runbook"}],
         }
+        if dashboard_url(model, env):  # every alert of the environment carries one (see compile.prometheus)
+            config["links"].append({"href": "{{ .CommonAnnotations.dashboard_url }}", "text": "Dashboard"})
         if target.url:
             config["url"] = target.url
         return {"name": channel.id, "pagerduty_configs": [config]}

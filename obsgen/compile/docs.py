@@ -14,11 +14,12 @@ from obsgen import conventions as c
 from obsgen import render, routing
 from obsgen.artifact import Artifact
 from obsgen.compile.alertmanager import compile_alertmanager
-from obsgen.compile.prometheus import burn_conditions, rule_documents
+from obsgen.compile.prometheus import burn_conditions, never_reported_name, rule_documents, stale_after
 from obsgen.model import Environment, Model
 
 Rule = dict[str, Any]
-COLUMNS = ("Alert", "Step", "Tier", "Severity", "Receivers", "For", "Threshold", "Runbook", "Remediation")
+COLUMNS = ("Alert", "Step", "Tier", "Severity", "Receivers", "For", "Threshold", "Runbook", "Dashboard",
+           "Remediation")
 
 
 def docs_file(env: Environment) -> str:
@@ -97,6 +98,10 @@ def _threshold(model: Model, env: Environment, rule: Rule) -> str:
                              for long, short, factor in burn_conditions(slo, labels[c.LABEL_SLO_ALERT]))
         return (f"SLO {code(slo.id)} (objective {c.fmt_number(slo.objective * 100)} % over {slo.period}): "
                 f"burn rate above {burns}")
+    notice = next((a for a in model.alerts if a.kind == "not_reporting" and never_reported_name(a) == rule["alert"]),
+                  None)
+    if notice is not None:
+        return "no last-run metric at all (never reported): a notice, never a page"
     alert = next((a for a in model.alerts if a.name == rule["alert"]), None)
     if alert is None or alert.kind == "custom":
         return code(" ".join(str(rule["expr"]).split()))
@@ -107,7 +112,8 @@ def _threshold(model: Model, env: Environment, rule: Rule) -> str:
             "any failing step" if tolerance == 0 else
             f"more than {tolerance} failing {alert.tier} step{'s' if tolerance != 1 else ''}")
     if alert.kind == "not_reporting":
-        return f"stale_after {params.stale_after}: no run reported for {params.stale_after}, or no last-run metric"
+        stale = stale_after(alert, env)
+        return f"stale_after {stale}: the last reported run is older than {stale} (runs {env.cadence.describe()})"
     return (f"p{c.fmt_number(params.quantile * 100)} run duration over {params.window} above "
             f"{c.fmt_number(params.threshold_seconds)} s")
 
@@ -123,6 +129,7 @@ def _alerts(model: Model, env: Environment, rules: list[Rule], config: dict[str,
         row = [rule["alert"], labels.get(c.LABEL_STEP, ""), labels.get(c.LABEL_TIER, ""),
                labels.get(c.LABEL_SEVERITY, ""), ", ".join(receivers), rule.get("for", "0s"),
                _threshold(model, env, rule), _link(notes["runbook_url"]) if notes.get("runbook_url") else "",
+               f"[dashboard]({notes['dashboard_url']})" if notes.get("dashboard_url") else "",
                notes.get("remediation", "")]
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     if not rules:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
+from urllib.parse import quote
 
 from obsgen import conventions as c
 from obsgen import durations, queries, render
@@ -18,6 +19,7 @@ from obsgen.placeholders import fill
 
 Rule = dict[str, Any]
 PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
+LIVENESS_MARGIN = "10m"  # run time, push, scrape and evaluation delays on top of two missed runs
 
 
 def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
@@ -40,12 +42,12 @@ def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...
     """Cached by value; `source` is part of the key because the model's equality ignores it."""
     every = model.timing.evaluation_interval
     period_every = max(every, PERIOD_INTERVAL, key=durations.seconds)
-    files = [Artifact(c.rules_file(env, model.service.name), _rules_file(model, [
+    files = [Artifact(c.rules_file(env, model.service.name), _rules_file(model, env, [
         _group(f"{model.service.name}-recordings", _selftest_records(model, env), every),
         _group(f"{model.service.name}-alerts", _selftest_alerts(model, env), every),
     ]))]
     for slo in model.slos:
-        files.append(Artifact(c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, [
+        files.append(Artifact(c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, env, [
             _group(f"slo-{slo.id}-sli", _slo_records(model, env, slo), every),
             _group(f"slo-{slo.id}-period", _slo_period_records(model, env, slo), period_every),
             _group(f"slo-{slo.id}-alerts", _slo_alerts(model, env, slo), every),
@@ -53,8 +55,28 @@ def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...
     return tuple(files)
 
 
-def _rules_file(model: Model, groups: list[dict[str, Any]]) -> bytes:
+def _rules_file(model: Model, env: Environment, groups: list[dict[str, Any]]) -> bytes:
+    _link_dashboard(model, env, groups)
     return render.to_yaml({"groups": [g for g in groups if g["rules"]]}, model.source)
+
+
+def dashboard_url(model: Model, env: Environment, step_id: str = c.ALL_STEPS) -> str:
+    """The environment's dashboard (the spec's first) in the environment's Grafana, narrowed to one step
+    when the alert is about one; "" without a grafana backend or a dashboard."""
+    grafana = env.backend("grafana")
+    if grafana is None or not model.dashboards:
+        return ""
+    url = f"{grafana.url.rstrip('/')}/d/{c.dashboard_uid(model, env, model.dashboards[0].id)}"
+    return url if step_id in ("", c.ALL_STEPS) else f"{url}?var-step={quote(step_id, safe='')}"
+
+
+def _link_dashboard(model: Model, env: Environment, groups: list[dict[str, Any]]) -> None:
+    """Every alert rule, selftest and SLO alike, links the dashboard that shows its failure."""
+    for group in groups:
+        for rule in group["rules"]:
+            step_id = str(rule.get("labels", {}).get(c.LABEL_STEP, ""))
+            if "alert" in rule and (url := dashboard_url(model, env, step_id)):
+                rule.setdefault("annotations", {})["dashboard_url"] = url
 
 
 def _group(name: str, rules: list[Rule], interval: str) -> dict[str, Any]:
@@ -76,7 +98,28 @@ def _selftest_alerts(model: Model, env: Environment) -> list[Rule]:
             rules += [_step_alert(model, env, alert, step) for step in model.steps_of(alert.tier)]
         else:
             rules.append(_run_alert(model, env, alert))
+        if alert.kind == "not_reporting":
+            rules.append(_never_reported(model, env, alert))
     return rules
+
+
+def stale_after(alert: Alert, env: Environment) -> str:
+    """A not_reporting alert's `stale_after` in `env`: the spec's, else two cadence intervals plus a margin."""
+    given = alert.params_for(env.name).stale_after
+    if given:
+        return given
+    return durations.format_seconds(2 * env.cadence.seconds + durations.seconds(LIVENESS_MARGIN))
+
+
+def never_reported_name(alert: Alert) -> str:
+    """The informational alert beside a not_reporting alert: no run has reported (yet) in the environment."""
+    return f"{alert.name}NoData"
+
+
+def notice_tier(model: Model) -> str:
+    """The least severe tier: where notices go (its channel), never paging."""
+    order = {"critical": 0, "warning": 1, "info": 2}
+    return sorted(model.tiers, key=lambda t: order[t.severity])[-1].id
 
 
 def _labels(model: Model, env: Environment, tier_id: str, step_id: str) -> dict[str, str]:
@@ -91,7 +134,7 @@ def _labels(model: Model, env: Environment, tier_id: str, step_id: str) -> dict[
 def _alert_rule(alert: Alert, env: Environment, expr: str, labels: dict[str, str],
                 annotations: dict[str, str]) -> Rule:
     rule: Rule = {"alert": alert.name, "expr": expr, "labels": labels,
-                  "annotations": {"summary": alert.summary, **annotations}}
+                  "annotations": {"summary": fill(alert.summary, env=env.name), **annotations}}
     wait = alert.params_for(env.name).for_
     if durations.seconds(wait) > 0:
         rule["for"] = wait
@@ -118,11 +161,12 @@ def _step_alert(model: Model, env: Environment, alert: Alert, step: Step) -> Rul
 def _run_alert(model: Model, env: Environment, alert: Alert) -> Rule:
     m, p = model.metrics, alert.params_for(env.name)
     env_m = c.env_matcher(model, env)
-    if alert.kind == "not_reporting":
+    if alert.kind == "not_reporting":  # only an environment that has reported can go stale: see _never_reported
         last = c.selector(m.last_run_timestamp, env_m)
-        stale = durations.seconds(p.stale_after)
-        expr = f"time() - max by ({m.env_label}) ({last}) > {c.fmt_number(stale)}\nor\nabsent({last})"
-        description = f"No selftest run reported in {p.stale_after}, or the last-run metric is absent."
+        stale = stale_after(alert, env)
+        expr = f"time() - max by ({m.env_label}) ({last}) > {c.fmt_number(durations.seconds(stale))}"
+        description = (f"The last selftest run in {env.name} reported more than {stale} ago; it runs "
+                       f"{env.cadence.describe()}.")
     elif alert.kind == "slow_runs":
         bucket = c.selector(m.run_duration + "_bucket", env_m)
         expr = (f"histogram_quantile({c.fmt_number(p.quantile)}, sum by ({m.env_label}, le) "
@@ -137,6 +181,29 @@ def _run_alert(model: Model, env: Environment, alert: Alert) -> Rule:
         "remediation": alert.remediation or model.tier(alert.tier).description,
         "runbook_url": model.service.runbook_url(alert.runbook),
     })
+
+
+def _never_reported(model: Model, env: Environment, alert: Alert) -> Rule:
+    """An informational notice, never a page: no last-run metric at all for the environment (a new
+    environment before its first run, or one whose metrics were deleted)."""
+    m, tier = model.metrics, model.tier(notice_tier(model))
+    labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: c.ALL_STEPS,
+              c.LABEL_SERVICE: model.service.name, m.env_label: env.name}
+    last = c.selector(m.last_run_timestamp, c.env_matcher(model, env))
+    annotations = {
+        "summary": f"Selftest in {env.name} has not reported any run yet",
+        "description": (f"No last-run metric for {env.name}: no selftest run has reported since these rules "
+                        f"were loaded, or its metrics were deleted. Informational; {alert.name} alerts once "
+                        f"runs have reported and then stop for {stale_after(alert, env)}."),
+        "remediation": alert.remediation or model.tier(alert.tier).description,
+        "runbook_url": model.service.runbook_url(alert.runbook),
+    }
+    rule: Rule = {"alert": never_reported_name(alert), "expr": f"absent({last})", "labels": labels,
+                  "annotations": annotations}
+    wait = alert.params_for(env.name).for_
+    if durations.seconds(wait) > 0:
+        rule["for"] = wait
+    return rule
 
 
 # --- SLO rules ----------------------------------------------------------------------------------

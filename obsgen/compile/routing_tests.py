@@ -3,7 +3,8 @@
 The expected receivers come from the spec's intent, not from the generated
 route tree: a tier's alerts go to the tier's channel; SLO page and ticket
 alerts go to the channels `slo_alerting` names; with `page_on_any_failure` the
-alerts of every non-critical tier also page. `obsgen verify` checks each case
+alerts of every non-critical tier also page, except the never-reported notice
+of a not_reporting alert, which never pages. `obsgen verify` checks each case
 with `amtool config routes test` against the generated Alertmanager config and
 evaluates the inhibition cases itself (amtool cannot): a failing critical-tier
 alert silences the lesser tiers of the same environment, and an SLO page
@@ -56,6 +57,9 @@ def intended_receivers(model: Model, env: Environment, labels: dict[str, str]) -
     if slo_alert:
         return [model.slo_alerting.page_channel if slo_alert == "page" else model.slo_alerting.ticket_channel]
     tier = model.tier(labels[c.LABEL_TIER])
+    notices = {f"{a.name}NoData" for a in model.alerts if a.kind == "not_reporting"}
+    if labels.get("alertname") in notices:
+        return [tier.channel]
     pager = next((t.channel for t in model.tiers if t.severity == "critical"), model.slo_alerting.page_channel)
     if env.policy.page_on_any_failure and tier.severity != "critical" and tier.channel != pager:
         return [pager, tier.channel]

@@ -68,6 +68,16 @@ def expected(rule: Doc, series_labels: dict[str, str], value: float) -> Doc:
                                 for k, v in rule.get("annotations", {}).items()}}
 
 
+def intended(labels: dict[str, str], annotations: dict[str, str], series_labels: dict[str, str],
+             value: float) -> Doc:
+    """A firing alert as the spec intends it: `labels` and `annotations` are computed from the model, not
+    read from the generated rule, then templated as Prometheus does with the result series and value."""
+    merged = {k: v for k, v in series_labels.items() if k != "__name__"}
+    merged.update({k: expand(v, series_labels, value) for k, v in labels.items()})
+    return {"exp_labels": merged,
+            "exp_annotations": {k: expand(v, series_labels, value) for k, v in annotations.items()}}
+
+
 class UnsupportedTemplate(ValueError):
     """An annotation uses template actions other than label and value placeholders."""
 

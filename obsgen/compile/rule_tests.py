@@ -6,16 +6,21 @@ The tests sit outside `<env>/prometheus/` because everything there is deployed a
 
 The inputs and times come from the model (tolerances, `for`, `stale_after`, thresholds, buckets,
 objectives), not from the generated expressions, which are what the tests check; a custom alert's own
-PromQL is read for its selector and threshold. The expected labels and annotations are the generated
-rule's, templated with the labels of the series the expression returns and the alert's value. Each
-group proves one thing and says so in its name. Selftest groups use 1m samples and evaluations; a
+PromQL is read for its selector and threshold. The expected labels and annotations are computed from the
+spec's intent (`_intended`: the tier's severity, the page label where the policy pages on any failure,
+the spec's summary with the environment filled in, the runbook and dashboard links), never read from the
+generated rule, then templated with the labels of the series the expression returns and the alert's
+value. Each group proves one thing and says so in its name. Selftest groups use 1m samples and evaluations; a
 failure starts at 2m, so an alert with `for: F` is still pending at 2m+F-1m and fires at 2m+F.
 
 - step_failed, tolerance 0: each step failing alone fires its rule (and only its rule), not before;
   tolerance T > 0: T failing steps fire nothing; T+1 failing steps fire one alert per failing step, in
   runs of T+1 steps until every step's rule has fired once. The failing-steps record is checked too.
-- not_reporting: a last run reported 1m less than `stale_after` before the test starts gets too old
-  at 2m; a metric missing for this environment (present for another); a run every minute never fires.
+- not_reporting: runs at the environment's cadence, then none: quiet through the normal gaps, fires
+  `stale_after` (default: two cadence intervals plus 10m) after the last run, paging only where the
+  policy pages on any failure; never reported (the metric present only for another environment): the
+  alert stays quiet and only the informational `<name>NoData` notice fires, never paging; runs at the
+  cadence for several intervals fire neither.
 - slow_runs: runs in the first bucket do not fire; runs slower than every bucket put the quantile at
   the largest finite bucket, which fires only if that bucket is above the threshold.
 - custom `[sum|max|min|avg [by (..)]] (selector) OP number`: at the threshold, and one past it.
@@ -29,11 +34,14 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+from urllib.parse import quote
+
 from obsgen import conventions as c
 from obsgen import durations, render
 from obsgen.artifact import Artifact
 from obsgen.compile import rule_test_kit as kit
-from obsgen.model import Alert, Environment, Model
+from obsgen.model import Alert, Environment, Model, Step
+from obsgen.placeholders import fill
 
 STEP = 60  # seconds between samples and between evaluations in the selftest tests
 ONSET = 2 * STEP  # when a failure starts: two healthy samples first
@@ -103,11 +111,87 @@ def _after(for_text: str, wait: int, before: str = "") -> str:
     return f" after for {for_text}, not before" if wait else f" at once (for {for_text}), not {before or 'before'}"
 
 
+# --- what the spec intends an alert to carry ----------------------------------------------------------
+
+SEVERITY_ORDER = ("critical", "warning", "info")
+LIVENESS_MARGIN = 600  # seconds on top of two cadence intervals: the README's default stale_after
+
+
+def _dashboard(model: Model, env: Environment, step_id: str) -> dict[str, str]:
+    """The README's dashboard_url: the environment's Grafana, `/d/<uid>` of the spec's first dashboard,
+    `?var-step=<step>` for an alert about one step; none without a grafana backend."""
+    grafana = env.backend("grafana")
+    if grafana is None or not model.dashboards:
+        return {}
+    url = grafana.url.rstrip("/") + "/d/" + c.dashboard_uid(model, env, model.dashboards[0].id)
+    return {"dashboard_url": url if step_id == c.ALL_STEPS else f"{url}?var-step={quote(step_id, safe='')}"}
+
+
+def _intended(model: Model, env: Environment, alert: Alert, series_labels: dict[str, str], value: float,
+              step: Step | None = None) -> kit.Doc:
+    """The labels and annotations the spec gives a firing alert (its tier's severity; `page=oncall` where
+    the environment pages on any failure and the tier is not critical)."""
+    tier = model.tier(alert.tier)
+    step_id = step.id if step else (alert.step_id or c.ALL_STEPS)
+    labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: step_id,
+              c.LABEL_SERVICE: model.service.name, model.metrics.env_label: env.name}
+    if env.policy.page_on_any_failure and tier.severity != "critical":
+        labels[c.LABEL_PAGE] = "oncall"
+    params = alert.params_for(env.name)
+    if step is not None:
+        tolerance = env.policy.tolerance_for(tier.id)
+        description = (f"{step.description or step.id} ({step.category or tier.id}); {tolerance} "
+                       f"{tier.id.upper()} failure{'s' if tolerance != 1 else ''} tolerated in {env.name}.")
+    elif alert.kind == "not_reporting":
+        description = (f"The last selftest run in {env.name} reported more than {_stale_text(alert, env)} ago; "
+                       f"it runs {env.cadence.describe()}.")
+    elif alert.kind == "slow_runs":
+        description = (f"p{c.fmt_number(params.quantile * 100)} run duration over {params.window} is above "
+                       f"{c.fmt_number(params.threshold_seconds)} s.")
+    else:
+        description = f"Custom alert {alert.name}."
+    annotations = {
+        "summary": fill(alert.summary, env=env.name),
+        "description": description,
+        "remediation": step.remediation if step else (alert.remediation or tier.description),
+        "runbook_url": model.service.runbook_url(step.runbook or tier.runbook if step else alert.runbook),
+        **_dashboard(model, env, step_id),
+    }
+    return kit.intended(labels, annotations, series_labels, value)
+
+
+def _notice(model: Model, env: Environment, alert: Alert, series_labels: dict[str, str]) -> kit.Doc:
+    """The never-reported notice: the least severe tier's labels, never a page label."""
+    tier = sorted(model.tiers, key=lambda t: SEVERITY_ORDER.index(t.severity))[-1]
+    labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: c.ALL_STEPS,
+              c.LABEL_SERVICE: model.service.name, model.metrics.env_label: env.name}
+    annotations = {
+        "summary": f"Selftest in {env.name} has not reported any run yet",
+        "description": (f"No last-run metric for {env.name}: no selftest run has reported since these rules "
+                        f"were loaded, or its metrics were deleted. Informational; {alert.name} alerts once "
+                        f"runs have reported and then stop for {_stale_text(alert, env)}."),
+        "remediation": alert.remediation or model.tier(alert.tier).description,
+        "runbook_url": model.service.runbook_url(alert.runbook),
+        **_dashboard(model, env, c.ALL_STEPS),
+    }
+    return kit.intended(labels, annotations, series_labels, 1.0)
+
+
+def _stale_seconds(alert: Alert, env: Environment) -> int:
+    given = alert.params_for(env.name).stale_after
+    return int(durations.seconds(given)) if given else int(2 * env.cadence.seconds) + LIVENESS_MARGIN
+
+
+def _stale_text(alert: Alert, env: Environment) -> str:
+    return alert.params_for(env.name).stale_after or kit.dur(_stale_seconds(alert, env))
+
+
 # --- step_failed ------------------------------------------------------------------------------------
 
 def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
     env_label, tier = model.metrics.env_label, model.tier(alert.tier)
     steps = model.steps_of(alert.tier)
+    by_id = {s.id: s for s in steps}
     tolerance = env.policy.tolerance_for(alert.tier)
     for_text, wait = _wait(alert, env)
     fire_at = ONSET + wait
@@ -146,7 +230,7 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
     size = tolerance + 1
     if len(steps) >= size:
         for index, chunk in enumerate(_chunks([s.id for s in steps], size)):
-            firing = [kit.expected(rules[(alert.name, s)], labels(s), 1.0) for s in sorted(chunk)]
+            firing = [_intended(model, env, alert, labels(s), 1.0, step=by_id[s]) for s in sorted(chunk)]
             what = f"above tolerance ({size} failing: {', '.join(chunk)})" if tolerance else f"step {chunk[0]} failing"
             each = " for each failing step" if size > 1 else ""
             groups.append(kit.group(
@@ -165,36 +249,54 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 # --- not_reporting, slow_runs, custom -----------------------------------------------------------------
 
 def _not_reporting(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
-    rule = rules[(alert.name, alert.step_id or c.ALL_STEPS)]
     env_label, metric = model.metrics.env_label, model.metrics.last_run_timestamp
-    stale_text = alert.params_for(env.name).stale_after
-    stale = int(durations.seconds(stale_text))
+    notice_name = f"{alert.name}NoData"
+    stale, stale_text = _stale_seconds(alert, env), _stale_text(alert, env)
+    cadence = kit.ceil_to(env.cadence.seconds, STEP)
     for_text, wait = _wait(alert, env)
-    last_run = STEP - stale  # the last run happened before the test starts: its age passes stale_after after 1m
-    fire_at = ONSET + wait
+    mine, other = {env_label: env.name}, {env_label: f"not-{env.name}"}
+    pages = env.policy.page_on_any_failure or model.tier(alert.tier).severity == "critical"
+    how = "pages" if pages else f"does not page ({model.tier(alert.tier).severity})"
+
+    # Two runs a cadence apart (at 0 and at `cadence`), then none: the last run's age passes stale_after at
+    # cadence + stale, so the alert is active from the next evaluation and fires `for` later.
+    last = cadence
+    fire_at = last + stale + STEP + wait
     samples = fire_at // STEP + TAIL
-    mine = {env_label: env.name}
-    other = {env_label: f"not-{env.name}"}
     stale_group = kit.group(
-        f"{env.name}: last run older than stale_after {stale_text} fires {alert.name}"
-        f"{_after(for_text, wait, 'while younger')}",
-        STEP, {kit.series(metric, mine): kit.gauge_notation([(str(last_run), samples)])},
-        [kit.alert_case(fire_at - STEP, alert.name, []),
-         kit.alert_case(fire_at, alert.name, [kit.expected(rule, mine, float(fire_at - last_run))])])
-    absent_cases = [kit.alert_case(wait - STEP, alert.name, [])] if wait else []
-    absent_group = kit.group(
-        f"{env.name}: no last-run metric for {env.name} (another environment's does not count) fires "
-        f"{alert.name}" + (_after(for_text, wait) if wait else f" at once (for {for_text})"),
-        STEP, {kit.series(metric, other): f"0+{STEP}x{wait // STEP + TAIL}"},
-        absent_cases + [kit.alert_case(wait, alert.name, [kit.expected(rule, mine, 1.0)])])
+        f"{env.name}: runs {env.cadence.describe()} then none: {alert.name} fires stale_after {stale_text} "
+        f"after the last run{_after(for_text, wait, 'while younger')}, and {how}",
+        STEP, {kit.series(metric, mine): kit.gauge_notation([("0", cadence // STEP), (str(last),
+                                                                                      samples - cadence // STEP)])},
+        [kit.alert_case(last, alert.name, []), kit.alert_case(last + stale, alert.name, []),
+         kit.alert_case(fire_at - STEP, alert.name, []),
+         kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, mine, float(fire_at - last))]),
+         kit.alert_case(fire_at, notice_name, [])])
+
+    # Never reported (another environment's metric does not count): only the notice, never a page.
+    end = max(wait, STEP) + stale + STEP
+    never_group = kit.group(
+        f"{env.name}: never reported: {alert.name} stays quiet and only the notice {notice_name} fires"
+        + (_after(for_text, wait) if wait else f" at once (for {for_text})") + ", without a page label",
+        STEP, {kit.series(metric, other): f"0+{STEP}x{end // STEP + TAIL}"},
+        ([kit.alert_case(wait - STEP, notice_name, [])] if wait else [])
+        + [kit.alert_case(wait, notice_name, [_notice(model, env, alert, mine)]),
+           kit.alert_case(end, notice_name, [_notice(model, env, alert, mine)]),
+           kit.alert_case(end, alert.name, [])])
+
+    # Runs at the cadence: at the end of the longest normal gap neither alert fires.
+    runs = 4
+    quiet_at = runs * cadence - STEP  # just before the fifth run
+    values = kit.gauge_notation([(str(i * cadence), cadence // STEP) for i in range(runs)]
+                                + [(str(runs * cadence), TAIL)])
     fresh_group = kit.group(
-        f"{env.name}: a run every minute does not fire {alert.name}",
-        STEP, {kit.series(metric, mine): f"0+{STEP}x{samples - 1}"}, [kit.alert_case(fire_at, alert.name, [])])
-    return [stale_group, absent_group, fresh_group]
+        f"{env.name}: runs {env.cadence.describe()} fire neither {alert.name} nor {notice_name}",
+        STEP, {kit.series(metric, mine): values},
+        [kit.alert_case(quiet_at, alert.name, []), kit.alert_case(quiet_at, notice_name, [])])
+    return [stale_group, never_group, fresh_group]
 
 
 def _slow_runs(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
-    rule = rules[(alert.name, alert.step_id or c.ALL_STEPS)]
     params, env_label = alert.params_for(env.name), model.metrics.env_label
     for_text, wait = _wait(alert, env)
     fire_at = STEP + wait  # the first rate needs the samples at 0 and 1m
@@ -222,7 +324,8 @@ def _slow_runs(model: Model, env: Environment, alert: Alert, rules: Rules) -> li
             f"{_after(for_text, wait)}",
             STEP, inputs(len(buckets)),
             [kit.alert_case(fire_at - STEP, alert.name, []),
-             kit.alert_case(fire_at, alert.name, [kit.expected(rule, {env_label: env.name}, float(buckets[-1]))])]))
+             kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, {env_label: env.name},
+                                                            float(buckets[-1]))])]))
     else:
         groups.append(kit.group(
             f"{env.name}: {alert.name} cannot fire: runs slower than every bucket give {p} = {top} s "
@@ -254,5 +357,6 @@ def _custom(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[
                   {selector: kit.gauge_notation([(fmt(quiet), ONSET // STEP),
                                                  (fmt(firing), samples - ONSET // STEP)])},
                   [kit.alert_case(fire_at - STEP, alert.name, []),
-                   kit.alert_case(fire_at, alert.name, [kit.expected(rule, result_labels, float(firing))])]),
+                   kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, result_labels,
+                                                                  float(firing))])]),
     ]

@@ -153,7 +153,7 @@ def slos(doc: Located) -> Iterator[Problem]:
                     yield doc.problem(("slos", i, "sli", key), f"{key!r} applies only to kind ratio")
 
 
-_ALERT_NEEDS = {"custom": ("expr",), "not_reporting": ("stale_after",), "slow_runs": ("threshold_seconds",)}
+_ALERT_NEEDS = {"custom": ("expr",), "slow_runs": ("threshold_seconds",)}
 
 
 def alerts(doc: Located) -> Iterator[Problem]:
@@ -175,6 +175,35 @@ def alerts(doc: Located) -> Iterator[Problem]:
             yield from _beyond_tolerance(doc, i, alert, steps_by_tier[alert["tier"]])
         if kind == "slow_runs":
             yield from _below_top_bucket(doc, i, alert)
+        if kind == "not_reporting":
+            yield from _stale_after_cadence(doc, i, alert)
+
+
+def _cadence(env: dict) -> tuple[str, str]:
+    """(interval, how the spec says it) of an environment's cadence; the default is every 1h."""
+    cadence = env.get("cadence") if isinstance(env.get("cadence"), dict) else {}
+    for key in ("at_least_every", "every"):
+        if durations.is_duration(cadence.get(key)):
+            return cadence[key], f"{key.replace('_', ' ')} {cadence[key]}"
+    return "1h", "every 1h (the default)"
+
+
+def _stale_after_cadence(doc: Located, i: int, alert: dict) -> Iterator[Problem]:
+    """A stale_after shorter than the cadence would alert between two normal runs."""
+    overrides = alert.get("overrides") if isinstance(alert.get("overrides"), dict) else {}
+    for _, env in _items(doc.data, "environments"):
+        name = env.get("name")
+        override = overrides.get(name) if isinstance(overrides.get(name), dict) else {}
+        path = ("alerts", i, "overrides", name, "stale_after") if "stale_after" in override else \
+            ("alerts", i, "stale_after")
+        given = override.get("stale_after", alert.get("stale_after"))
+        if not durations.is_duration(given) or not _enabled_in(alert, name):
+            continue
+        interval, said = _cadence(env)
+        if durations.seconds(given) < durations.seconds(interval):
+            yield doc.problem(path, f"stale_after {given} is shorter than {name}'s cadence ({said}): it would "
+                                    f"alert between two normal runs; make it longer, or leave it out for the "
+                                    f"default of two cadence intervals plus 10m")
 
 
 def _enabled_in(alert: dict, env: str) -> bool:

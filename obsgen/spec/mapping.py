@@ -16,11 +16,13 @@ DEFAULT_METRICS = {
     "step_failures_total": "selftest_step_failures_total",
     "duration_buckets": [5, 10, 20, 30, 60],
 }
+# Default summaries. `{{env}}` is filled with the environment's name when the rules are compiled (as in
+# custom PromQL), so the text names the environment even where the alert's series carry no env label.
 _DEFAULT_SUMMARY = {
-    "step_failed": "{tier} step {{{{ $labels.step_id }}}} failed in {{{{ $labels.env }}}}",
-    "not_reporting": "Selftest in {{ $labels.env }} is not reporting",
-    "slow_runs": "Selftest runs in {{ $labels.env }} are slow",
-    "custom": "{name}",
+    "step_failed": "{tier} step {{{{ $labels.step_id }}}} failed in {{{{env}}}}",
+    "not_reporting": "Selftest in {{{{env}}}} has not reported a run recently",
+    "slow_runs": "Selftest runs in {{{{env}}}} are slow",
+    "custom": "{name} in {{{{env}}}}",
 }
 
 
