@@ -17,7 +17,9 @@ import requests
 from conftest import ROOT
 from localstack import PAGERDUTY_PATH, LocalStack, slack_path
 
+from obsgen import conventions as c
 from obsgen import emit
+from obsgen.model import Model
 from obsgen.spec import load_spec
 
 WAIT = 60.0
@@ -104,6 +106,14 @@ def wait_until_no_alerts(live: LocalStack) -> None:
                           and not step_alerts(live.stack.prometheus_alerts()), WAIT, "every step alert resolved")
 
 
+def dashboard(model: Model, step_id: str = "") -> str:
+    """README "Labels on generated alerts": dev's Grafana url, /d/<uid> of the spec's first dashboard, and
+    the step preselected for an alert about one step."""
+    env = model.environment("dev")
+    url = f"{env.backend('grafana').url.rstrip('/')}/d/{c.dashboard_uid(model, env, model.dashboards[0].id)}"
+    return f"{url}?var-step={step_id}" if step_id else url
+
+
 def pagerduty(live: LocalStack, action: str, **details: str) -> list[Any]:
     return [r.body for r in live.sink.received(PAGERDUTY_PATH) if r.body.get("event_action") == action
             and all(r.body["payload"]["custom_details"].get(k) == v for k, v in details.items())]
@@ -126,7 +136,9 @@ def test_a_kernel_failure_pages_once_with_the_details_and_resolving_sends_the_re
         "runbook_url": "https://docs.example.com/selftest/SELFTEST_ENVIRONMENT_OPERATIONS.md"
                        "#scenario-4-core-checks-fails-kernel"}
     assert body["payload"]["severity"] == "critical"
-    assert body["links"] == [{"href": details["runbook_url"], "text": "Runbook"}]
+    assert details["dashboard_url"] == dashboard(stack.model, "core-checks")
+    assert body["links"] == [{"href": details["runbook_url"], "text": "Runbook"},
+                             {"href": dashboard(stack.model, "core-checks"), "text": "Dashboard"}]
     assert body["routing_key"] == "local-stack-routing-key-0123456789abcdef"  # read from the key file
 
     assert emit_report(run_cli, stack, "passing.json", tmp_path).code == 0
@@ -163,6 +175,7 @@ def test_governance_at_the_tolerance_sends_nothing_and_one_above_reaches_slack(s
     assert "SelftestGovernanceFailuresAboveTolerance (dev)" in message["attachments"][0]["title"]
     assert "Remediation:" in message["attachments"][0]["text"]
     assert "Runbook: https://docs.example.com/" in message["attachments"][0]["text"]
+    assert f"Dashboard: {dashboard(stack.model, 'skills-governance')}\n" in message["attachments"][0]["text"]
     assert pagerduty(stack, "trigger", tier="governance") == []  # dev does not page for governance
 
 
@@ -218,3 +231,25 @@ def test_drill_without_a_pushgateway_says_how_to_give_one(run_cli, live, monkeyp
     result = run_cli("drill", "--env", "dev", "--tier", "kernel")
     assert (result.code, result.err) == (2, "obsgen: error: drill needs the Pushgateway Prometheus scrapes: pass "
                                             "--pushgateway URL or set OBSGEN_PUSHGATEWAY_URL\n")
+
+
+def test_a_freshly_applied_environment_that_never_reported_sends_nothing_to_pagerduty(tmp_path: Path) -> None:
+    """A new stack, dev applied, no run ever published: the informational notice reaches the info channel
+    (so the rules were evaluated and Alertmanager notified), and nothing was or is about to be paged."""
+    with LocalStack(tmp_path) as fresh, fresh.environment():
+        from obsgen.cli import main
+
+        assert main(["apply", "--env", "dev", "--yes"]) == 0
+        model = load_spec(str(fresh.spec))
+        notice = fresh.sink.wait_for(lambda r: r.body["attachments"][0]["title"].startswith("[FIRING")
+                                     and "SelftestNotReportingNoData (dev)" in r.body["attachments"][0]["title"],
+                                     WAIT, path_prefix=slack_path("slack-info"))[0].body
+        text = notice["attachments"][0]["text"]
+        assert "Selftest in dev has not reported any run yet" in text
+        assert f"Dashboard: {dashboard(model)}\n" in text
+        held = fresh.stack.alerts()
+        assert [a["labels"]["alertname"] for a in held] == ["SelftestNotReportingNoData"]
+        assert [r["name"] for r in held[0]["receivers"]] == ["slack-info"]
+        assert all("page" not in a["labels"] and a["labels"]["severity"] != "critical"
+                   for a in fresh.stack.prometheus_alerts())
+        assert fresh.sink.received(PAGERDUTY_PATH) == []
