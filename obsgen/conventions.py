@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from fractions import Fraction
 
+from obsgen import durations, slo_windows
 from obsgen.model import SLO, Environment, Model
 from obsgen.names import slug  # noqa: F401  (re-exported: c.slug)
 
@@ -23,14 +24,9 @@ LABEL_SERVICE = "service"
 ALL_STEPS = "all"  # step_id of alerts about a whole run, not one step
 
 # Multiwindow multi-burn-rate alerts (Google SRE workbook): severity, long window,
-# short window, share of the error budget consumed in the long window.
-BURN_WINDOWS: tuple[tuple[str, str, str, Fraction], ...] = (
-    ("page", "1h", "5m", Fraction(2, 100)),
-    ("page", "6h", "30m", Fraction(5, 100)),
-    ("ticket", "1d", "2h", Fraction(10, 100)),
-    ("ticket", "3d", "6h", Fraction(10, 100)),
-)
-SLO_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
+# short window, share of the error budget consumed in the long window. The windows
+# actually used are fitted to each environment's run cadence: `burn_windows`.
+BURN_WINDOWS: tuple[tuple[str, str, str, Fraction], ...] = slo_windows.WORKBOOK
 
 # Grafana ownership: every dashboard obsgen writes carries OWNED_TAG and its service's and environment's
 # marker (`owner_tag`), and lives in that environment's folder (`grafana_folder_uid`); a dashboard is
@@ -42,6 +38,12 @@ GRAFANA_UID_MAX = 40
 
 def slo_error_ratio_record(window: str) -> str:
     return f"slo:sli_error:ratio_rate{window}"
+
+
+def slo_count_record(kind: str, window: str) -> str:
+    """Errors (`kind` errors) or all events (`kind` events) of an SLI counted over `window`, summed over the
+    period for the occurrence-based period ratio."""
+    return f"slo:sli_{kind}:increase{window}"
 
 
 SLO_ERROR_RATIO_PERIOD = "slo:sli_error:ratio_period"
@@ -76,6 +78,11 @@ def fmt_number(value: Fraction | float | int) -> str:
         if Fraction(text) == frac:
             return text
     return repr(float(frac))
+
+
+def burn_windows(slo: SLO, env: Environment) -> tuple[slo_windows.BurnWindow, ...]:
+    """The burn-rate windows of `slo` in `env`, fitted to the environment's run cadence."""
+    return slo_windows.fit(durations.seconds(slo.period), slo.objective, env.cadence.seconds)
 
 
 def burn_factor(period_seconds: float, long_window_seconds: float, budget_share: Fraction) -> Fraction:

@@ -22,25 +22,40 @@ def failing_steps_by_tier(model: Model, env: Environment) -> str:
     return f"sum by ({m.env_label}, {c.LABEL_TIER}) ({step_failed(model, env)})"
 
 
-def sli_error_ratio(model: Model, env: Environment, slo: SLO, window: str) -> str:
-    """The share of bad events over `window` (0..1), labelled by env only."""
+def sli_counts(model: Model, env: Environment, slo: SLO, window: str) -> tuple[str, str]:
+    """(errors, events) of the SLI over `window`, each summed by env: runs (or the user's events) counted
+    with `increase`, so that a window without runs counts 0 of 0."""
     m = model.metrics
     e = c.env_matcher(model, env)
     by = f"sum by ({m.env_label})"
     if slo.sli.kind == "pass_rate":
         fail = c.selector(m.runs_total, e, 'result="fail"')
-        bad = f"{by} (rate({fail}[{window}]))"
-        total = f"{by} (rate({c.selector(m.runs_total, e)}[{window}]))"
-        return f"{bad}\n/\n{total}"
+        return (f"{by} (increase({fail}[{window}]))",
+                f"{by} (increase({c.selector(m.runs_total, e)}[{window}]))")
     if slo.sli.kind == "latency":
         le = c.fmt_number(slo.sli.threshold_seconds)
         bucket = c.selector(m.run_duration + "_bucket", e, f'le="{le}"')
-        good = f"{by} (rate({bucket}[{window}]))"
-        total = f"{by} (rate({c.selector(m.run_duration + '_count', e)}[{window}]))"
-        return f"1 - (\n{good}\n/\n{total}\n)"
+        total = f"{by} (increase({c.selector(m.run_duration + '_count', e)}[{window}]))"
+        return f"{total} - {by} (increase({bucket}[{window}]))", total
     bad = fill(slo.sli.error_query, env=env.name, window=window)
     total = fill(slo.sli.total_query, env=env.name, window=window)
-    return f"({bad})\n/\n({total})"
+    return f"({bad})", f"({total})"
+
+
+def sli_error_ratio(model: Model, env: Environment, slo: SLO, window: str) -> str:
+    """The share of bad runs over `window` (0..1), labelled by env only; no sample (never NaN) when the
+    window holds no run."""
+    m = model.metrics
+    e = c.env_matcher(model, env)
+    by = f"sum by ({m.env_label})"
+    if slo.sli.kind == "latency":
+        le = c.fmt_number(slo.sli.threshold_seconds)
+        bucket = c.selector(m.run_duration + "_bucket", e, f'le="{le}"')
+        good = f"{by} (increase({bucket}[{window}]))"
+        total = f"{by} (increase({c.selector(m.run_duration + '_count', e)}[{window}]))"
+        return f"1 - (\n{good}\n/\n({total} > 0)\n)"
+    errors, events = sli_counts(model, env, slo, window)
+    return f"{errors}\n/\n({events} > 0)"
 
 
 def sli_good_total(model: Model, env: Environment, slo: SLO) -> tuple[str, str, str]:

@@ -26,6 +26,7 @@ WORKBOOK: tuple[tuple[str, str, str, Fraction], ...] = (
     ("ticket", "3d", "6h", Fraction(10, 100)),
 )
 MIN_BUDGET_RUNS = 2  # a budget of fewer runs than this cannot tell a bad run from a bad SLO
+MIN_FAILED_RUNS = 2  # a burn-rate alert also needs this many failed runs in its long window
 
 
 @dataclass(frozen=True)

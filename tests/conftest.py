@@ -70,4 +70,4 @@ def require_tool(name: str) -> str:
 
 def run_tool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NO_COLOR": "1"}
-    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=60)
+    return subprocess.run(args, capture_output=True, text=True, cwd=cwd, env=env, timeout=300)

@@ -170,11 +170,14 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
                        "merge."}
     page = _row(dev, "SLOBurnRatePage", threshold="`pass-rate`")
     assert (page["Tier"], page["Severity"], page["For"]) == ("all", "critical", "0s")
-    assert page["Threshold"] == ("SLO `pass-rate` (objective 95 % over 28d): burn rate above 13.44× over 1h and "
-                                 "5m; or 5.6× over 6h and 30m")
+    # dev runs every 15m: the workbook's 5m short window cannot hold a run, so it becomes 1.5 cadences rounded
+    # up (23m); 95 % over 28d is 134.4 runs of budget, so the shares and long windows stand
+    assert page["Threshold"] == ("SLO `pass-rate` (objective 95 % over 28d, runs every 15m): burn rate above "
+                                 "13.44× over 1h and 23m (2 % of the budget; fitted to the cadence from the "
+                                 "workbook's 1h/5m, 2 %); or 5.6× over 6h and 30m")
     assert _row(dev, "SLOBurnRateTicket", threshold="`run-duration`")["Threshold"] == (
-        "SLO `run-duration` (objective 95 % over 28d): burn rate above 2.8× over 1d and 2h; or "
-        "0.9333333333333333× over 3d and 6h")
+        "SLO `run-duration` (objective 95 % over 28d, runs every 15m): burn rate above 2.8× over 1d and 2h; or "
+        "0.9333× over 3d and 6h")
 
 
 def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Model) -> None:

@@ -318,22 +318,28 @@ def test_pass_rate_threshold_follows_the_pass_rate_slo_objective():
         assert panel["fieldConfig"]["defaults"]["thresholds"]["steps"][-1]["value"] == target
 
 
-def test_error_budget_has_one_query_per_slo_on_the_period_ratio_record():
+def test_error_budget_reads_the_recorded_budget_remaining_of_each_slo_and_says_no_runs():
     model = hand_model(panels=("error_budget_remaining",))
     env = model.environments[0]
     panel = build_dashboard(model, env, model.dashboards[0])["panels"][0]
     assert [t["legendFormat"] for t in panel["targets"]] == [s.id for s in model.slos]
     for slo, target in zip(model.slos, panel["targets"]):
-        assert conventions.selector(conventions.SLO_ERROR_RATIO_PERIOD, conventions.slo_matchers(model, env, slo)) in target["expr"]
-        assert "/ 0.05" in target["expr"]
+        # the record is 1 while the period has had no run, so the panel needs no filter that could hide it
+        assert target["expr"] == conventions.selector(conventions.SLO_BUDGET_REMAINING,
+                                                      conventions.slo_matchers(model, env, slo))
+    assert panel["fieldConfig"]["defaults"]["noValue"] == "No runs"
 
 
-def test_burn_rate_has_a_1h_and_a_6h_query_per_slo():
+def test_burn_rate_plots_the_page_windows_fitted_to_an_hourly_cadence():
+    # dev runs every hour (the default cadence); 95 % over 28d is a budget of 28*24*0.05 = 33.6 runs. The
+    # workbook's 1h/5m page (2 %) needs a share of at least one run (1/33.6) and a short window of 1.5
+    # cadences rounded up (2h), so its long window becomes 2h; the 6h/30m page (5 %) keeps 6h.
     model = hand_model(panels=("burn_rate",))
     panel = build_dashboard(model, model.environments[0], model.dashboards[0])["panels"][0]
     legends = [t["legendFormat"] for t in panel["targets"]]
-    assert legends == [f"{s.id} {w}" for s in model.slos for w in ("1h", "6h")]
+    assert legends == [f"{s.id} {w}" for s in model.slos for w in ("2h", "6h")]
     assert all(conventions.slo_error_ratio_record(t["legendFormat"].split()[1]) in t["expr"] for t in panel["targets"])
+    assert all(t["expr"].endswith(" / 0.05") for t in panel["targets"])  # a burn rate: the ratio over the budget
 
 
 def test_unknown_panel_kind_raises_value_error():

@@ -22,6 +22,7 @@ from obsgen.model import (
     Environment,
     Metrics,
     Model,
+    Cadence,
     Policy,
     Service,
     SLOAlerting,
@@ -64,6 +65,7 @@ def hand_model(**changes) -> Model:
             Environment(
                 name="dev",
                 description="Developer machines.",
+                cadence=Cadence("1m"),  # frequent enough for the workbook's windows to stand unchanged
                 policy=Policy(tolerance=(("governance", 3),), page_on_any_failure=False),
                 channels=(
                     ChannelTarget("pagerduty-oncall", routing_key_file="/etc/am/dev/pd-key"),
@@ -237,6 +239,22 @@ def test_conditions_use_the_long_window_as_lookback_and_the_short_one_as_alert_a
         ("ticket", "3d", "6h"),
     ]
     assert all(c["condition"]["kind"] == "burnrate" and c["condition"]["op"] == "gte" for c in conditions)
+
+
+def test_conditions_of_an_hourly_job_use_the_fitted_windows_and_say_so():
+    # 95 % over 28d at one run an hour is a budget of 33.6 runs: the 1h/5m page must cover at least one
+    # run's share (1/33.6) and a short window of 1.5 runs rounded up (2h), so it becomes 2h/2h at
+    # (1/33.6) * 672h / 2h = 10x; the 6h/30m page keeps 6h at 5.6x with a 2h short window.
+    model = hand_model()
+    env = dataclasses.replace(model.environments[0], cadence=Cadence("1h"))
+    docs = environment_documents(model, env)
+    conditions = [d["spec"] for d in docs if d["kind"] == "AlertCondition"][:2]
+    assert [(c["condition"]["lookbackWindow"], c["condition"]["alertAfter"]) for c in conditions] == [
+        ("2h", "2h"), ("6h", "2h")]
+    assert thresholds(model, env, "pass-rate")[:2] == pytest.approx([10, 5.6], abs=1e-9)
+    policies = [d["spec"]["description"] for d in docs if d["kind"] == "AlertPolicy"][:2]
+    assert "Fitted to runs every 1h from the workbook's 1h and 5m" in policies[0]
+    assert "Fitted to runs every 1h from the workbook's 6h and 30m" in policies[1]  # its short window moved
 
 
 # --- structure ------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def failing_groups(output: str) -> set[str]:
 @pytest.mark.parametrize("spec_name", sorted(SPECS))
 def test_promtool_passes_every_generated_rule_test(spec_name: str, built: dict[str, Path]) -> None:
     envs = sorted(p for p in built[spec_name].iterdir() if p.is_dir())
-    with ThreadPoolExecutor(max_workers=len(envs)) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:  # promtool is CPU-bound: one per core
         results = list(pool.map(lambda env: (env.name, _test_files(env), *promtool_test(*_test_files(env))), envs))
     for env, files, code, output in results:
         assert files, f"{spec_name}/{env}: no rule tests generated"
@@ -190,7 +190,7 @@ def test_a_changed_annotation_fails_the_groups_where_that_alert_fires(built, tmp
     code, output = promtool_test(test_file)
     assert code == 1
     assert failing_groups(output) == _groups(test_file, lambda g: "tickets" in g["name"])
-    assert len(failing_groups(output)) == 2
+    assert len(failing_groups(output)) == 1  # a ticket fires only where one run in six fails for 3d
 
 
 def test_a_changed_recording_rule_fails_the_exact_values_group_naming_it(built, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from obsgen import conventions as c
-from obsgen import render, routing
+from obsgen import render, routing, slo_windows
 from obsgen.artifact import Artifact
 from obsgen.compile.alertmanager import compile_alertmanager
 from obsgen.compile.prometheus import burn_conditions, never_reported_name, rule_documents, stale_after
@@ -94,9 +94,10 @@ def _threshold(model: Model, env: Environment, rule: Rule) -> str:
     labels = rule.get("labels", {})
     if c.LABEL_SLO_ALERT in labels:
         slo = next(s for s in model.slos if s.id == labels[c.LABEL_SLO])
-        burns = "; or ".join(f"{factor}× over {long} and {short}"
-                             for long, short, factor in burn_conditions(slo, labels[c.LABEL_SLO_ALERT]))
-        return (f"SLO {code(slo.id)} (objective {c.fmt_number(slo.objective * 100)} % over {slo.period}): "
+        burns = "; or ".join(slo_windows.describe(w, "×")
+                             for w in burn_conditions(slo, env, labels[c.LABEL_SLO_ALERT]))
+        return (f"SLO {code(slo.id)} (objective {c.fmt_number(slo.objective * 100)} % over {slo.period}, "
+                f"runs {env.cadence.describe()}): "
                 f"burn rate above {burns}")
     notice = next((a for a in model.alerts if a.kind == "not_reporting" and never_reported_name(a) == rule["alert"]),
                   None)

@@ -292,42 +292,41 @@ def error_budget_remaining_panel(b: _Build) -> Any:
     ]
     return b.g.Stat(
         **b.common("Error budget remaining", "Share of each SLO's error budget left over its period: "
-                   "1 - error ratio / (1 - objective). Below 0 the budget is spent.", targets),
+                   "1 - failed runs / runs / (1 - objective); 100 % while the period has had no run. "
+                   "Below 0 the budget is spent.", targets),
         format="percentunit", decimals=1, graphMode="none", textMode="value_and_name", reduceCalc="lastNotNull",
-        noValue="No traffic", thresholds=b.thresholds("red", ("orange", 0), ("green", 0.25)),
+        noValue="No runs", thresholds=b.thresholds("red", ("orange", 0), ("green", 0.25)),
     )
 
 
 def burn_rate_panel(b: _Build) -> Any:
-    windows = [(long, share) for severity, long, _short, share in c.BURN_WINDOWS if severity == "page"]
+    pages = [(slo, w) for slo in b.model.slos for w in c.burn_windows(slo, b.env) if w.severity == "page"]
+    series = list(dict.fromkeys((slo, w.long) for slo, w in pages))  # the page conditions' long windows
     targets = [
         b.target(burn_rate_expr(b.model, b.env, slo, window), _ref(i), f"{slo.id} {window}")
-        for i, (slo, (window, _share)) in enumerate((s, w) for s in b.model.slos for w in windows)
+        for i, (slo, window) in enumerate(series)
     ]
-    factors = sorted({
-        c.burn_factor(seconds(slo.period), seconds(window), share) for slo in b.model.slos for window, share in windows
-    })
+    factors = sorted({w.factor for _slo, w in pages})
+    windows = list(dict.fromkeys(window for _slo, window in series))
     return b.g.TimeSeries(
-        **b.common("Burn rate", f"How fast each SLO spends its error budget over {' and '.join(w for w, _ in windows)} "
-                   "windows (1 = the whole budget over the period); the lines are the page thresholds.", targets),
+        **b.common("Burn rate", f"How fast each SLO spends its error budget over the {' and '.join(windows)} "
+                   f"windows fitted to runs {b.env.cadence.describe()} (1 = the whole budget over the period); "
+                   "the lines are the page thresholds. No runs in a window: no point.", targets),
         unit="short", valueMin=0, thresholdsStyleMode="line",
+        extraJson={"fieldConfig": {"defaults": {"noValue": "No runs"}}},
         thresholds=b.thresholds("green", *(("red", f) for f in factors)),
     )
 
 
 def budget_remaining_expr(model: Model, env: Environment, slo: SLO) -> str:
-    """1 - error ratio / (1 - objective), with no result (the panel says No traffic) rather than NaN."""
-    return f"1 - {_ratio_over_budget(model, env, slo, c.SLO_ERROR_RATIO_PERIOD)}"
+    """The recorded budget remaining: a number whenever the rules run (1 while the period has had no run)."""
+    return c.selector(c.SLO_BUDGET_REMAINING, c.slo_matchers(model, env, slo))
 
 
 def burn_rate_expr(model: Model, env: Environment, slo: SLO, window: str) -> str:
-    return _ratio_over_budget(model, env, slo, c.slo_error_ratio_record(window))
-
-
-def _ratio_over_budget(model: Model, env: Environment, slo: SLO, record: str) -> str:
-    """An error-ratio record divided by the error budget; `>= 0` drops the NaN that 0/0 gives without runs."""
-    ratio = c.selector(record, c.slo_matchers(model, env, slo))
-    return f"({ratio} >= 0) / {c.fmt_number(1 - slo.objective)}"
+    """An error-ratio record divided by the error budget; the record has no sample when the window has no run."""
+    ratio = c.selector(c.slo_error_ratio_record(window), c.slo_matchers(model, env, slo))
+    return f"{ratio} / {c.fmt_number(1 - slo.objective)}"
 
 
 def table_transformations(b: _Build, rename: dict[str, str]) -> list[dict[str, Any]]:

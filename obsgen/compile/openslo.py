@@ -141,7 +141,8 @@ def description(*sentences: str) -> str:
 
 
 def percent(value: Fraction) -> str:
-    return f"{c.fmt_number(value * 100)}%"
+    text = c.fmt_number(value * 100)
+    return f"{text}%" if len(text) <= 8 else f"{float(value * 100):.4g}%"
 
 
 # --- documents --------------------------------------------------------------
@@ -182,9 +183,9 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
         c.LABEL_SLO: slo.id,
     }
     period = openslo_duration(slo.period)
-    period_seconds = durations.seconds(slo.period)
     runbook = model.service.runbook_url(slo.runbook)
-    windows = c.BURN_WINDOWS
+    windows = c.BURN_WINDOWS  # names and order: the workbook's; windows and thresholds: fitted to the cadence
+    fitted = c.burn_windows(slo, env)
     slo_doc = _document(
         "SLO",
         _metadata(names[slo_key(slo)], labels, f"{model.service.name} {slo.id} ({env.name})"),
@@ -201,14 +202,18 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
         slo_doc["spec"]["description"] = description(slo.description)
     docs = [slo_doc]
     channels = {"page": model.slo_alerting.page_channel, "ticket": model.slo_alerting.ticket_channel}
-    for severity, long, short, share in windows:
-        factor = c.burn_factor(period_seconds, durations.seconds(long), share)
+    for (severity, long, _short, _share), used in zip(windows, fitted):
+        factor, share = used.factor, used.share
         alert_labels = {**labels, c.LABEL_SLO_ALERT: severity}
         summary = (
             f"The {slo.id} SLO ({percent(slo.objective)} over {period}) burns its error budget at "
-            f"{float(factor):.4g} times the sustainable rate or faster over both {long} and {short} "
-            f"({percent(share)} of the budget in {long})."
+            f"{float(factor):.4g} times the sustainable rate or faster over both {used.long} and {used.short} "
+            f"({percent(share)} of the budget in {used.long})."
         )
+        if used.changed:
+            long0, short0, share0 = used.workbook
+            summary += (f" Fitted to runs {env.cadence.describe()} from the workbook's {long0} and {short0} "
+                        f"({percent(share0)}).")
         docs.append(
             _document(
                 "AlertPolicy",
@@ -234,8 +239,8 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
                         "kind": "burnrate",
                         "op": "gte",
                         "threshold": float(factor),
-                        "lookbackWindow": openslo_duration(long),
-                        "alertAfter": openslo_duration(short),
+                        "lookbackWindow": openslo_duration(used.long),
+                        "alertAfter": openslo_duration(used.short),
                     },
                 },
             )

@@ -12,12 +12,13 @@ from typing import Any
 from urllib.parse import quote
 
 from obsgen import conventions as c
-from obsgen import durations, queries, render
+from obsgen import durations, queries, render, slo_windows
 from obsgen.artifact import Artifact
 from obsgen.model import SLO, Alert, Environment, Model, Step
 from obsgen.placeholders import fill
 
 Rule = dict[str, Any]
+RUN_SLIS = ("pass_rate", "latency")  # SLIs that count the selftest's runs (not a user's own ratio)
 PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
 LIVENESS_MARGIN = "10m"  # run time, push, scrape and evaluation delays on top of two missed runs
 
@@ -213,26 +214,40 @@ def _slo_labels(model: Model, env: Environment, slo: SLO) -> dict[str, str]:
 
 
 def _slo_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
+    """The error ratio over every window the fitted burn conditions use, and nothing else."""
+    windows = slo_windows.windows_used(c.burn_windows(slo, env))
     return [{"record": c.slo_error_ratio_record(w), "expr": queries.sli_error_ratio(model, env, slo, w),
-             "labels": _slo_labels(model, env, slo)} for w in c.SLO_WINDOWS]
+             "labels": _slo_labels(model, env, slo)} for w in windows]
+
+
+def count_window(model: Model) -> str:
+    """The window of the per-evaluation error and event counts: twice the period group's interval, so that
+    every run is counted twice even if an evaluation is late (errors and events alike, so their ratio holds)."""
+    every = max(model.timing.evaluation_interval, PERIOD_INTERVAL, key=durations.seconds)
+    return durations.format_seconds(2 * durations.seconds(every))
 
 
 def _slo_period_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
-    short = c.selector(c.slo_error_ratio_record(c.SLO_WINDOWS[0]), c.slo_matchers(model, env, slo))
-    budget = c.fmt_number(1 - slo.objective)
-    period = c.selector(c.SLO_ERROR_RATIO_PERIOD, c.slo_matchers(model, env, slo))
+    """Occurrences over the period: failed runs / runs, from short counts summed over the period. Budget
+    remaining is 1 (nothing consumed) while the period holds no run."""
+    window, labels, matchers = count_window(model), _slo_labels(model, env, slo), c.slo_matchers(model, env, slo)
+    errors, events = queries.sli_counts(model, env, slo, window)
+    summed = {kind: f"sum_over_time({c.selector(c.slo_count_record(kind, window), matchers)}[{slo.period}])"
+              for kind in ("errors", "events")}
+    period = c.selector(c.SLO_ERROR_RATIO_PERIOD, matchers)
     return [
-        {"record": c.SLO_ERROR_RATIO_PERIOD, "expr": f"avg_over_time({short}[{slo.period}])",
-         "labels": _slo_labels(model, env, slo)},
-        {"record": c.SLO_BUDGET_REMAINING, "expr": f"1 - {period} / {budget}", "labels": _slo_labels(model, env, slo)},
+        {"record": c.slo_count_record("errors", window), "expr": errors, "labels": labels},
+        {"record": c.slo_count_record("events", window), "expr": events, "labels": labels},
+        {"record": c.SLO_ERROR_RATIO_PERIOD, "expr": f"{summed['errors']}\n/\n({summed['events']} > 0)",
+         "labels": labels},
+        {"record": c.SLO_BUDGET_REMAINING,
+         "expr": f"1 - {period} / {c.fmt_number(1 - slo.objective)}\nor on ()\nvector(1)", "labels": labels},
     ]
 
 
-def burn_conditions(slo: SLO, severity: str) -> list[tuple[str, str, str]]:
-    """(long window, short window, factor text) of the burn-rate conditions of one severity."""
-    period = durations.seconds(slo.period)
-    return [(long, short, c.fmt_number(c.burn_factor(period, durations.seconds(long), share)))
-            for sev, long, short, share in c.BURN_WINDOWS if sev == severity]
+def burn_conditions(slo: SLO, env: Environment, severity: str) -> list[slo_windows.BurnWindow]:
+    """The fitted burn-rate conditions of one severity."""
+    return [w for w in c.burn_windows(slo, env) if w.severity == severity]
 
 
 def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
@@ -242,11 +257,17 @@ def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
     for severity, alertname, level in (("page", "SLOBurnRatePage", "critical"),
                                        ("ticket", "SLOBurnRateTicket", "warning")):
         clauses, factors = [], []
-        for long, short, factor in burn_conditions(slo, severity):
-            factors.append(f"{factor}x over {long} and {short}")
-            clauses.append("(\n" + "\nand\n".join(
-                f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget})" for w in (long, short)
-            ) + "\n)")
+        for window in burn_conditions(slo, env, severity):
+            factor = c.fmt_number(window.factor)
+            factors.append(slo_windows.describe(window))
+            conditions = [f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget})"
+                          for w in dict.fromkeys((window.long, window.short))]
+            if slo.sli.kind in RUN_SLIS:
+                # at least two failed runs: with irregular runs a window may hold a single run, and one failing
+                # run must never page or ticket on its own (increase() of a sparse counter reads ~2 for 2)
+                errors, _ = queries.sli_counts(model, env, slo, window.long)
+                conditions.append(f"on ({model.metrics.env_label}) {errors} >= {slo_windows.MIN_FAILED_RUNS - 0.5:g}")
+            clauses.append("(\n" + "\nand\n".join(conditions) + "\n)")
         rules.append({
             "alert": alertname,
             "expr": "\nor\n".join(clauses),
@@ -255,7 +276,8 @@ def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
             "annotations": {
                 "summary": f"SLO {slo.id} in {env.name} is burning its error budget too fast ({severity})",
                 "description": (f"{slo.description} Objective {c.fmt_number(slo.objective * 100)} % over "
-                                f"{slo.period}; burn rate above " + "; or ".join(factors) + "."),
+                                f"{slo.period}, runs {env.cadence.describe()}; burn rate above "
+                                + "; or ".join(factors) + "."),
                 "remediation": slo.remediation or "Find what consumes the error budget on the dashboard.",
                 "runbook_url": model.service.runbook_url(slo.runbook),
             },

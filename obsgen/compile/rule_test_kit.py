@@ -15,8 +15,11 @@ import math
 import re
 from decimal import Decimal
 from typing import Any, Iterable
+from urllib.parse import quote
 
+from obsgen import conventions as c
 from obsgen import durations
+from obsgen.model import Environment, Model
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ACTION = re.compile(r"\{\{\s*(?:\$labels\.(" + _NAME + r")|\.Labels\.(" + _NAME + r")|\$value|\.Value)\s*\}\}")
@@ -237,3 +240,13 @@ def summed_rate(query: str) -> tuple[str, dict[str, str], dict[str, str]] | None
     if labels is None:
         return None
     return metric, labels, _output_labels(by, True, metric, labels)
+
+
+def intended_dashboard(model: Model, env: Environment, step_id: str) -> dict[str, str]:
+    """The README's dashboard_url: the environment's Grafana, `/d/<uid>` of the spec's first dashboard,
+    `?var-step=<step>` for an alert about one step; none without a grafana backend."""
+    grafana = env.backend("grafana")
+    if grafana is None or not model.dashboards:
+        return {}
+    url = grafana.url.rstrip("/") + "/d/" + c.dashboard_uid(model, env, model.dashboards[0].id)
+    return {"dashboard_url": url if step_id == c.ALL_STEPS else f"{url}?var-step={quote(step_id, safe='')}"}

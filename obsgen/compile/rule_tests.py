@@ -34,8 +34,6 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from urllib.parse import quote
-
 from obsgen import conventions as c
 from obsgen import durations, render
 from obsgen.artifact import Artifact
@@ -117,16 +115,6 @@ SEVERITY_ORDER = ("critical", "warning", "info")
 LIVENESS_MARGIN = 600  # seconds on top of two cadence intervals: the README's default stale_after
 
 
-def _dashboard(model: Model, env: Environment, step_id: str) -> dict[str, str]:
-    """The README's dashboard_url: the environment's Grafana, `/d/<uid>` of the spec's first dashboard,
-    `?var-step=<step>` for an alert about one step; none without a grafana backend."""
-    grafana = env.backend("grafana")
-    if grafana is None or not model.dashboards:
-        return {}
-    url = grafana.url.rstrip("/") + "/d/" + c.dashboard_uid(model, env, model.dashboards[0].id)
-    return {"dashboard_url": url if step_id == c.ALL_STEPS else f"{url}?var-step={quote(step_id, safe='')}"}
-
-
 def _intended(model: Model, env: Environment, alert: Alert, series_labels: dict[str, str], value: float,
               step: Step | None = None) -> kit.Doc:
     """The labels and annotations the spec gives a firing alert (its tier's severity; `page=oncall` where
@@ -155,7 +143,7 @@ def _intended(model: Model, env: Environment, alert: Alert, series_labels: dict[
         "description": description,
         "remediation": step.remediation if step else (alert.remediation or tier.description),
         "runbook_url": model.service.runbook_url(step.runbook or tier.runbook if step else alert.runbook),
-        **_dashboard(model, env, step_id),
+        **kit.intended_dashboard(model, env, step_id),
     }
     return kit.intended(labels, annotations, series_labels, value)
 
@@ -172,7 +160,7 @@ def _notice(model: Model, env: Environment, alert: Alert, series_labels: dict[st
                         f"runs have reported and then stop for {_stale_text(alert, env)}."),
         "remediation": alert.remediation or model.tier(alert.tier).description,
         "runbook_url": model.service.runbook_url(alert.runbook),
-        **_dashboard(model, env, c.ALL_STEPS),
+        **kit.intended_dashboard(model, env, c.ALL_STEPS),
     }
     return kit.intended(labels, annotations, series_labels, 1.0)
 

@@ -2,10 +2,10 @@
 // different periods, four environments, a custom alert and two dashboards.
 local tiers = ['kernel', 'governance', 'optional'];
 local envs = [
-  { name: 'dev', tolerance: 5, page: false },
-  { name: 'qa', tolerance: 3, page: false },
-  { name: 'staging', tolerance: 1, page: false },
-  { name: 'prod', tolerance: 0, page: true },
+  { name: 'dev', tolerance: 5, page: false, cadence: { every: '5m' } },
+  { name: 'qa', tolerance: 3, page: false, cadence: { every: '2m' } },
+  { name: 'staging', tolerance: 1, page: false, cadence: { at_least_every: '10m' } },
+  { name: 'prod', tolerance: 0, page: true, cadence: { at_least_every: '5m' } },
 ];
 local periods = ['7d', '14d', '28d', '30d'];
 {
@@ -36,6 +36,7 @@ local periods = ['7d', '14d', '28d', '30d'];
   environments: [
     {
       name: e.name,
+      cadence: e.cadence,
       policy: { tolerance: { governance: e.tolerance, optional: 10 }, page_on_any_failure: e.page },
       channels: {
         pd: { routing_key_file: '/run/secrets/%s/pd' % e.name },
