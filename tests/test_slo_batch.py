@@ -6,6 +6,8 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import pytest
+import yaml
 from conftest import require_tool
 
 from obsgen import slo_windows
@@ -100,3 +102,131 @@ def test_generated_slo_rule_tests_pass_for_runs_every_15m_and_every_hour(run_cli
         assert proc.returncode == 0, proc.stdout + proc.stderr
         text = (out / env / "prometheus/slo-pass-rate.rules.yaml").read_text()
         assert "rate(" not in text.replace("increase(", "") and "avg_over_time" not in text
+
+
+# --- the issue's scenarios, with expectations worked out by hand ----------------------------------------
+
+STEP = 300  # a sample every 5 minutes
+DAY = 86400
+
+
+def _counters(end: int, cadence: int, failing) -> dict[str, str]:
+    """runs_total{result} as a batch job leaves it: one run every `cadence` s (the first at `cadence`), each
+    failing when `failing(t)`; sampled every STEP, starting from 100 runs before the test."""
+    counts = {"pass": [], "fail": []}
+    for i in range(end // STEP + 1):
+        runs = [t for t in range(cadence, i * STEP + 1, cadence)]
+        fails = sum(1 for t in runs if failing(t))
+        counts["fail"].append(100 + fails)
+        counts["pass"].append(100 + len(runs) - fails)
+    return {f'selftest_runs_total{{env="{{env}}",result="{r}"}}': " ".join(map(str, v)) for r, v in counts.items()}
+
+
+def _promtool(tmp_path: Path, out: Path, env: str, tests: list[dict]) -> None:
+    rules = out / env / "prometheus/slo-pass-rate.rules.yaml"
+    # the recording groups first at each evaluation, as the generated tests order them (a live server reads
+    # the records of the previous evaluation instead: one interval later)
+    order = ["slo-pass-rate-sli", "slo-pass-rate-period", "slo-pass-rate-alerts"]
+    doc = {"rule_files": [str(rules)], "evaluation_interval": "1m", "group_eval_order": order, "tests": tests}
+    path = tmp_path / f"{env}.test.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    proc = subprocess.run([require_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _series(counters: dict[str, str], env: str) -> list[dict]:
+    return [{"series": s.replace("{env}", env), "values": v} for s, v in counters.items()]
+
+
+@pytest.fixture
+def mini(run_cli, tmp_path: Path) -> Path:
+    spec = tmp_path / "mini.yaml"
+    spec.write_text(SPEC)
+    out = tmp_path / "out"
+    assert run_cli("build", "--spec", str(spec), "--out", str(out)).code == 0
+    return out
+
+
+@pytest.mark.parametrize(("env", "cadence", "windows"), [
+    # windows by hand (95 % over 28d): every 15m keeps the workbook's but the 5m short one (1.5 x 15m -> 23m);
+    # every hour needs 2h short windows and a 2h long one for the first page (see the tables above)
+    ("dev", 900, ["23m", "30m", "1h", "2h", "6h", "1d", "3d"]),
+    ("prod", 3600, ["2h", "6h", "1d", "3d"]),
+])
+def test_three_days_of_passing_runs_give_numbers_at_every_evaluation(mini: Path, tmp_path: Path, env: str,
+                                                                     cadence: int, windows: list[str]) -> None:
+    end = 3 * DAY
+    matchers = f'env="{env}",slo="pass-rate"'
+    checks = []
+    for at in range(cadence, end + 1, 3 * 3600):  # from the first run on, every 3 hours
+        for window in windows:
+            checks.append({"expr": f"slo:sli_error:ratio_rate{window}{{{matchers}}}", "eval_time": f"{at}s",
+                           "exp_samples": [{"labels": f"slo:sli_error:ratio_rate{window}{{{matchers}}}",
+                                            "value": 0}]})
+        checks.append({"expr": f"slo:sli_error:ratio_period{{{matchers}}}", "eval_time": f"{at}s",
+                       "exp_samples": [{"labels": f"slo:sli_error:ratio_period{{{matchers}}}", "value": 0}]})
+        checks.append({"expr": f"slo:error_budget_remaining:ratio{{{matchers}}}", "eval_time": f"{at}s",
+                       "exp_samples": [{"labels": f"slo:error_budget_remaining:ratio{{{matchers}}}", "value": 1}]})
+    alerts = [{"alertname": name, "eval_time": f"{at}s", "exp_alerts": []}
+              for at in range(cadence, end + 1, 6 * 3600) for name in ("SLOBurnRatePage", "SLOBurnRateTicket")]
+    _promtool(tmp_path, mini, env, [{"interval": "5m", "input_series": _series(_counters(end, cadence, lambda t: False),
+                                                                                  env),
+                                     "promql_expr_test": checks, "alert_rule_test": alerts}])
+
+
+def test_two_hours_of_failing_runs_every_15m_page_without_a_gap_and_clear_one_run_later(mini: Path,
+                                                                                         tmp_path: Path) -> None:
+    # dev, every 15m, 95 % over 28d. The pages (README): 13.44x over 1h and 23m (threshold 0.672) or 5.6x over
+    # 6h and 30m (threshold 0.28), each with at least two failed runs in its long window. Runs at 1d, 1d15m, ...,
+    # 1d1h45m fail (eight runs). Before, at 1d25m, the hour holds 2 failed of 4 (0.5) and 6h 2 of 24: no page.
+    # At 1d30m the hour holds 3 of 4 (0.75) and the 23m window 2 of 2: it pages, and while runs fail every
+    # window holds failed runs above both thresholds. The run at 1d2h passes: the 30m window still holds the
+    # failed 1d1h45m run (1 of 2, 0.5 > 0.28) with 8 of 24 failed in 6h (0.33 > 0.28), so the page goes on
+    # until the run at 1d2h15m pushes it out: clear one cadence after passing runs resume, and quiet after.
+    onset, stop, end = DAY, DAY + 7200, DAY + 4 * 3600
+    series = _series(_counters(end, 900, lambda t: onset <= t < stop), "dev")
+    labels = {"alertname": "SLOBurnRatePage", "env": "dev", "service": "mini", "severity": "critical",
+              "slo": "pass-rate", "slo_alert": "page", "step_id": "all", "tier": "all"}
+    firing = range(onset + 1800, stop + 900, STEP)
+    quiet = [onset - STEP, onset + 1500, stop + 900, stop + 1800, stop + 3600]
+    annotations = {  # the README's texts for this spec: no remediation or runbook anchor of its own, no Grafana
+        "summary": "SLO pass-rate in dev is burning its error budget too fast (page)",
+        "description": "Runs pass. Objective 95 % over 28d, runs every 15m; burn rate above 13.44x over 1h and 23m "
+                       "(2 % of the budget; fitted to the cadence from the workbook's 1h/5m, 2 %); or 5.6x over 6h "
+                       "and 30m.",
+        "remediation": "Find what consumes the error budget on the dashboard.",
+        "runbook_url": "https://runbooks.example.com/mini"}
+    alerts = [{"alertname": "SLOBurnRatePage", "eval_time": f"{at}s",
+               "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}] if at in firing else []}
+              for at in [*quiet, *firing]]
+    _promtool(tmp_path, mini, "dev", [{"interval": "5m", "input_series": series, "alert_rule_test": alerts}])
+
+
+def test_hourly_runs_one_failure_alerts_nothing_and_one_in_six_tickets_without_paging(mini: Path,
+                                                                                      tmp_path: Path) -> None:
+    # prod, every hour, 95 % over 28d (budget 33.6 runs). Pages: 10x over 2h (threshold 0.5) or 5.6x over 6h and
+    # 2h (0.28); tickets: 2.8x over 1d and 2h (0.14) or 0.9333x over 3d and 6h (0.0467); each with at least two
+    # failed runs in its long window.
+    # One failed run at 1d among passing ones: no window ever holds two failed runs: nothing fires.
+    # One run in six failing (at 6h, 12h, ...): every 6h window holds exactly one failed run of six (0.167) and
+    # the 3d window the same share with at least two failed runs from 12h on: the 3d/6h ticket fires from then.
+    # No page: a 2h window holds at most one failed run, and 0.167 over 6h stays under 0.28.
+    labels = {"alertname": "SLOBurnRateTicket", "env": "prod", "service": "mini", "severity": "warning",
+              "slo": "pass-rate", "slo_alert": "ticket", "step_id": "all", "tier": "all"}
+    annotations = {
+        "summary": "SLO pass-rate in prod is burning its error budget too fast (ticket)",
+        "description": "Runs pass. Objective 95 % over 28d, runs every 1h; burn rate above 2.8x over 1d and 2h; or "
+                       "0.9333x over 3d and 6h.",
+        "remediation": "Find what consumes the error budget on the dashboard.",
+        "runbook_url": "https://runbooks.example.com/mini"}
+    one = _series(_counters(2 * DAY, 3600, lambda t: t == DAY), "prod")
+    quiet = [{"alertname": name, "eval_time": f"{at}s", "exp_alerts": []}
+             for at in range(DAY, 2 * DAY + 1, 3600) for name in ("SLOBurnRatePage", "SLOBurnRateTicket")]
+    six = _series(_counters(3 * DAY, 3600, lambda t: t % (6 * 3600) == 0), "prod")
+    checks = [{"alertname": "SLOBurnRatePage", "eval_time": f"{at}s", "exp_alerts": []}
+              for at in range(3600, 3 * DAY + 1, 2 * 3600)]
+    checks += [{"alertname": "SLOBurnRateTicket", "eval_time": f"{at}s",
+                "exp_alerts": [{"exp_labels": labels, "exp_annotations": annotations}]}
+               for at in range(DAY, 3 * DAY + 1, 6 * 3600)]
+    _promtool(tmp_path, mini, "prod", [{"interval": "5m", "input_series": one, "alert_rule_test": quiet},
+                                       {"interval": "5m", "input_series": six, "alert_rule_test": checks}])
