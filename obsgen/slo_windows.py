@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
 from obsgen import durations
 
@@ -60,6 +61,7 @@ def budget_runs(period_s: float, objective: Fraction, cadence_s: float) -> Fract
     return Fraction(int(period_s)) * (1 - Fraction(objective)) / Fraction(cadence_s)
 
 
+@lru_cache(maxsize=256)  # every SLO panel of every dashboard asks again
 def fit(period_s: float, objective: Fraction, cadence_s: float) -> tuple[BurnWindow, ...]:
     """The workbook's burn windows fitted to a job that runs every `cadence_s` seconds."""
     if cadence_s <= 0:
