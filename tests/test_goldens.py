@@ -6,6 +6,7 @@ goldens live in tests/goldens/<spec>/. `pytest --update-goldens` rewrites them.
 from __future__ import annotations
 
 import functools
+import json
 
 from pathlib import Path
 
@@ -121,3 +122,14 @@ def test_the_pure_python_yaml_emitter_gives_the_same_bytes_as_libyaml(monkeypatc
     prometheus._compile.cache_clear()
     alertmanager._compile.cache_clear()
     assert _build.__wrapped__(REFERENCE_SPEC) == with_libyaml
+
+
+def test_to_json_writes_the_bytes_of_json_dumps_sorted_and_indented() -> None:
+    from obsgen import render
+
+    samples = [{}, [], "x", 0, -7, 1.5, 1e100, -0.0, float("inf"), None, True, [[[]]], (1, 2),
+               {"b": [], "a": {}, "é": ["ü\n\"q\\", {"z": 1, "a": [{}]}, None, False, 2.25]},
+               json.loads((GENERATED / "dev/grafana/selftest-overview.json").read_text())]
+    for sample in samples:
+        assert render.to_json(sample) == (json.dumps(sample, sort_keys=True, indent=2, ensure_ascii=False)
+                                          + "\n").encode(), sample
