@@ -16,6 +16,7 @@ A check whose run-count ratio is within 1e-9 of a threshold is left out (the flo
 """
 from __future__ import annotations
 
+import bisect
 import itertools
 from dataclasses import dataclass
 from fractions import Fraction
@@ -104,11 +105,11 @@ class _Cases:
 
     # -- runs and inputs --------------------------------------------------------------------------------
 
-    def _runs(self, end: int, fails) -> list[tuple[int, bool]]:
-        """(time, failed) of every run up to `end`: one every cadence, the first at one cadence."""
-        return [(t, bool(fails(t))) for t in range(self.cadence, end + 1, self.cadence)]
+    def _runs(self, end: int, fails) -> "_Runs":
+        """Every run up to `end`: one every cadence, the first at one cadence, failed when `fails(t)`."""
+        return _Runs([(t, bool(fails(t))) for t in range(self.cadence, end + 1, self.cadence)])
 
-    def _inputs(self, runs: list[tuple[int, bool]], end: int) -> dict[str, str]:
+    def _inputs(self, runs: "_Runs", end: int) -> dict[str, str]:
         samples = end // STEP + 12
         steps = {"bad": [0] * (samples + 1), "good": [0] * (samples + 1)}  # runs first seen at each sample
         for t, failed in runs:
@@ -121,12 +122,11 @@ class _Cases:
     # -- expectations -----------------------------------------------------------------------------------
 
     @staticmethod
-    def _ratio(runs: list[tuple[int, bool]], at: int, window: str) -> Fraction | None:
-        since = at - durations.seconds(window)
-        inside = [failed for t, failed in runs if since < t <= at]
-        return Fraction(sum(inside), len(inside)) if inside else None
+    def _ratio(runs: "_Runs", at: int, window: str) -> Fraction | None:
+        failed, total = runs.count(at - durations.seconds(window), at)
+        return Fraction(failed, total) if total else None
 
-    def _alert(self, runs: list[tuple[int, bool]], severity: str, at: int) -> kit.Doc | None:
+    def _alert(self, runs: "_Runs", severity: str, at: int) -> kit.Doc | None:
         """The alert check at `at` from the run counts, or None when a ratio sits on a threshold: both
         windows' error ratios above the threshold, and at least MIN_FAILED_RUNS failed runs in the long one."""
         fires = False
@@ -135,8 +135,7 @@ class _Cases:
             ratios = [self._ratio(runs, at, w) for w in (b.long, b.short)]
             if any(r is not None and abs(r - threshold) < Fraction(1, 10**9) for r in ratios):
                 return None
-            since = at - durations.seconds(b.long)
-            failed = sum(f for t, f in runs if since < t <= at)
+            failed, _ = runs.count(at - durations.seconds(b.long), at)
             enough = failed >= slo_windows.MIN_FAILED_RUNS or self.slo.sli.kind not in ("pass_rate", "latency")
             fires = fires or (all(r is not None and r > threshold for r in ratios) and enough)
         rule = self.rules[severity]
@@ -163,3 +162,20 @@ class _Cases:
     def _expr(self, at: int, record: str, value: float) -> kit.Doc:
         labels = {**self.sli.labels, **self.records[record]}
         return kit.expr_case(at, c.selector(record, self.matchers), [(kit.series(record, labels), value)])
+
+
+class _Runs:
+    """(time, failed) of runs in time order, with failed and total counts of any window in O(log n)."""
+
+    def __init__(self, runs: list[tuple[int, bool]]):
+        self.runs = runs
+        self.times = [t for t, _ in runs]
+        self.failed = list(itertools.accumulate((f for _, f in runs), initial=0))
+
+    def __iter__(self):  # noqa: ANN204
+        return iter(self.runs)
+
+    def count(self, since: float, at: float) -> tuple[int, int]:
+        """(failed, all) runs at t with since < t <= at."""
+        lo, hi = bisect.bisect_right(self.times, since), bisect.bisect_right(self.times, at)
+        return self.failed[hi] - self.failed[lo], hi - lo
