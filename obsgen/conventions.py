@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from fractions import Fraction
 
-from obsgen import durations, slo_windows
+from obsgen import amtree, durations, slo_windows
 from obsgen.model import SLO, Environment, Model
 from obsgen.names import slug  # noqa: F401  (re-exported: c.slug)
 
@@ -49,6 +49,11 @@ def slo_count_record(kind: str, window: str) -> str:
 SLO_ERROR_RATIO_PERIOD = "slo:sli_error:ratio_period"
 SLO_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
 FAILING_STEPS_RECORD = "selftest:failing_steps:sum"
+
+
+def am_owner(model: Model, env: Environment) -> amtree.Owner:
+    """Who obsgen is in a shared Alertmanager config: its route's matchers and its receivers' prefix."""
+    return amtree.Owner(model.service.name, env.name, model.metrics.env_label)
 
 
 def env_matcher(model: Model, env: Environment) -> str:

@@ -61,13 +61,14 @@ def _alert_for(model: Model, tier: str):  # noqa: ANN202 - the model's Alert
 def run(model: Model, env: Environment, tier: str, pushgateway_url: str, alertmanager_url: str | None,
         timeout: float, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> DrillResult:
     from obsgen import emit
-    from obsgen.compile.routing_tests import intended_receivers
+    from obsgen.compile.routing_tests import intended_channels, intended_receivers
 
     alert = _alert_for(model, tier)
     report = emit.synthetic_report(model, env.name, tier)
     steps = [s.id for s in report.steps if s.failed]
     labels = {"alertname": alert.name, "tier": tier, model.metrics.env_label: env.name}
-    expected = intended_receivers(model, env, {**labels, **({"page": "oncall"} if _pages(model, env, tier) else {})})
+    intent = {**labels, **({"page": "oncall"} if _pages(model, env, tier) else {})}
+    expected = intended_receivers(model, env, intent)  # Alertmanager's names: <service>/<env>/<channel>
     result = DrillResult(env.name, tier, alert.name, steps, expected)
     am = _alertmanager(env, alertmanager_url)
     already = [a for a in _alerts(am, labels) if a["labels"].get("step_id") in steps]
@@ -77,7 +78,7 @@ def run(model: Model, env: Environment, tier: str, pushgateway_url: str, alertma
     grouping = {model.metrics.env_label: env.name, **emit.DRILL_GROUPING}
     say(f"drill {env.name} {tier}: pushing a failing run ({', '.join(steps)} failing) to {pushgateway_url} "
         f"as group job={model.service.name} {' '.join(f'{k}={v}' for k, v in grouping.items())}")
-    integrations = sorted({model.channel(r).type for r in expected})
+    integrations = sorted({model.channel(ch).type for ch in intended_channels(model, env, intent)})
     sent_before = _notifications(am, integrations)
     start = clock()
     emit.emit_to_pushgateway(model, env.name, report, pushgateway_url, grouping=emit.DRILL_GROUPING,

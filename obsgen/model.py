@@ -82,6 +82,9 @@ class Backend:
     rules_dir: str = ""
     config_file: str = ""
     api_path: str = ""  # mimir: the ruler or Alertmanager config API path, when not the default
+    owns: str = "subtree"  # alertmanager: "subtree" (obsgen's route, receivers, inhibit rules) or "whole"
+    route_position: str = "first"  # alertmanager, subtree: obsgen's route first or last under the root
+    route_continue: bool = False  # alertmanager, subtree: later sibling routes also see obsgen's alerts
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,12 @@ class Environment:
             if b.kind == kind:
                 return b
         return None
+
+    @property
+    def alertmanager_placement(self) -> tuple[str, bool]:
+        """(position, continue) of obsgen's route under a shared Alertmanager's root."""
+        am = self.backend("alertmanager")
+        return (am.route_position, am.route_continue) if am else ("first", False)
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,19 @@
 Rule tests run with `promtool test rules`, one call per test file; when a file
 fails, its test groups are run one by one so the report names every failing
 case (promtool 2.42 does not name the group of a failed expression test).
-Routing cases run with `amtool config routes test --verify.receivers`; the
-inhibition cases are evaluated here on the generated config, since amtool
-cannot. Everything reads the committed files, so a hand edit is caught.
+Routing cases run with `amtool config routes test --verify.receivers` against
+each config `routing.yaml` lists (the standalone config and the shared one:
+obsgen's subtree inside other teams' config), every case on each unless it
+names one; the inhibition cases are evaluated here on the same configs, since
+amtool cannot. Outcomes name the config (`[shared] ...`). The shared config is
+tested with obsgen's parts taken from `alertmanager/subtree.yaml` (what `apply`
+puts into a shared Alertmanager), and a copy of them in the shared file that
+is not the subtree's is reported. Everything reads the committed files, so a
+hand edit is caught.
 """
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import tempfile
@@ -103,29 +110,96 @@ def _dump(path: Path, document: Any) -> None:
     path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
 
 
+def _configs(routing: Path, document: dict[str, Any]) -> dict[str, Path]:
+    """The Alertmanager configs the cases run against, by name (`configs:`; an older file's single
+    `alertmanager_config:` is one config without a name)."""
+    named = document.get("configs")
+    if isinstance(named, dict) and named:
+        return {str(name): (routing.parent / str(path)).resolve() for name, path in named.items()}
+    if document.get("alertmanager_config"):
+        return {"": (routing.parent / str(document["alertmanager_config"])).resolve()}
+    raise ObsgenError(f"{routing}: names no Alertmanager config to test (no `configs:`): run `obsgen build`")
+
+
+def _subtree(routing: Path, document: dict[str, Any], configs: dict[str, Path], loaded: dict[str, Any],
+             scratch: Path) -> tuple[str, str] | None:
+    """Put obsgen's parts from the subtree file (`subtree: {file, into, owner}`) into the config named
+    `into`, in place of the ones it has, so the cases test what `apply` deploys into a shared config.
+    Returns (that config's name, what differed from its own copy of obsgen's parts, or "")."""
+    from obsgen import amtree
+
+    spec = document.get("subtree")
+    if not isinstance(spec, dict) or spec.get("into") not in configs:
+        return None
+    name, path = str(spec["into"]), (routing.parent / str(spec["file"])).resolve()
+    parts = _load(path)
+    try:
+        owner = amtree.Owner(**spec["owner"])
+        route, position = parts["route"], parts.get("position", amtree.FIRST)
+        receivers, rules = list(parts.get("receivers") or []), list(parts.get("inhibit_rules") or [])
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise ObsgenError(f"{path}: not obsgen's subtree of an Alertmanager config ({exc}): run `obsgen build`") \
+            from None
+    try:
+        had = amtree.extract(loaded[name], owner)
+    except amtree.OwnershipError as exc:
+        raise ObsgenError(f"{configs[name]}: {exc}") from None
+    differs = [what for what, ok in (
+        ("route", amtree.normal(had.route) == amtree.normal(route)),
+        (f"route's place ({had.position or 'none'} there, {position} in the subtree)", had.position == position),
+        ("receivers", amtree.normal(had.receivers) == amtree.normal({r["name"]: r for r in receivers})),
+        ("inhibit rules", amtree.normal(had.inhibit_rules) == amtree.normal(rules))) if not ok]
+    merged = copy.deepcopy(loaded[name])
+    amtree.place(merged, owner, route=copy.deepcopy(route), position=position, receivers=copy.deepcopy(receivers),
+                 drop_receivers=[n for n in had.receivers if n not in {r["name"] for r in receivers}],
+                 inhibit_rules=copy.deepcopy(rules))
+    configs[name], loaded[name] = scratch / f"{name}-alertmanager.yaml", merged
+    _dump(configs[name], merged)
+    return name, (f"{document['configs'][name]} has other {', '.join(differs)} of obsgen's than {spec['file']}; "
+                  f"the cases ran with the subtree's" if differs else "")
+
+
 def _routing_tests(amtool: str, env: str, routing: Path) -> Iterator[Outcome]:
+    document = _load(routing)
+    configs = _configs(routing, document)
+    loaded = {name: _load(path) for name, path in configs.items()}
+    for name, config in loaded.items():
+        if not isinstance(config, dict):
+            raise ObsgenError(f"{configs[name]}: not an Alertmanager config (a YAML mapping): run `obsgen build`")
+    with tempfile.TemporaryDirectory(prefix="obsgen-verify-") as scratch:
+        placed = _subtree(routing, document, configs, loaded, Path(scratch))
+        if placed:
+            name, problem = placed
+            yield Outcome(env, "routing", f"[{name}] obsgen's part of the config is {document['subtree']['file']}",
+                          not problem, problem)
+        yield from _cases(amtool, env, document, configs, loaded)
+
+
+def _cases(amtool: str, env: str, document: dict[str, Any], configs: dict[str, Path],
+           loaded: dict[str, Any]) -> Iterator[Outcome]:
     from obsgen import routing as r
 
-    document = _load(routing)
-    config_path = (routing.parent / document["alertmanager_config"]).resolve()
-    config = _load(config_path)
-    for case in document.get("tests") or []:
-        labels = {k: str(v) for k, v in case["labels"].items()}
-        if "receivers" in case:
-            want = ",".join(case["receivers"])
-            result = subprocess.run(
-                [amtool, "config", "routes", "test", f"--config.file={config_path}",
-                 f"--verify.receivers={want}", *(f"{k}={v}" for k, v in sorted(labels.items()))],
-                capture_output=True, text=True, timeout=60)
-            said = [line for line in (result.stdout + result.stderr).splitlines()
-                    if line.strip() and not line.startswith("WARNING")]
-            got = said[0].strip() if said else "(nothing)"
-            yield Outcome(env, "routing", case["name"], result.returncode == 0,
-                          "" if result.returncode == 0 else f"expected {want}, amtool routes it to {got}")
-        if "inhibited" in case:
-            got_inhibited = r.inhibited(config, labels, [{k: str(v) for k, v in f.items()}
-                                                         for f in case.get("firing", [])])
-            yield Outcome(env, "inhibition", case["name"], got_inhibited == case["inhibited"],
-                          "" if got_inhibited == case["inhibited"] else
-                          f"expected {'inhibited' if case['inhibited'] else 'not inhibited'}, "
-                          f"the inhibit rules say {'inhibited' if got_inhibited else 'not inhibited'}")
+    for name, config_path in configs.items():
+        tag = f"[{name}] " if name else ""
+        for case in document.get("tests") or []:
+            if case.get("config", name) != name:
+                continue
+            labels = {k: str(v) for k, v in case["labels"].items()}
+            if "receivers" in case:
+                want = ",".join(case["receivers"])
+                result = subprocess.run(
+                    [amtool, "config", "routes", "test", f"--config.file={config_path}",
+                     f"--verify.receivers={want}", *(f"{k}={v}" for k, v in sorted(labels.items()))],
+                    capture_output=True, text=True, timeout=60)
+                said = [line for line in (result.stdout + result.stderr).splitlines()
+                        if line.strip() and not line.lower().startswith("warning")]
+                got = said[0].strip() if said else "(nothing)"
+                yield Outcome(env, "routing", tag + case["name"], result.returncode == 0,
+                              "" if result.returncode == 0 else f"expected {want}, amtool routes it to {got}")
+            if "inhibited" in case:
+                got_inhibited = r.inhibited(loaded[name], labels, [{k: str(v) for k, v in f.items()}
+                                                                   for f in case.get("firing", [])])
+                yield Outcome(env, "inhibition", tag + case["name"], got_inhibited == case["inhibited"],
+                              "" if got_inhibited == case["inhibited"] else
+                              f"expected {'inhibited' if case['inhibited'] else 'not inhibited'}, "
+                              f"the inhibit rules say {'inhibited' if got_inhibited else 'not inhibited'}")

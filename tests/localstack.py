@@ -25,6 +25,47 @@ ROUTING_KEY = "local-stack-routing-key-0123456789abcdef"
 PAGERDUTY_PATH = "/v2/enqueue"
 
 
+OTHER_TEAM_PATH = "/other-team/billing"
+
+
+def shared_alertmanager_config(sink_url: str) -> str:
+    """The Alertmanager config the stack starts with: another team's, as obsgen meets a shared one.
+
+    A root that catches nothing useful, a route and a receiver of another service (`billing`, notifying
+    the sink at OTHER_TEAM_PATH), one of its inhibit rules, a time interval and comments; obsgen's
+    `apply` adds its subtree and must leave every one of these as it is."""
+    return f"""# Shared Alertmanager of the platform team: every service adds its own route.
+global:
+  resolve_timeout: 5m
+route:
+  receiver: platform-blackhole
+  group_by: [alertname]
+  group_wait: 1s
+  group_interval: 1s
+  repeat_interval: 1h
+  routes:
+    # billing: owned by the billing team
+    - receiver: billing-oncall
+      matchers: ['service="billing"']
+      mute_time_intervals: [billing-maintenance]
+receivers:
+  - name: platform-blackhole
+  - name: billing-oncall
+    webhook_configs:
+      - url: {sink_url}{OTHER_TEAM_PATH}
+        send_resolved: true
+inhibit_rules:
+  - source_matchers: ['service="billing"', 'alertname="BillingDown"']
+    target_matchers: ['service="billing"', 'severity="warning"']
+    equal: [env]
+time_intervals:
+  - name: billing-maintenance
+    time_intervals:
+      - weekdays: ['sunday']
+        times: [{{start_time: '03:00', end_time: '03:05'}}]
+"""
+
+
 def slack_path(channel: str) -> str:
     return f"/slack/{channel}"
 
@@ -68,7 +109,8 @@ class LocalStack:
     def __enter__(self) -> "LocalStack":
         self._exit = contextlib.ExitStack()
         self.sink = self._exit.enter_context(Sink())
-        self.stack = self._exit.enter_context(Stack(sink=self.sink))
+        self.stack = self._exit.enter_context(Stack(sink=self.sink,
+                                                    alertmanager_config=shared_alertmanager_config(self.sink.url)))
         self.grafana = self._exit.enter_context(GrafanaDouble(token=GRAFANA_TOKEN))
         self.spec = local_spec(self.directory, self.sink.url, fast=self.fast)
         return self

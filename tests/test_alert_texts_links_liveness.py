@@ -170,9 +170,10 @@ def test_every_generated_alert_links_its_environments_dashboard(reference: Path,
         step_id = rule["labels"]["step_id"]
         assert rule["annotations"]["dashboard_url"] == _expected_dashboard(reference, env, step_id), rule["alert"]
     config = yaml.safe_load((reference / env / "alertmanager/alertmanager.yaml").read_text())
-    pagerduty = next(r for r in config["receivers"] if r["name"] == "pagerduty-oncall")["pagerduty_configs"][0]
+    pagerduty = next(r for r in config["receivers"]
+                     if r["name"] == f"selftest/{env}/pagerduty-oncall")["pagerduty_configs"][0]
     assert {"href": "{{ .CommonAnnotations.dashboard_url }}", "text": "Dashboard"} in pagerduty["links"]
-    slack = next(r for r in config["receivers"] if r["name"] == "slack-tickets")["slack_configs"][0]
+    slack = next(r for r in config["receivers"] if r["name"] == f"selftest/{env}/slack-tickets")["slack_configs"][0]
     assert "{{ .Annotations.dashboard_url }}" in slack["text"]
 
 
@@ -184,7 +185,8 @@ def test_an_environment_without_grafana_gets_no_dashboard_url(run_cli, tmp_path:
         for group in yaml.safe_load(path.read_text())["groups"]:
             assert all("dashboard_url" not in r.get("annotations", {}) for r in group["rules"]), path
     config = yaml.safe_load((out / "staging/alertmanager/alertmanager.yaml").read_text())
-    links = next(r for r in config["receivers"] if r["name"] == "pagerduty-oncall")["pagerduty_configs"][0]["links"]
+    links = next(r for r in config["receivers"]
+                 if r["name"] == "selftest/staging/pagerduty-oncall")["pagerduty_configs"][0]["links"]
     assert [link["text"] for link in links] == ["Runbook"]
     proc = run_tool(require_tool("amtool"), "check-config", str(out / "staging/alertmanager/alertmanager.yaml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -218,9 +220,9 @@ def test_an_environment_that_reported_and_went_quiet_alerts_after_stale_after(re
     assert env in notes["summary"]
     routed = receivers(reference / env / "alertmanager/alertmanager.yaml", labels)
     if env == "prod":
-        assert "pagerduty-oncall" in routed, routed
+        assert "selftest/prod/pagerduty-oncall" in routed, routed
     else:
-        assert routed == ["slack-tickets"], routed
+        assert routed == ["selftest/dev/slack-tickets"], routed
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -234,4 +236,4 @@ def test_an_environment_that_never_reported_gets_a_notice_and_no_page(reference:
     [(labels, notes)] = seen[("SelftestNotReportingNoData", dur(late))]
     assert labels["severity"] == "info" and "page" not in labels
     assert notes["summary"] == f"Selftest in {env} has not reported any run yet"
-    assert receivers(reference / env / "alertmanager/alertmanager.yaml", labels) == ["slack-info"]
+    assert receivers(reference / env / "alertmanager/alertmanager.yaml", labels) == [f"selftest/{env}/slack-info"]

@@ -7,6 +7,7 @@ directory elsewhere. obsgen must match its files by name (README, "Rules and rou
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import os
 import subprocess
@@ -26,6 +27,7 @@ PREFIX = "selftest-dev-"
 MARKER = b"# obsgen: service=selftest env=dev\n"
 SELFTEST, PASS_RATE, DURATION = (PREFIX + f for f in ("selftest.rules.yaml", "slo-pass-rate.rules.yaml",
                                                       "slo-run-duration.rules.yaml"))
+CHANNELS = ("pagerduty-oncall", "slack-tickets", "slack-info")  # the spec's channels; dev gives each a target
 FOREIGN_GROUP = {"groups": [{"name": "other-team-alerts",
                              "rules": [{"alert": "OtherTeamDown", "expr": "up == 0", "labels": {"team": "other"}}]}]}
 
@@ -146,7 +148,10 @@ def test_apply_from_empty_then_read_back_then_a_second_apply_is_a_no_op(run_cli,
     result = run_cli("apply", "--env", "dev", "--yes")
     assert result.code == 0, result.err
     assert f"+ prometheus rule-group {SELFTEST}/selftest-alerts" in result.out
-    assert "~ alertmanager alertmanager-config alertmanager.yaml" in result.out
+    # Alertmanager: obsgen's subtree (README, "Sharing an Alertmanager") goes into the stack's own config
+    assert titles(result.out, "+ alertmanager") == sorted(
+        ["+ alertmanager route selftest/dev", "+ alertmanager inhibit-rules selftest/dev"]
+        + [f"+ alertmanager receiver selftest/dev/{channel}" for channel in CHANNELS])
     groups_loaded = {g["name"] for g in stack.rule_groups()}
     assert {"selftest-alerts", "selftest-recordings", "slo-pass-rate-alerts", "slo-run-duration-sli"} <= groups_loaded
     # deployed: every generated file, under its owned name, with the marker line after the header
@@ -154,7 +159,10 @@ def test_apply_from_empty_then_read_back_then_a_second_apply_is_a_no_op(run_cli,
     assert files(stack.rules_dir) == {PREFIX + p.name: with_marker(p.read_bytes()) for p in generated.iterdir()}
     # the server names the files by a path relative to its own working directory, not ours
     assert {g["file"] for g in stack.rule_groups()} == {f"rules/{name}" for name in (SELFTEST, PASS_RATE, DURATION)}
-    assert stack.alertmanager_loaded_config()["route"]["receiver"] == "slack-info"
+    running = stack.alertmanager_loaded_config()["route"]
+    assert running["receiver"] == yaml.safe_load(stack.initial_alertmanager_config)["route"]["receiver"]
+    assert running["routes"][0]["matchers"] == ['env="dev"', 'service="selftest"']  # first, as the spec's default
+    assert running["routes"][0]["receiver"] == "selftest/dev/slack-info"  # the least severe tier's channel
     diff = run_cli("diff", "--env", "dev", "--exit-code")
     assert (diff.code, diff.out.splitlines()[-1]) == (0, "dev: No changes: the live state matches the spec "
                                                          f"({diff.out.split('(')[-1].split()[0]} objects).")
@@ -178,31 +186,43 @@ def test_changing_the_spec_changes_only_that_group(run_cli, stack: Stack, env, t
     assert run_cli("diff", "--env", "dev", "--exit-code", "--spec", str(spec)).code == 0
 
 
-def test_a_config_alertmanager_refuses_rolls_every_backend_back(run_cli, stack: Stack, env, monkeypatch) -> None:
+@pytest.mark.parametrize("amtool", [True, False], ids=["checked-by-amtool", "refused-on-reload"])
+def test_a_config_alertmanager_refuses_rolls_every_backend_back(run_cli, stack: Stack, env, monkeypatch,
+                                                                tmp_path: Path, amtool: bool) -> None:
     from obsgen.deploy.backends.alertmanager import AlertmanagerBackend
 
     before_rules = files(stack.rules_dir)
     before_am = stack.alertmanager_config_file.read_bytes()
     real_desired = AlertmanagerBackend.desired
 
-    def refused(self, artifacts):  # a config the server rejects: the root receiver does not exist
+    def refused(self, artifacts):  # a config Alertmanager rejects: obsgen's route names a receiver that is not there
         objs = real_desired(self, artifacts)
-        bad = objs[0].payload.replace(b"  receiver: slack-info\n  repeat_interval", b"  receiver: nobody\n  repeat_interval")
-        assert bad != objs[0].payload
-        return [type(objs[0])(o.backend, o.kind, o.key, o.body, payload=bad) for o in objs]
+        route = next(o for o in objs if o.kind == "route")
+        bad = {**route.payload, "receiver": "selftest/dev/nobody"}
+        return [dataclasses.replace(o, body={**o.body, "receiver": "selftest/dev/nobody"}, payload=bad)
+                if o is route else o for o in objs]
 
     monkeypatch.setattr(AlertmanagerBackend, "desired", refused)
+    if not amtool:  # without amtool installed, the merged config goes straight to Alertmanager, which refuses it
+        monkeypatch.setenv("PATH", str(tmp_path))
     result = run_cli("apply", "--env", "dev", "--yes")
     assert result.code == 2
-    assert "Alertmanager (dev) refused the new config" in result.err
-    assert "restored" in result.err and "grafana" in result.err and "prometheus" in result.err
+    line = one_error_line(result.err)
+    if amtool:
+        assert "Alertmanager (dev): amtool check-config rejects the merged config, so nothing was written" in line
+    else:
+        assert "Alertmanager (dev) refused the new config" in line
+    assert "selftest/dev/nobody" in line  # what is wrong, in the checker's or the server's words
+    assert "restored" in line and "grafana" in line and "prometheus" in line
     assert files(stack.rules_dir) == before_rules
     assert [g["name"] for g in stack.rule_groups()] == []
     assert stack.alertmanager_config_file.read_bytes() == before_am
-    assert stack.alertmanager_loaded_config()["route"]["receiver"] != "nobody"
+    assert yaml.safe_load(before_am) == yaml.safe_load(stack.initial_alertmanager_config)
+    assert "selftest" not in stack.alertmanager_status()["config"]["original"]
     assert env.dashboard("selftest-dev-selftest-overview") is None
     history = run_cli("history", "--env", "dev")
-    assert "rolled-back" in history.out and "refused the new config" in history.out
+    assert "rolled-back" in history.out
+    assert ("rejects the merged config" if amtool else "refused the new config") in history.out
 
 
 # --- file mode: per file, owned, confirmed -----------------------------------------------------------

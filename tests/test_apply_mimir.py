@@ -48,6 +48,11 @@ def obsgen(run_cli, mimir: MimirDouble, spec: Path, command: str, *args: str):
 def test_apply_from_empty_creates_one_namespace_per_rule_file_then_nothing_differs(run_cli, mimir, spec) -> None:
     result = obsgen(run_cli, mimir, spec, "apply", "--yes")
     assert result.code == 0, result.err
+    # obsgen's part of the tenant's Alertmanager config: its route, one receiver per channel, its inhibit rules
+    assert sorted(line for line in result.out.splitlines() if line.startswith("+ alertmanager ")) == [
+        "+ alertmanager inhibit-rules selftest/prod", "+ alertmanager receiver selftest/prod/pagerduty-oncall",
+        "+ alertmanager receiver selftest/prod/slack-info", "+ alertmanager receiver selftest/prod/slack-tickets",
+        "+ alertmanager route selftest/prod"]
     assert sorted(mimir.groups(TENANT)) == [PREFIX + "selftest", PREFIX + "slo-pass-rate", PREFIX + "slo-run-duration"]
     assert [g["name"] for g in mimir.groups(TENANT)[PREFIX + "selftest"]] == ["selftest-alerts", "selftest-recordings"]
     assert all(tenant == TENANT for _, _, tenant in mimir.requests)
@@ -55,7 +60,8 @@ def test_apply_from_empty_creates_one_namespace_per_rule_file_then_nothing_diffe
     assert ROUTING_KEY in config and WEBHOOK in config and "_file" not in config  # Mimir needs them inline
     mimir.reset_requests()
     again = obsgen(run_cli, mimir, spec, "apply", "--yes")
-    assert (again.code, again.out) == (0, "prod: No changes: the live state matches the spec (9 objects).\n")
+    # 8 rule groups; the route, 3 receivers and the inhibit rules obsgen owns in the tenant's Alertmanager config
+    assert (again.code, again.out) == (0, "prod: No changes: the live state matches the spec (13 objects).\n")
     assert mimir.writes == 0
     diff = obsgen(run_cli, mimir, spec, "diff", "--exit-code")
     assert diff.code == 0

@@ -102,26 +102,28 @@ def test_every_alerting_rule_has_exactly_one_row(model: Model, env: str) -> None
 
 
 RECEIVERS = {
-    # (alert, step) -> receivers per environment: dev and staging alike, prod also pages on page="oncall"
-    ("SelftestKernelStepFailed", "core-checks"): ("pagerduty-oncall", "pagerduty-oncall"),
-    ("SelftestGovernanceFailuresAboveTolerance", "bdd"): ("slack-tickets", "pagerduty-oncall, slack-tickets"),
+    # (alert, step) -> channels per environment: dev and staging alike, prod also pages on page="oncall";
+    # each channel's Alertmanager receiver is `selftest-<env>-<channel>`
+    ("SelftestKernelStepFailed", "core-checks"): (["pagerduty-oncall"], ["pagerduty-oncall"]),
+    ("SelftestGovernanceFailuresAboveTolerance", "bdd"): (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),
     ("SelftestGovernanceFailuresAboveTolerance", "graph-invariants"):
-        ("slack-tickets", "pagerduty-oncall, slack-tickets"),
-    ("SelftestOptionalStepFailed", "extras"): ("slack-info", "pagerduty-oncall, slack-info"),
-    ("SelftestNotReporting", "all"): ("slack-tickets", "pagerduty-oncall, slack-tickets"),  # governance tier
-    ("SelftestNotReportingNoData", "all"): ("slack-info", "slack-info"),  # never reported: a notice, never a page
-    ("SelftestSlowRuns", "all"): ("slack-tickets", "pagerduty-oncall, slack-tickets"),
+        (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),
+    ("SelftestOptionalStepFailed", "extras"): (["slack-info"], ["pagerduty-oncall", "slack-info"]),
+    ("SelftestNotReporting", "all"): (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),  # governance tier
+    ("SelftestNotReportingNoData", "all"): (["slack-info"], ["slack-info"]),  # never reported: a notice, never a page
+    ("SelftestSlowRuns", "all"): (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),
 }
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_each_alert_lists_the_receivers_the_generated_routing_sends_it_to(model: Model, env: str) -> None:
     rows = _rows(_docs(model, env))
-    for (alert, step), receivers in RECEIVERS.items():
-        assert _row(rows, alert, step)["Receivers"] == receivers[env == "prod"], (alert, step)
+    for (alert, step), channels in RECEIVERS.items():
+        want = ", ".join(f"selftest/{env}/{channel}" for channel in channels[env == "prod"])
+        assert _row(rows, alert, step)["Receivers"] == want, (alert, step)
     for slo in ("pass-rate", "run-duration"):
-        assert _row(rows, "SLOBurnRatePage", threshold=f"`{slo}`")["Receivers"] == "pagerduty-oncall"
-        assert _row(rows, "SLOBurnRateTicket", threshold=f"`{slo}`")["Receivers"] == "slack-tickets"
+        assert _row(rows, "SLOBurnRatePage", threshold=f"`{slo}`")["Receivers"] == f"selftest/{env}/pagerduty-oncall"
+        assert _row(rows, "SLOBurnRateTicket", threshold=f"`{slo}`")["Receivers"] == f"selftest/{env}/slack-tickets"
 
 
 def test_receivers_follow_the_routing_tree_not_the_convention(model: Model) -> None:
@@ -133,17 +135,19 @@ def test_receivers_follow_the_routing_tree_not_the_convention(model: Model) -> N
     env = swapped.environment("dev")
     [artifact] = compile_docs(swapped, env)
     rows = _rows(artifact.content.decode())
-    assert _row(rows, "SelftestGovernanceFailuresAboveTolerance", "bdd")["Receivers"] == "slack-info"
-    assert _row(rows, "SelftestOptionalStepFailed", "extras")["Receivers"] == "slack-tickets"
-    assert yaml.safe_load(compile_alertmanager(swapped, env)[0].content)["route"]["routes"][3]["receiver"] == \
-        "slack-info"
+    assert _row(rows, "SelftestGovernanceFailuresAboveTolerance", "bdd")["Receivers"] == "selftest/dev/slack-info"
+    assert _row(rows, "SelftestOptionalStepFailed", "extras")["Receivers"] == "selftest/dev/slack-tickets"
+    config = next(yaml.safe_load(a.content) for a in compile_alertmanager(swapped, env)
+                  if a.path == "dev/alertmanager/alertmanager.yaml")
+    [route] = config["route"]["routes"]  # obsgen's route, the only one under its minimal root
+    assert route["routes"][3]["receiver"] == "selftest/dev/slack-info"
 
 
 def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
     dev, staging, prod = (_rows(_docs(model, env)) for env in ENVS)
     assert _row(dev, "SelftestKernelStepFailed", "core-checks") == {
         "Alert": "SelftestKernelStepFailed", "Step": "core-checks", "Tier": "kernel", "Severity": "critical",
-        "Receivers": "pagerduty-oncall", "For": "1m", "Threshold": "tolerance 0: any failing step",
+        "Receivers": "selftest/dev/pagerduty-oncall", "For": "1m", "Threshold": "tolerance 0: any failing step",
         "Runbook": f"[scenario-4-core-checks-fails-kernel]({RUNBOOK}scenario-4-core-checks-fails-kernel)",
         "Dashboard": "[dashboard](http://grafana.dev.example.internal:3000/d/selftest-dev-selftest-overview"
                      "?var-step=core-checks)",
@@ -163,7 +167,7 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
     assert _row(prod, "SelftestNotReporting")["Threshold"].startswith("stale_after 2h10m:")
     assert _row(dev, "SelftestSlowRuns") == {
         "Alert": "SelftestSlowRuns", "Step": "all", "Tier": "governance", "Severity": "warning",
-        "Receivers": "slack-tickets", "For": "10m", "Threshold": "p95 run duration over 1h above 60 s",
+        "Receivers": "selftest/dev/slack-tickets", "For": "10m", "Threshold": "p95 run duration over 1h above 60 s",
         "Runbook": f"[q-what-if-selftest-is-slow-60s]({RUNBOOK}q-what-if-selftest-is-slow-60s)",
         "Dashboard": "[dashboard](http://grafana.dev.example.internal:3000/d/selftest-dev-selftest-overview)",
         "Remediation": "Find the slowest steps in the run report; look for a performance regression in the last "
@@ -181,14 +185,15 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
 
 
 def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Model) -> None:
+    scope = '`service="selftest"`, `env="prod"`'  # obsgen's rules mute only its own alerts of this environment
     assert _section(_docs(model, "prod"), "Inhibition") == [
         "",
-        '1. While an alert matching `tier="kernel"`, `severity="critical"` fires, alerts matching '
-        '`tier=~"governance|optional"` with the same `env` are not sent.',
+        f'1. While an alert matching {scope}, `tier="kernel"`, `severity="critical"` fires, alerts matching '
+        f'{scope}, `tier=~"governance|optional"` with the same `env` are not sent.',
         "   Here: SelftestKernelStepFailed mutes SelftestGovernanceFailuresAboveTolerance, "
         "SelftestOptionalStepFailed, SelftestNotReporting, SelftestNotReportingNoData, SelftestSlowRuns.",
-        '2. While an alert matching `slo_alert="page"` fires, alerts matching `slo_alert="ticket"` with the same '
-        "`env`, `slo` are not sent.",
+        f'2. While an alert matching {scope}, `slo_alert="page"` fires, alerts matching {scope}, '
+        '`slo_alert="ticket"` with the same `env`, `slo` are not sent.',
         "   Here: SLOBurnRatePage mutes SLOBurnRateTicket.",
         ""]
 
@@ -196,16 +201,19 @@ def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Mode
 def test_receivers_table_names_each_destination(model: Model) -> None:
     assert _section(_docs(model, "staging"), "Receivers") == [
         "", "| Receiver | Kind | Destination | Purpose |", "|---|---|---|---|",
-        "| pagerduty-oncall | pagerduty | the service of the routing key in "
+        "| selftest/staging/pagerduty-oncall | pagerduty | the service of the routing key in "
         "`/etc/alertmanager/secrets/staging/pagerduty-routing-key` | Page the on-call engineer. |",
-        "| slack-tickets | slack | `#selftest-staging` | Ticket channel; fix before the next promotion. |",
-        "| slack-info | slack | `#selftest-staging-info` | Informational channel. |", ""]
+        "| selftest/staging/slack-tickets | slack | `#selftest-staging` | Ticket channel; fix before the next "
+        "promotion. |",
+        "| selftest/staging/slack-info | slack | `#selftest-staging-info` | Informational channel. |", ""]
 
 
 # --- Mermaid ----------------------------------------------------------------------------------------
 
-_NODE = re.compile(r'^    (root|r\d+(?:_\d+)*)\["([^"]*)"\]$')
-_EDGE = re.compile(r'^    (root|r\d+(?:_\d+)*) -->\|"(\d+)(, continue)?"\| (r\d+(?:_\d+)*)$')
+_NODE = re.compile(r'^    (root|obsgen|others|r\d+(?:_\d+)*)\["([^"]*)"\]$')
+_EDGE = re.compile(r'^    (obsgen|r\d+(?:_\d+)*) -->\|"(\d+)(, continue)?"\| (r\d+(?:_\d+)*)$')
+_PLACE = re.compile(r'^    root (-->|-\.->)\|"([^"]*)"\| (obsgen|others)$')
+_STYLE = ["    classDef foreign stroke-dasharray: 5 5", "    class root,others foreign"]
 
 
 def _mermaid(text: str) -> list[str]:
@@ -219,48 +227,94 @@ def _mermaid(text: str) -> list[str]:
 @pytest.mark.parametrize("env", ENVS)
 def test_the_routing_tree_is_a_well_formed_mermaid_flowchart(model: Model, env: str) -> None:
     block = _mermaid(_docs(model, env))
-    assert block[0] == "flowchart TD"
-    nodes = {m.group(1): m.group(2) for m in map(_NODE.match, block[1:]) if m}
-    edges = [m.groups() for m in map(_EDGE.match, block[1:]) if m]
-    assert len(nodes) + len(edges) == len(block) - 1, "every line is a node or an edge"
-    config = yaml.safe_load((GENERATED / env / "alertmanager/alertmanager.yaml").read_text())
-    children = config["route"]["routes"]
-    assert len(nodes) == 1 + len(children)
-    assert [(src, dst) for src, _, _, dst in edges] == [("root", f"r{i}") for i in range(1, len(children) + 1)]
+    assert block[0] == "flowchart TD" and block[-2:] == _STYLE
+    body = block[1:-2]
+    nodes = {m.group(1): m.group(2) for m in map(_NODE.match, body) if m}
+    edges = [m.groups() for m in map(_EDGE.match, body) if m]
+    placed = [m.groups() for m in map(_PLACE.match, body) if m]
+    assert len(nodes) + len(edges) + len(placed) == len(body), "every line is a node or an edge"
+    # obsgen's route as the subtree it owns says, its children as the standalone config has them
+    subtree = yaml.safe_load((GENERATED / env / "alertmanager/subtree.yaml").read_text())
+    route = subtree["route"]
+    children = route["routes"]
+    assert len(nodes) == 3 + len(children)
+    assert nodes["root"] == "root of the shared config (not obsgen's)"
+    assert nodes["others"] == "other teams' routes (not obsgen's)"
+    assert nodes["obsgen"] == (f"service=#quot;selftest#quot; env=#quot;{env}#quot;<br/>"
+                               f"receiver: selftest/{env}/slack-info")
+    assert placed == [("-->", "first", "obsgen"), ("-.->", "after obsgen's", "others")]  # the spec's default
+    assert [(src, dst) for src, _, _, dst in edges] == [("obsgen", f"r{i}") for i in range(1, len(children) + 1)]
     assert [int(n) for _, n, _, _ in edges] == list(range(1, len(children) + 1))
     assert [bool(cont) for _, _, cont, _ in edges] == [bool(c.get("continue")) for c in children]
-    assert nodes["root"] == "every alert<br/>receiver: slack-info"
     for i, child in enumerate(children, 1):
         label = nodes[f"r{i}"]
         assert label.startswith(child["matchers"][0].replace('"', "#quot;") + "<br/>receiver: " + child["receiver"])
+        assert child["receiver"].startswith(f"selftest/{env}/")
         assert not re.search(r"[<>]", label.replace("<br/>", ""))
 
 
 def test_prod_routing_tree_marks_the_continue_route(model: Model) -> None:
     block = _mermaid(_docs(model, "prod"))
-    assert block[:3] == ["flowchart TD", '    root["every alert<br/>receiver: slack-info"]',
-                         '    r1["page=#quot;oncall#quot;<br/>receiver: pagerduty-oncall<br/>continue: true"]']
-    assert '    root -->|"1, continue"| r1' in block and '    root -->|"2"| r2' in block
+    assert block[:4] == ["flowchart TD", '    root["root of the shared config (not obsgen\'s)"]',
+                         '    obsgen["service=#quot;selftest#quot; env=#quot;prod#quot;<br/>'
+                         'receiver: selftest/prod/slack-info"]',
+                         '    others["other teams\' routes (not obsgen\'s)"]']
+    assert ('    r1["page=#quot;oncall#quot;<br/>receiver: selftest/prod/pagerduty-oncall<br/>continue: true"]'
+            in block)
+    assert '    obsgen -->|"1, continue"| r1' in block and '    obsgen -->|"2"| r2' in block
     assert "continue" not in "\n".join(_mermaid(_docs(model, "dev")))
 
 
-def test_nested_routes_get_path_ids_and_inherited_receivers_are_marked() -> None:
-    from obsgen.compile.docs import _routing_tree
+def test_the_text_says_what_obsgen_owns_and_that_the_standalone_root_is_its_minimal_root(model: Model) -> None:
+    text = "\n".join(_section(_docs(model, "dev"), "Routing tree"))
+    assert ('obsgen owns one route directly under the root, the one matching `service="selftest"`, `env="dev"`'
+            in text)
+    assert "the receivers named `selftest/dev/…`" in text
+    assert 'match `service="selftest"`, `env="dev"` on both sides so they never mute another team\'s alert' in text
+    assert "obsgen's route goes first under the root (other teams' routes come after it), without `continue`" in text
+    assert ("the root is obsgen's minimal root: obsgen's route is its only child, and its receiver "
+            "`selftest/dev/slack-info` takes every alert no route matches") in text
 
-    config = {"route": {"receiver": "default", "routes": [
+
+@pytest.mark.parametrize("position,cont", [("last", False), ("first", True), ("last", True)])
+def test_the_routing_tree_hangs_obsgens_route_where_the_spec_places_it(model: Model, position: str,
+                                                                      cont: bool) -> None:
+    env = model.environment("dev")
+    backends = tuple(dataclasses.replace(b, route_position=position, route_continue=cont)
+                     if b.kind == "alertmanager" else b for b in env.backends)
+    placed = dataclasses.replace(model, environments=tuple(
+        dataclasses.replace(e, backends=backends) if e.name == "dev" else e for e in model.environments))
+    [artifact] = compile_docs(placed, placed.environment("dev"))
+    text = artifact.content.decode()
+    block = _mermaid(text)
+    mine = f'    root -->|"{position}{", continue" if cont else ""}"| obsgen'
+    theirs = f'    root -.->|"{"after" if position == "first" else "before"} obsgen\'s"| others'
+    assert [line for line in block if line.startswith("    root -")] == (
+        [mine, theirs] if position == "first" else [theirs, mine])
+    if position == "last":  # drawn left of obsgen's: declared first
+        assert block.index('    others["other teams\' routes (not obsgen\'s)"]') < block.index(
+            next(line for line in block if line.startswith("    obsgen[")))
+    assert f"obsgen's route goes {position} under the root" in text
+    assert ("with `continue: true`: the routes after it see its alerts too" in text) is cont
+
+
+def test_nested_routes_get_path_ids_and_inherited_receivers_are_marked() -> None:
+    from obsgen.compile.docs import _route_nodes
+
+    route = {"receiver": "default", "routes": [
         {"matchers": ['a="1"'], "routes": [{"matchers": ['b=~"x|#y<z>"'], "receiver": "deep", "continue": True},
-                                           {"match": {"c": "2"}}]}]}}
-    block = _routing_tree(config)
-    assert block[block.index("```mermaid") + 1:] == [
-        "flowchart TD",
-        '    root["every alert<br/>receiver: default"]',
+                                           {"match": {"c": "2"}}]}]}
+    nodes: list[str] = []
+    edges: list[str] = []
+    _route_nodes(route, "obsgen", "", nodes, edges, children="r")
+    assert nodes + edges == [
+        '    obsgen["every alert<br/>receiver: default"]',
         '    r1["a=#quot;1#quot;<br/>receiver: default (inherited)"]',
         '    r1_1["b=~#quot;x|#35;y#lt;z#gt;#quot;<br/>receiver: deep<br/>continue: true"]',
         '    r1_2["c=#quot;2#quot;<br/>receiver: default (inherited)"]',
-        '    root -->|"1"| r1',
+        '    obsgen -->|"1"| r1',
         '    r1 -->|"1, continue"| r1_1',
-        '    r1 -->|"2"| r1_2',
-        "```"]
+        '    r1 -->|"2"| r1_2']
 
 
 # --- escaping, determinism, drift ------------------------------------------------------------------
@@ -286,7 +340,7 @@ def test_other_specs_compile_too_custom_alerts_and_disabled_alerts_included() ->
     assert len([r for r in qa if r["Alert"] == "BigOptionalFailed"]) == 20
     backlog = _row(dev, "BigQueueBacklog", "step-002")
     assert backlog["Threshold"] == '`sum by (env) (bigtest_queue_depth{env="dev"}) > 100`'
-    assert backlog["Receivers"] == "tickets"
+    assert backlog["Receivers"] == "bigtest/dev/tickets"
     minimal = load_spec("tests/specs/minimal.yaml")
     text = compile_docs(minimal, minimal.environment("dev"))[0].content.decode()
     assert text.startswith("<!-- Code generated by obsgen") and "from minimal.yaml" in text.splitlines()[0]

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import ROOT
-from localstack import PAGERDUTY_PATH, LocalStack, slack_path
+from localstack import OTHER_TEAM_PATH, PAGERDUTY_PATH, LocalStack, slack_path
 
 from obsgen import conventions as c
 from obsgen import emit
@@ -199,12 +199,12 @@ def test_drill_proves_the_kernel_alert_pages_and_the_governance_alert_reaches_sl
     kernel = run_cli("drill", "--env", "dev", "--tier", "kernel")
     assert kernel.code == 0, kernel.out + kernel.err
     last = kernel.out.splitlines()[-1]
-    assert last.startswith("drill dev kernel: SelftestKernelStepFailed for core-checks reached pagerduty-oncall "
-                           "after "), last
+    assert last.startswith("drill dev kernel: SelftestKernelStepFailed for core-checks reached "
+                           "selftest/dev/pagerduty-oncall after "), last
     governance = run_cli("drill", "--env", "dev", "--tier", "governance")
     assert governance.code == 0, governance.out + governance.err
     assert ("drill dev governance: SelftestGovernanceFailuresAboveTolerance for skills-governance, "
-            "agents-governance, bdd, ac-status reached slack-tickets after ") in governance.out
+            "agents-governance, bdd, ac-status reached selftest/dev/slack-tickets after ") in governance.out
     stack.sink.wait_for(lambda r: "SelftestGovernanceFailuresAboveTolerance" in r.body["attachments"][0]["title"],
                         WAIT, path_prefix=slack_path("slack-tickets"))
     assert pagerduty(stack, "trigger", step_id="core-checks")
@@ -224,6 +224,32 @@ def test_a_silenced_alert_fails_the_drill(run_cli, stack) -> None:
                                                "arrived but is silenced")
     finally:
         requests.delete(f"{stack.stack.alertmanager_url}/api/v2/silence/{response.json()['silenceID']}", timeout=5)
+
+
+def test_the_other_teams_part_of_the_shared_alertmanager_still_works_beside_obsgens(stack) -> None:
+    """The stack's Alertmanager started with another team's config (tests/localstack.py); obsgen's apply
+    added its own subtree. The billing team's route, receiver, inhibit rule, time interval and comments
+    are still in the file, and its alert still reaches its receiver, not one of obsgen's."""
+    import yaml
+
+    text = stack.stack.alertmanager_config_file.read_text()
+    assert "# billing: owned by the billing team" in text
+    config = yaml.safe_load(text)
+    assert config["route"]["receiver"] == "platform-blackhole"
+    assert [r["receiver"] for r in config["route"]["routes"]] == ["selftest/dev/slack-info", "billing-oncall"]
+    assert [t["name"] for t in config["time_intervals"]] == ["billing-maintenance"]
+    assert config["inhibit_rules"][0]["source_matchers"] == ['service="billing"', 'alertname="BillingDown"']
+    labels = {"alertname": "BillingDown", "service": "billing", "env": "dev", "tier": "kernel",
+              "severity": "critical"}
+    assert stack.stack.post_alerts([{"labels": labels}]) == 200
+    try:
+        [record, *_] = stack.sink.wait_for(lambda r: any(a["labels"]["alertname"] == "BillingDown"
+                                                         for a in r.body["alerts"]), WAIT, path_prefix=OTHER_TEAM_PATH)
+        assert record.body["receiver"] == "billing-oncall"
+        assert pagerduty(stack, "trigger") == [] and stack.sink.received("/slack") == []
+    finally:  # resolved now, so the next test starts with no alert
+        ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        assert stack.stack.post_alerts([{"labels": labels, "endsAt": ended}]) == 200
 
 
 def test_drill_without_a_pushgateway_says_how_to_give_one(run_cli, live, monkeypatch) -> None:
@@ -249,7 +275,7 @@ def test_a_freshly_applied_environment_that_never_reported_sends_nothing_to_page
         assert f"Dashboard: {dashboard(model)}\n" in text
         held = fresh.stack.alerts()
         assert [a["labels"]["alertname"] for a in held] == ["SelftestNotReportingNoData"]
-        assert [r["name"] for r in held[0]["receivers"]] == ["slack-info"]
+        assert [r["name"] for r in held[0]["receivers"]] == ["selftest/dev/slack-info"]
         assert all("page" not in a["labels"] and a["labels"]["severity"] != "critical"
                    for a in fresh.stack.prometheus_alerts())
         assert fresh.sink.received(PAGERDUTY_PATH) == []

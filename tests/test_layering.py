@@ -12,7 +12,7 @@ LAYERS = [
     {"obsgen", "obsgen.errors", "obsgen.artifact", "obsgen.durations", "obsgen.model", "obsgen.placeholders",
      "obsgen.files", "obsgen.names", "obsgen.slo_windows"},
     {"obsgen.spec"},
-    {"obsgen.conventions", "obsgen.render", "obsgen.queries", "obsgen.routing"},
+    {"obsgen.conventions", "obsgen.render", "obsgen.queries", "obsgen.routing", "obsgen.amtree"},
     {"obsgen.compile"},
     {"obsgen.output", "obsgen.http", "obsgen.access", "obsgen.emit"},
     {"obsgen.generate", "obsgen.verify"},

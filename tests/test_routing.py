@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import GENERATED, ROOT, require_tool, run_tool
+from conftest import GENERATED, REFERENCE_SPEC, ROOT, require_tool, run_tool
 
 from obsgen.routing import (Matcher, inhibited, inhibiting_rules, matching_routes, parse_matcher, parse_matchers,
                             receivers_for)
@@ -21,6 +21,11 @@ ENVS = ("dev", "staging", "prod")
 
 def _config(env: str, tree: Path = GENERATED) -> dict[str, Any]:
     return yaml.safe_load((tree / env / "alertmanager/alertmanager.yaml").read_text())
+
+
+def _shared(env: str, tree: Path = GENERATED) -> dict[str, Any]:
+    """The routing tests' shared config: obsgen's subtree inside other teams' config."""
+    return yaml.safe_load((tree / env / "tests/shared-alertmanager.yaml").read_text())
 
 
 def _generated_alerts(env: str, tree: Path = GENERATED) -> list[dict[str, str]]:
@@ -106,43 +111,93 @@ def test_matcher_semantics(matcher: Matcher, labels: dict[str, str], expected: b
 
 # --- routing: the generated configs -----------------------------------------------------------------
 
+# obsgen's route takes the alerts of its service and environment: the cases below carry both labels unless
+# they say `None` (then only the labels given). Receivers are `<service>/<env>/<channel>`.
 @pytest.mark.parametrize("env,labels,receivers", [
-    ("dev", {"tier": "kernel", "severity": "critical"}, ["pagerduty-oncall"]),
-    ("dev", {"tier": "governance", "severity": "warning"}, ["slack-tickets"]),
-    ("dev", {"tier": "optional", "severity": "info"}, ["slack-info"]),
-    ("dev", {"slo_alert": "page", "tier": "all"}, ["pagerduty-oncall"]),
-    ("dev", {"slo_alert": "ticket", "tier": "all"}, ["slack-tickets"]),
-    ("dev", {"alertname": "Unknown"}, ["slack-info"]),
-    ("dev", {"page": "oncall", "tier": "governance"}, ["slack-tickets"]),  # dev has no page route
-    ("staging", {"tier": "governance"}, ["slack-tickets"]),
-    ("prod", {"tier": "kernel", "severity": "critical"}, ["pagerduty-oncall"]),
-    ("prod", {"tier": "governance", "page": "oncall"}, ["pagerduty-oncall", "slack-tickets"]),
-    ("prod", {"tier": "optional", "page": "oncall"}, ["pagerduty-oncall", "slack-info"]),
-    ("prod", {"page": "oncall"}, ["pagerduty-oncall"]),  # a child matched: the root is not added
-    ("prod", {"page": "other", "tier": "governance"}, ["slack-tickets"]),
-    ("prod", {"tier": "Kernel"}, ["slack-info"]),
+    ("dev", {"tier": "kernel", "severity": "critical"}, ["selftest/dev/pagerduty-oncall"]),
+    ("dev", {"tier": "governance", "severity": "warning"}, ["selftest/dev/slack-tickets"]),
+    ("dev", {"tier": "optional", "severity": "info"}, ["selftest/dev/slack-info"]),
+    ("dev", {"slo_alert": "page", "tier": "all"}, ["selftest/dev/pagerduty-oncall"]),
+    ("dev", {"slo_alert": "ticket", "tier": "all"}, ["selftest/dev/slack-tickets"]),
+    ("dev", {"alertname": "Unknown"}, ["selftest/dev/slack-info"]),
+    ("dev", {"page": "oncall", "tier": "governance"}, ["selftest/dev/slack-tickets"]),  # dev has no page route
+    ("staging", {"tier": "governance"}, ["selftest/staging/slack-tickets"]),
+    ("prod", {"tier": "kernel", "severity": "critical"}, ["selftest/prod/pagerduty-oncall"]),
+    ("prod", {"tier": "governance", "page": "oncall"}, ["selftest/prod/pagerduty-oncall",
+                                                        "selftest/prod/slack-tickets"]),
+    ("prod", {"tier": "optional", "page": "oncall"}, ["selftest/prod/pagerduty-oncall", "selftest/prod/slack-info"]),
+    ("prod", {"page": "oncall"}, ["selftest/prod/pagerduty-oncall"]),  # a child matched: the route's own is not added
+    ("prod", {"page": "other", "tier": "governance"}, ["selftest/prod/slack-tickets"]),
+    ("prod", {"tier": "Kernel"}, ["selftest/prod/slack-info"]),
 ])
 def test_receivers_for_the_generated_configs(env: str, labels: dict[str, str], receivers: list[str]) -> None:
-    assert receivers_for(_config(env), labels) == receivers
+    assert receivers_for(_config(env), {"service": "selftest", "env": env, **labels}) == receivers
+
+
+@pytest.mark.parametrize("env,labels", [
+    ("dev", {"tier": "kernel", "severity": "critical", "env": "dev"}),  # no service label
+    ("dev", {"tier": "kernel", "severity": "critical", "service": "selftest"}),  # no env label
+    ("dev", {"tier": "kernel", "severity": "critical", "service": "selftest", "env": "prod"}),
+    ("prod", {"tier": "kernel", "service": "billing", "env": "prod"}),
+])
+def test_an_alert_of_another_service_or_environment_goes_to_the_standalone_root_receiver(
+        env: str, labels: dict[str, str]) -> None:
+    """The standalone config's root is obsgen's minimal root: its receiver is the least severe tier's."""
+    assert receivers_for(_config(env), labels) == [f"selftest/{env}/slack-info"]
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_every_generated_alert_reaches_the_receivers_of_its_class(env: str) -> None:
-    config = _config(env)
+    config, shared = _config(env), _shared(env)
     pages = env == "prod"
-    expected = {"kernel": ["pagerduty-oncall"],
-                "governance": ["pagerduty-oncall", "slack-tickets"] if pages else ["slack-tickets"],
-                "optional": ["pagerduty-oncall", "slack-info"] if pages else ["slack-info"]}
+    pager, tickets, info = (f"selftest/{env}/{channel}" for channel in ("pagerduty-oncall", "slack-tickets",
+                                                                         "slack-info"))
+    expected = {"kernel": [pager],
+                "governance": [pager, tickets] if pages else [tickets],
+                "optional": [pager, info] if pages else [info]}
     alerts = _generated_alerts(env)
     assert len(alerts) == 17
     for alert in alerts:
         if "slo_alert" in alert:
-            want = ["pagerduty-oncall"] if alert["slo_alert"] == "page" else ["slack-tickets"]
+            want = [pager] if alert["slo_alert"] == "page" else [tickets]
         elif alert["alertname"] == "SelftestNotReportingNoData":  # never reported: a notice, never a page
-            want = ["slack-info"]
+            want = [info]
         else:
             want = expected[alert["tier"]]
         assert receivers_for(config, alert) == want, alert
+        assert receivers_for(shared, alert) == want, alert
+
+
+def test_intended_receivers_are_the_channels_the_spec_intends_named_for_the_service_and_environment() -> None:
+    from obsgen.compile.routing_tests import intended_channels, intended_receivers
+    from obsgen.spec import load_spec
+
+    model = load_spec(str(REFERENCE_SPEC.relative_to(ROOT)))
+    prod, dev = model.environment("prod"), model.environment("dev")
+    governance = {"alertname": "SelftestGovernanceFailuresAboveTolerance", "tier": "governance", "page": "oncall"}
+    assert intended_channels(model, prod, governance) == ["pagerduty-oncall", "slack-tickets"]
+    assert intended_receivers(model, prod, governance) == ["selftest/prod/pagerduty-oncall",
+                                                           "selftest/prod/slack-tickets"]
+    assert intended_receivers(model, dev, {**governance, "page": ""}) == ["selftest/dev/slack-tickets"]
+    assert intended_receivers(model, dev, {"slo_alert": "page"}) == ["selftest/dev/pagerduty-oncall"]
+
+
+# --- routing: obsgen's subtree inside another team's config ----------------------------------------------
+
+@pytest.mark.parametrize("env", ENVS)
+def test_in_the_shared_config_other_teams_keep_their_routes_and_root(env: str) -> None:
+    """The shared test config: the platform's root receiver, billing's and search's routes, and obsgen's."""
+    shared = _shared(env)
+    kernel = _find(_generated_alerts(env), alertname="SelftestKernelStepFailed", step_id="core-checks")
+    assert receivers_for(shared, {**kernel, "service": "billing"}) == ["billing-oncall"]
+    assert receivers_for(shared, {**kernel, "service": "search"}) == ["search-chat"]
+    assert receivers_for(shared, {**kernel, "env": f"not-{env}"}) == ["platform-default"]
+    assert receivers_for(shared, {"alertname": "Unknown"}) == ["platform-default"]
+    assert receivers_for(shared, kernel) == [f"selftest/{env}/pagerduty-oncall"]
+    names = [r["name"] for r in shared["receivers"]]
+    assert {"platform-default", "billing-oncall", "search-chat"} <= set(names)
+    assert shared["time_intervals"][0]["name"] == "weekend-maintenance"
+    assert any('service="billing"' in rule["source_matchers"] for rule in shared["inhibit_rules"])
 
 
 # --- routing: a config that exercises every form -----------------------------------------------------
@@ -214,12 +269,16 @@ EXTRA_LABELS = [{}, {"page": "oncall"}, {"page": "oncall", "tier": "kernel"}, {"
 def test_receivers_for_agrees_with_amtool_on_every_generated_alert(tree: Path) -> None:
     checked = 0
     for env_dir in sorted(p for p in tree.iterdir() if (p / "alertmanager/alertmanager.yaml").is_file()):
-        config_file = env_dir / "alertmanager/alertmanager.yaml"
-        config = yaml.safe_load(config_file.read_text())
-        unique = {tuple(sorted(a.items())): a for a in _generated_alerts(env_dir.name, tree) + EXTRA_LABELS}
-        for labels in unique.values():
-            assert ",".join(receivers_for(config, labels)) == _amtool_receivers(config_file, labels), labels
-            checked += 1
+        for config_file in (env_dir / "alertmanager/alertmanager.yaml", env_dir / "tests/shared-alertmanager.yaml"):
+            if not config_file.is_file():
+                continue  # a golden tree built before the shared test config existed
+            config = yaml.safe_load(config_file.read_text())
+            alerts = _generated_alerts(env_dir.name, tree)
+            others = [{**a, "service": "billing"} for a in alerts[:3]] + [{**a, "env": "elsewhere"} for a in alerts[:3]]
+            unique = {tuple(sorted(a.items())): a for a in alerts + others + EXTRA_LABELS}
+            for labels in unique.values():
+                assert ",".join(receivers_for(config, labels)) == _amtool_receivers(config_file, labels), labels
+                checked += 1
     assert checked >= len(EXTRA_LABELS) + 2
 
 
@@ -263,6 +322,18 @@ def test_an_slo_page_inhibits_the_ticket_of_the_same_slo_and_environment_only() 
     assert not inhibited(config, other_ticket, [page])
     assert not inhibited(config, ticket, [{**page, "env": "prod"}])
     assert not inhibited(config, page, [ticket, other_ticket])
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_obsgens_inhibit_rules_never_mute_another_teams_alert(env: str) -> None:
+    """Every obsgen alert of the environment fires; another service's alert with the very same other labels
+    is muted by none of obsgen's rules, in the standalone config or the shared one."""
+    alerts = _generated_alerts(env)
+    for config in (_config(env), _shared(env)):
+        for target in alerts:
+            assert not inhibited(config, {**target, "service": "billing"}, alerts), target
+        governance = _find(alerts, alertname="SelftestGovernanceFailuresAboveTolerance", step_id="bdd")
+        assert inhibited(config, governance, alerts)  # while obsgen's own still is
 
 
 def test_a_label_in_equal_that_is_absent_on_both_sides_counts_as_equal() -> None:

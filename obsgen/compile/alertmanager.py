@@ -6,12 +6,20 @@ ticket alerts go to the ticket channel. Secrets appear only as *_file paths.
 PagerDuty incidents link the runbook and the environment's dashboard; Slack
 messages name both.
 Targets Alertmanager 0.25 (quoted matcher values, no webhook url_file).
+
+Two files per environment: `subtree.yaml`, the part obsgen owns in a shared
+Alertmanager (see obsgen.amtree: one route under the root selecting this
+service and environment, receivers prefixed `<service>/<env>/`, inhibit rules
+scoped to both), and `alertmanager.yaml`, a complete standalone config -- that
+same subtree under a minimal root -- for an Alertmanager that serves only this
+service, and the shape `obsgen apply` writes into an empty config.
 """
 from __future__ import annotations
 
 from functools import lru_cache
 from typing import Any
 
+from obsgen import amtree
 from obsgen import conventions as c
 from obsgen import render
 from obsgen.artifact import Artifact
@@ -52,22 +60,55 @@ def compile_alertmanager(model: Model, env: Environment) -> list[Artifact]:
 @lru_cache(maxsize=16)  # the routing tests and docs read the same config
 def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...]:
     """Cached by value; `source` is part of the key because the model's equality ignores it."""
-    config = {
-        "global": {"resolve_timeout": "5m"},
-        "route": _route(model, env),
-        "inhibit_rules": _inhibit_rules(model),
+    subtree = compile_subtree(model, env)
+    return (Artifact(f"{env.name}/alertmanager/{SUBTREE}", render.to_yaml(subtree, model.source)),
+            Artifact(f"{env.name}/alertmanager/{STANDALONE}", render.to_yaml(standalone(model, env, subtree),
+                                                                            model.source)))
+
+
+SUBTREE, STANDALONE = "subtree.yaml", "alertmanager.yaml"
+
+
+def compile_subtree(model: Model, env: Environment) -> dict[str, Any]:
+    """What obsgen owns in a shared config, and where its route hangs (`position`)."""
+    owner = c.am_owner(model, env)
+    route = {"matchers": list(owner.matchers), **_route(model, env)}
+    if env.alertmanager_placement[1]:
+        route["continue"] = True
+    return {
+        "position": env.alertmanager_placement[0],
+        "route": route,
         "receivers": [_receiver(model, env, ch) for ch in model.channels],
+        "inhibit_rules": _inhibit_rules(model, owner),
     }
-    return (Artifact(f"{env.name}/alertmanager/alertmanager.yaml", render.to_yaml(config, model.source)),)
+
+
+def minimal_root(model: Model, env: Environment) -> dict[str, Any]:
+    """The root of a config that has none: obsgen's least severe channel catches what no route matches."""
+    return {"receiver": c.am_owner(model, env).receiver(_least_severe(model).channel), "group_by": CHAT_GROUP_BY,
+            "group_wait": model.timing.group_wait, "group_interval": model.timing.group_interval,
+            "repeat_interval": model.timing.repeat_interval}
+
+
+def standalone(model: Model, env: Environment, subtree: dict[str, Any]) -> dict[str, Any]:
+    config: dict[str, Any] = {"global": {"resolve_timeout": "5m"}}
+    amtree.place(config, c.am_owner(model, env), route=subtree["route"], position=subtree["position"],
+                 receivers=subtree["receivers"], inhibit_rules=subtree["inhibit_rules"],
+                 root=minimal_root(model, env))
+    return config
+
+
+def _least_severe(model: Model) -> Any:
+    return sorted(model.tiers, key=lambda t: SEVERITY_RANK[t.severity])[-1]
 
 
 def _matcher(label: str, value: str, op: str = "=") -> str:
     return f'{label}{op}"{value}"'
 
 
-def _child(model: Model, channel_id: str, *matchers: str, cont: bool = False) -> dict[str, Any]:
+def _child(model: Model, env: Environment, channel_id: str, *matchers: str, cont: bool = False) -> dict[str, Any]:
     kind = model.channel(channel_id).type
-    route: dict[str, Any] = {"receiver": channel_id, "matchers": list(matchers),
+    route: dict[str, Any] = {"receiver": c.am_owner(model, env).receiver(channel_id), "matchers": list(matchers),
                              "group_by": PAGE_GROUP_BY if kind == "pagerduty" else CHAT_GROUP_BY}
     if cont:
         route["continue"] = True
@@ -78,14 +119,13 @@ def _route(model: Model, env: Environment) -> dict[str, Any]:
     routes = []
     if env.policy.page_on_any_failure:
         page_channel = next((t.channel for t in model.tiers if t.severity == "critical"), model.slo_alerting.page_channel)
-        routes.append(_child(model, page_channel, _matcher(c.LABEL_PAGE, "oncall"), cont=True))
+        routes.append(_child(model, env, page_channel, _matcher(c.LABEL_PAGE, "oncall"), cont=True))
     if model.slos:
-        routes.append(_child(model, model.slo_alerting.page_channel, _matcher(c.LABEL_SLO_ALERT, "page")))
-        routes.append(_child(model, model.slo_alerting.ticket_channel, _matcher(c.LABEL_SLO_ALERT, "ticket")))
-    routes += [_child(model, t.channel, _matcher(c.LABEL_TIER, t.id)) for t in model.tiers]
-    least_severe = sorted(model.tiers, key=lambda t: SEVERITY_RANK[t.severity])[-1]
+        routes.append(_child(model, env, model.slo_alerting.page_channel, _matcher(c.LABEL_SLO_ALERT, "page")))
+        routes.append(_child(model, env, model.slo_alerting.ticket_channel, _matcher(c.LABEL_SLO_ALERT, "ticket")))
+    routes += [_child(model, env, t.channel, _matcher(c.LABEL_TIER, t.id)) for t in model.tiers]
     return {
-        "receiver": least_severe.channel,
+        "receiver": c.am_owner(model, env).receiver(_least_severe(model).channel),
         "group_by": CHAT_GROUP_BY,
         "group_wait": model.timing.group_wait,
         "group_interval": model.timing.group_interval,
@@ -94,19 +134,22 @@ def _route(model: Model, env: Environment) -> dict[str, Any]:
     }
 
 
-def _inhibit_rules(model: Model) -> list[dict[str, Any]]:
+def _inhibit_rules(model: Model, owner: amtree.Owner) -> list[dict[str, Any]]:
+    """Each rule selects this service and environment on both sides, so it never mutes another team's alert."""
     env_label = model.metrics.env_label
+    scope = list(owner.matchers)
     rules = []
     critical = [t.id for t in model.tiers if t.severity == "critical"]
     lesser = [t.id for t in model.tiers if t.severity != "critical"]
     for tier in critical:
         if lesser:  # a failing critical tier silences the lesser tiers of the same environment
-            rules.append({"source_matchers": [_matcher(c.LABEL_TIER, tier), _matcher(c.LABEL_SEVERITY, "critical")],
-                          "target_matchers": [_matcher(c.LABEL_TIER, "|".join(lesser), "=~")],
+            rules.append({"source_matchers": [*scope, _matcher(c.LABEL_TIER, tier),
+                                              _matcher(c.LABEL_SEVERITY, "critical")],
+                          "target_matchers": [*scope, _matcher(c.LABEL_TIER, "|".join(lesser), "=~")],
                           "equal": [env_label]})
     if model.slos:  # a page for an SLO silences its ticket
-        rules.append({"source_matchers": [_matcher(c.LABEL_SLO_ALERT, "page")],
-                      "target_matchers": [_matcher(c.LABEL_SLO_ALERT, "ticket")],
+        rules.append({"source_matchers": [*scope, _matcher(c.LABEL_SLO_ALERT, "page")],
+                      "target_matchers": [*scope, _matcher(c.LABEL_SLO_ALERT, "ticket")],
                       "equal": [env_label, c.LABEL_SLO]})
     return rules
 
@@ -127,7 +170,7 @@ def _receiver(model: Model, env: Environment, channel: Channel) -> dict[str, Any
             config["links"].append({"href": "{{ .CommonAnnotations.dashboard_url }}", "text": "Dashboard"})
         if target.url:
             config["url"] = target.url
-        return {"name": channel.id, "pagerduty_configs": [config]}
+        return {"name": c.am_owner(model, env).receiver(channel.id), "pagerduty_configs": [config]}
     config = {
         "api_url_file": target.api_url_file,
         "send_resolved": True,
@@ -136,4 +179,4 @@ def _receiver(model: Model, env: Environment, channel: Channel) -> dict[str, Any
     }
     if target.slack_channel:
         config["channel"] = target.slack_channel
-    return {"name": channel.id, "slack_configs": [config]}
+    return {"name": c.am_owner(model, env).receiver(channel.id), "slack_configs": [config]}

@@ -4,16 +4,19 @@ Everything comes from the model and from this environment's compiled rules and
 routing: the alerts are the alerting rules `compile_prometheus` emits, and each
 alert's receivers come from walking the generated Alertmanager route tree with
 the alert's labels (`obsgen.routing`), not from the routing convention. The
-routing tree is drawn as a Mermaid flowchart.
+routing tree is drawn as a Mermaid flowchart showing where obsgen's route
+hangs under the root of a shared config (see obsgen.amtree), before or after
+the other teams' routes.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
+from obsgen import amtree
 from obsgen import conventions as c
 from obsgen import render, routing, slo_windows
 from obsgen.artifact import Artifact
-from obsgen.compile.alertmanager import compile_alertmanager
+from obsgen.compile.alertmanager import STANDALONE, SUBTREE, compile_alertmanager
 from obsgen.compile.prometheus import burn_conditions, never_reported_name, rule_documents, stale_after
 from obsgen.model import Environment, Model
 
@@ -30,10 +33,10 @@ def compile_docs(model: Model, env: Environment) -> list[Artifact]:
     rules = [rule for document in rule_documents(model, env).values()
              for group in document["groups"]
              for rule in group["rules"] if "alert" in rule]
-    config = next(render.load_yaml(a.content) for a in compile_alertmanager(model, env)
-                  if a.path.endswith("alertmanager.yaml"))
+    files = {a.path.rsplit("/", 1)[-1]: render.load_yaml(a.content) for a in compile_alertmanager(model, env)}
+    config, subtree = files[STANDALONE], files[SUBTREE]
     lines = [*_title(model, env), *_environment(model, env), *_alerts(model, env, rules, config),
-             *_inhibition(config, rules), *_receivers(model, config), *_routing_tree(config)]
+             *_inhibition(config, rules), *_receivers(model, env, config), *_routing_tree(model, env, config, subtree)]
     return [Artifact(docs_file(env), ("\n".join(lines) + "\n").encode())]
 
 
@@ -160,8 +163,9 @@ def _inhibition(config: dict[str, Any], rules: list[Rule]) -> list[str]:
     return lines + [""]
 
 
-def _receivers(model: Model, config: dict[str, Any]) -> list[str]:
-    purposes = {ch.id: ch.description for ch in model.channels}
+def _receivers(model: Model, env: Environment, config: dict[str, Any]) -> list[str]:
+    owner = c.am_owner(model, env)
+    purposes = {owner.receiver(ch.id): ch.description for ch in model.channels}
     lines = ["## Receivers", "", "| Receiver | Kind | Destination | Purpose |", "|---|---|---|---|"]
     for receiver in config.get("receivers") or ():
         name = receiver["name"]
@@ -187,7 +191,9 @@ def _mermaid_text(text: str) -> str:
     return text
 
 
-def _route_nodes(route: dict[str, Any], node: str, inherited: str, out: list[str], edges: list[str]) -> None:
+def _route_nodes(route: dict[str, Any], node: str, inherited: str, out: list[str], edges: list[str],
+                 children: str = "") -> None:
+    """Mermaid nodes for `route` (id `node`) and its children (`<children><n>`, then `<child>_<n>` deeper)."""
     receiver = route.get("receiver") or inherited
     parts = [" ".join(str(m) for m in routing.route_matchers(route)) or "every alert"]
     parts.append(f"receiver: {receiver}" + ("" if route.get("receiver") else " (inherited)"))
@@ -195,18 +201,49 @@ def _route_nodes(route: dict[str, Any], node: str, inherited: str, out: list[str
         parts.append("continue: true")
     out.append(f'    {node}["' + "<br/>".join(_mermaid_text(p) for p in parts) + '"]')
     for index, child in enumerate(route.get("routes") or (), 1):
-        child_node = f"r{index}" if node == "root" else f"{node}_{index}"
+        child_node = f"{children}{index}" if children else f"{node}_{index}"
         label = f"{index}, continue" if child.get("continue") else str(index)
         edges.append(f'    {node} -->|"{label}"| {child_node}')
         _route_nodes(child, child_node, receiver, out, edges)
 
 
-def _routing_tree(config: dict[str, Any]) -> list[str]:
-    nodes: list[str] = []
+SHARED_ROOT = "root of the shared config (not obsgen's)"
+OTHER_ROUTES = "other teams' routes (not obsgen's)"
+
+
+def _routing_tree(model: Model, env: Environment, config: dict[str, Any], subtree: dict[str, Any]) -> list[str]:
+    """obsgen's route and its children, drawn under a shared root beside the other teams' routes (dotted)."""
+    owner = c.am_owner(model, env)
+    route, position = subtree["route"], subtree.get("position", amtree.FIRST)
+    cont = bool(route.get("continue"))
+    ours: list[str] = []
     edges: list[str] = []
-    _route_nodes(config["route"], "root", "", nodes, edges)
+    _route_nodes(route, "obsgen", "", ours, edges, children="r")
+    others = f'    others["{_mermaid_text(OTHER_ROUTES)}"]'
+    mine = f'    root -->|"{position}{", continue" if cont else ""}"| obsgen'
+    if position == amtree.FIRST:
+        nodes = [ours[0], others, *ours[1:]]
+        order = [mine, "    root -.->|\"after obsgen's\"| others"]
+    else:
+        nodes = [others, *ours]
+        order = ["    root -.->|\"before obsgen's\"| others", mine]
+    nodes.insert(0, f'    root["{_mermaid_text(SHARED_ROOT)}"]')
+    matchers = ", ".join(code(m) for m in owner.matchers)
+    where = ("first under the root (other teams' routes come after it)" if position == amtree.FIRST else
+             "last under the root (other teams' routes come before it)")
+    passes = ("with `continue: true`: the routes after it see its alerts too" if cont else
+              "without `continue`: an alert it takes goes no further")
     return ["## Routing tree", "",
+            f"In an Alertmanager config shared with other teams, obsgen owns one route directly under the root, "
+            f"the one matching {matchers}, with its child routes; the receivers named {code(owner.prefix + '…')}; "
+            f"and the inhibit rules above, which match {matchers} on both sides so they never mute another "
+            f"team's alert. Everything else (the root, other teams' routes, receivers and inhibit rules, "
+            f"templates, time intervals) is left as it is. obsgen's route goes {where}, {passes}.", "",
+            f"In the standalone config (`alertmanager/alertmanager.yaml`, for an Alertmanager that serves only "
+            f"this service) the root is obsgen's minimal root: obsgen's route is its only child, and its receiver "
+            f"{code(str(config['route'].get('receiver', '')))} takes every alert no route matches.", "",
             "Child routes are tried in the numbered order; the first that matches takes the alert unless "
-            "it has `continue: true`, in which case the next ones are tried too. An alert no child matches "
-            "goes to the root's receiver.", "",
-            "```mermaid", "flowchart TD", *nodes, *edges, "```"]
+            "it has `continue: true`, in which case the next ones are tried too. An alert obsgen's route takes "
+            "but none of its children match goes to that route's receiver. Dotted: not obsgen's.", "",
+            "```mermaid", "flowchart TD", *nodes, *order, *edges,
+            "    classDef foreign stroke-dasharray: 5 5", "    class root,others foreign", "```"]

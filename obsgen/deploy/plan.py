@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 # Apply order: folders before dashboards, rules before routing.
-ORDER = {"folder": 0, "dashboard": 1, "rule-group": 2, "alertmanager-config": 3}
+ORDER = {"folder": 0, "dashboard": 1, "rule-group": 2, "alertmanager-config": 3, "receiver": 3, "inhibit-rules": 3,
+         "route": 4}
 CREATE, UPDATE, DELETE = "create", "update", "delete"
 BLOCKED = "blocked"  # a desired object's name is held by something obsgen does not own: never changed
 SYMBOL = {CREATE: "+", UPDATE: "~", DELETE: "-", BLOCKED: "!"}
@@ -23,7 +24,7 @@ class Obj:
     """One object a backend holds, in normalised form (only the fields obsgen generates)."""
 
     backend: str  # grafana | prometheus | alertmanager
-    kind: str  # folder | dashboard | rule-group | alertmanager-config
+    kind: str  # folder | dashboard | rule-group | alertmanager-config | route | receiver | inhibit-rules
     key: str  # uid, "namespace/group", or the config's name
     body: Any = field(compare=True)
     owned: bool = True  # live objects obsgen did not create are never changed or deleted

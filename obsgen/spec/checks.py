@@ -113,6 +113,10 @@ def environments(doc: Located) -> Iterator[Problem]:
                 yield doc.problem(("environments", i, "backends", kind), "mode prometheus needs 'rules_dir'")
             if isinstance(backend, dict) and backend.get("mode") == "alertmanager" and "config_file" not in backend:
                 yield doc.problem(("environments", i, "backends", kind), "mode alertmanager needs 'config_file'")
+            if isinstance(backend, dict) and backend.get("owns") == "whole" and "route" in backend:
+                yield doc.problem(("environments", i, "backends", kind, "route"),
+                                  "'route' places obsgen's route in a shared config; with owns: whole obsgen "
+                                  "writes the whole config, so remove 'route' or use owns: subtree")
 
 
 def slos(doc: Located) -> Iterator[Problem]:

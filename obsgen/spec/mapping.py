@@ -64,7 +64,10 @@ def _environment(e: dict[str, Any]) -> m.Environment:
         backends.append(m.Backend(kind=kind, mode=b.get("mode", kind), url=b["url"], token_env=b.get("token_env", ""),
                                   token_file=b.get("token_file", ""), tenant=b.get("tenant", ""),
                                   folder=b.get("folder", ""), rules_dir=b.get("rules_dir", ""),
-                                  config_file=b.get("config_file", ""), api_path=b.get("api_path", "")))
+                                  config_file=b.get("config_file", ""), api_path=b.get("api_path", ""),
+                                  owns=b.get("owns", "subtree"),
+                                  route_position=(b.get("route") or {}).get("position", "first"),
+                                  route_continue=bool((b.get("route") or {}).get("continue", False))))
     return m.Environment(
         name=e["name"], description=e.get("description", ""),
         policy=m.Policy(tolerance=tuple(sorted(policy.get("tolerance", {}).items())),
