@@ -1,0 +1,73 @@
+"""The command line: parse, call the library, print, choose the exit code.
+
+Exit codes: 0 ok, 1 drift or changes found, 2 error (bad spec, bad usage, backend failure).
+Each group of commands lives in its own module (spec_commands, live_commands,
+run_commands) with its options, examples and handlers; heavy libraries are
+imported inside the handlers, so `obsgen check` starts fast.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, Sequence
+
+from obsgen import __version__
+from obsgen.cli import live_commands, run_commands, spec_commands
+from obsgen.cli.common import DEFAULT_SPEC, EXIT_ERROR, plural
+from obsgen.errors import ObsgenError, SpecError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="obsgen",
+        description="Compile one selftest observability spec into Grafana dashboards, OpenSLO documents, "
+                    "Prometheus rules and Alertmanager routing.",
+        epilog="examples:\n  obsgen validate\n  obsgen build\n  obsgen check\n\n"
+               "exit codes: 0 ok, 1 drift or changes found, 2 error",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"obsgen {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, help_: str, func: Callable[[argparse.Namespace], int],
+                examples: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_, description=help_, epilog=examples,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--spec", default=os.environ.get("OBSGEN_SPEC", DEFAULT_SPEC),
+                       help=f"spec file: .yaml, .json or .jsonnet (default: $OBSGEN_SPEC or {DEFAULT_SPEC})")
+        p.set_defaults(func=func)
+        return p
+
+    for module in (spec_commands, live_commands, run_commands):
+        module.register(command, sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        return args.func(args)
+    except SpecError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"obsgen: {plural(len(exc.problems), 'problem')} in {args.spec}; nothing was written",
+              file=sys.stderr)
+        return EXIT_ERROR
+    except ObsgenError as exc:
+        print(f"obsgen: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("obsgen: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return EXIT_ERROR
+    except Exception as exc:  # noqa: BLE001 -- a bug must still end as one line and exit 2, never exit 1
+        if os.environ.get("OBSGEN_DEBUG"):
+            raise
+        print(f"obsgen: internal error: {type(exc).__name__}: {exc} (this is a bug in obsgen; run again with "
+              f"OBSGEN_DEBUG=1 for the traceback)", file=sys.stderr)
+        return EXIT_ERROR

@@ -1,0 +1,121 @@
+"""Commands on the live backends: diff, apply, history."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from obsgen.cli.common import EXIT_CHANGES, EXIT_OK, Command, notes, plural
+from obsgen.errors import ObsgenError
+
+EXAMPLES = {
+    "diff": """examples:
+  obsgen diff --env dev                   # what differs between the spec and the live backends
+  obsgen diff --env prod --format markdown --exit-code
+  OBSGEN_GRAFANA_URL=http://127.0.0.1:3000 obsgen diff --env dev""",
+    "apply": """examples:
+  obsgen apply --env dev --dry-run        # print the plan and stop
+  obsgen apply --env dev --yes            # apply without asking
+  obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec""",
+    "history": """examples:
+  obsgen history --env prod               # applies and dry runs, with how each ended
+  obsgen history --limit 5                # the ledger is $OBSGEN_STATE_DIR/ledger.sqlite (default
+                                          # ~/.local/state/obsgen/ledger.sqlite)""",
+}
+
+
+def register(command: Command, sub: argparse._SubParsersAction) -> None:
+    for name, help_, func in (("diff", "Show what differs between the spec and the live backends.", _diff),
+                              ("apply", "Change the live backends to match the spec (a diff first).", _apply)):
+        p = command(name, help_, func, EXAMPLES[name])
+        p.add_argument("--env", required=True, metavar="NAME", help="the environment to compare or change")
+        p.add_argument("--grafana-url", help="override the Grafana URL ($OBSGEN_GRAFANA_URL)")
+        p.add_argument("--prometheus-url", help="override the Prometheus URL ($OBSGEN_PROMETHEUS_URL)")
+        p.add_argument("--prometheus-rules-dir", help="override rules_dir ($OBSGEN_PROMETHEUS_RULES_DIR)")
+        p.add_argument("--alertmanager-url", help="override the Alertmanager URL ($OBSGEN_ALERTMANAGER_URL)")
+        p.add_argument("--alertmanager-config-file",
+                       help="override config_file ($OBSGEN_ALERTMANAGER_CONFIG_FILE)")
+        p.add_argument("--only", action="append", default=[], choices=["grafana", "prometheus", "alertmanager"],
+                       help="only this backend (repeatable; default: every backend of the environment)")
+    diff = sub.choices["diff"]
+    diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
+    apply = sub.choices["apply"]
+    apply.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    apply.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    apply.add_argument("--prune", action="store_true", help="delete owned objects that left the spec")
+    apply.add_argument("--force", action="store_true",
+                       help="overwrite objects changed outside obsgen (Grafana version conflicts)")
+    history = command("history", "List the applies and dry runs recorded in the local ledger.", _history,
+                      EXAMPLES["history"])
+    history.add_argument("--env", metavar="NAME", help="only this environment")
+    history.add_argument("--limit", type=int, default=20, metavar="N", help="show the N latest entries (default: 20)")
+
+
+def _overrides(args: argparse.Namespace):
+    from obsgen.deploy.session import Overrides
+
+    env = Overrides.from_environ()
+    return Overrides(**{f: getattr(args, f) or getattr(env, f) for f in Overrides.__dataclass_fields__})
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from obsgen.deploy import report, state
+    from obsgen.deploy.session import open_session
+
+    state.checked_env(args.env)
+    session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
+    notes(session.notes)
+    sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
+    return EXIT_CHANGES if args.exit_code and not session.plan.empty else EXIT_OK
+
+
+def _apply(args: argparse.Namespace) -> int:
+    from obsgen.deploy import report
+    from obsgen.deploy import session as deploy
+    from obsgen.deploy.plan import DELETE
+
+    with deploy.Run(args.env, "dry-run" if args.dry_run else "apply") as run:
+        session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run)
+        notes(session.notes)
+        sys.stdout.write(report.text(session.plan, args.env))
+        if session.plan.empty:
+            run.result = "no-changes"
+            return EXIT_OK
+        if args.dry_run:
+            run.result = "planned"
+            return EXIT_OK
+        skipped = len(session.plan.of(DELETE)) if not args.prune else 0
+        if skipped:
+            print(f"{plural(skipped, 'owned object')} left the spec; not deleted without --prune")
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise deploy.Refused("refusing to apply without confirmation: not a terminal; pass --yes")
+            try:
+                answer = input(f"Apply these changes to {args.env}? [y/N] ")
+            except EOFError:
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
+                print("Nothing applied.")
+                run.result = "declined"
+                return EXIT_OK
+        run.applied = deploy.apply(session, prune=args.prune, force=args.force)
+        run.result = "ok"
+    print(f"{args.env}: applied {plural(len(run.applied), 'change')}.")
+    return EXIT_OK
+
+
+def _history(args: argparse.Namespace) -> int:
+    from obsgen.deploy import ledger, state
+
+    if args.env:
+        state.checked_env(args.env)
+    if args.limit < 1:
+        raise ObsgenError(f"--limit must be at least 1, not {args.limit}")
+    entries = ledger.history(state.ledger_path(), args.env, args.limit)
+    if not entries:
+        print("No applies recorded" + (f" for {args.env}." if args.env else "."))
+    for e in entries:
+        done = f"  applied {len(e.changes)} of {len(e.planned)}" if e.mode == "apply" and e.planned else ""
+        print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<17} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
+              f"{done}" + (f"\n    error: {e.error}" if e.error else ""))
+    return EXIT_OK

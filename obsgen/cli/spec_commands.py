@@ -1,0 +1,166 @@
+"""Commands on the spec and the output directory: validate, build, check, verify, docs."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from obsgen.cli.common import DEFAULT_OUT, EXIT_CHANGES, EXIT_OK, Command, plural
+from obsgen.errors import ObsgenError
+
+EXAMPLES = {
+    "validate": """examples:
+  obsgen validate                         # check specs/selftest.yaml
+  obsgen validate --spec specs/team.jsonnet""",
+    "build": """examples:
+  obsgen build                            # every environment into generated/
+  obsgen build --env dev --env staging    # only these environments
+  obsgen build --spec specs/team.yaml --out /tmp/out
+  obsgen build --out docs/observability --allow-nonempty   # a directory that already holds other files
+
+obsgen removes only files its previous manifests (<out>/<env>/manifest.json) list; a file it did not
+write is kept and named ("kept ..."). A non-empty --out without an obsgen manifest is refused unless
+--allow-nonempty (obsgen then writes its files there and still removes nothing it did not write).""",
+    "check": """examples:
+  obsgen check                            # CI drift check: exit 1 and a diff when generated/ is stale
+  obsgen check --env prod
+  obsgen check --out docs/observability   # a directory that also holds other files, first built with
+                                          #   obsgen build --out docs/observability --allow-nonempty
+
+Drift is checked inside each environment tree (<out>/<env>/): a file there that obsgen did not write
+is reported as extra (exit 1); files elsewhere under --out (e.g. <out>/README.md) are neither checked
+nor touched.""",
+    "verify": """examples:
+  obsgen verify                           # every environment's generated rule and routing tests
+  obsgen verify --env prod -v             # one environment, listing every passing case too""",
+    "docs": """examples:
+  obsgen docs --env prod                  # print prod's alert catalog (generated/prod/docs/alerts.md)
+  obsgen docs --env dev > alerts-dev.md""",
+}
+
+
+def register(command: Command, sub: argparse._SubParsersAction) -> None:
+    command("validate", "Check a spec and report every problem as file:line:col.", _validate, EXAMPLES["validate"])
+    for name, help_, func in (("build", "Compile the spec into the output directory.", _build),
+                              ("check", "Fail with a diff when the output directory does not match the spec.",
+                               _check)):
+        p = command(name, help_, func, EXAMPLES[name])
+        p.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+        p.add_argument("--env", action="append", default=[], metavar="NAME",
+                       help="only this environment (repeatable; default: all)")
+    sub.choices["build"].add_argument(
+        "--allow-nonempty", action="store_true",
+        help="build into a non-empty directory that holds no obsgen manifest (e.g. --out . in a repository); "
+             "files obsgen did not write are never removed")
+    sub.choices["check"].add_argument(
+        "--no-cache", action="store_true",
+        help="always recompile (by default an unchanged spec, generator and output is known clean from the "
+             "last build or check, recorded in the state directory, $OBSGEN_STATE_DIR)")
+    verify = command("verify", "Run the generated rule tests (promtool) and routing tests (amtool, inhibition).",
+                     _verify, EXAMPLES["verify"])
+    verify.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    verify.add_argument("--env", action="append", default=[], metavar="NAME",
+                        help="only this environment (repeatable; default: every environment in the output)")
+    verify.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
+    docs = command("docs", "Print the alert catalog of an environment (as generated into <out>/<env>/docs/).",
+                   _docs, EXAMPLES["docs"])
+    docs.add_argument("--env", action="append", default=[], metavar="NAME",
+                      help="only this environment (repeatable; default: all)")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from obsgen.spec import load_spec
+
+    model = load_spec(args.spec)
+    counts = ", ".join(plural(n, what) for n, what in (
+        (len(model.steps), "step"), (len(model.environments), "environment"), (len(model.slos), "SLO"),
+        (len(model.alerts), "alert"), (len(model.dashboards), "dashboard")))
+    print(f"{args.spec}: OK ({counts})")
+    return EXIT_OK
+
+
+def _build(args: argparse.Namespace) -> int:
+    from obsgen.generate import build
+
+    result, report = build(args.spec, Path(args.out), args.env, allow_nonempty=args.allow_nonempty)
+    for path in report.written:
+        print(f"wrote   {Path(args.out, path).as_posix()}")
+    for path in report.removed:
+        print(f"removed {Path(args.out, path).as_posix()}")
+    for path in report.kept:
+        print(f"kept    {Path(args.out, path).as_posix()} (not written by obsgen)")
+    envs = ", ".join(s for s in result.scopes if s) or ", ".join(e.name for e in result.model.environments)
+    kept = f", {len(report.kept)} kept (not written by obsgen)" if report.kept else ""
+    print(f"obsgen build: {envs} from {args.spec} into {args.out}/: {len(report.written)} written, "
+          f"{report.unchanged} unchanged, {len(report.removed)} removed{kept}")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from obsgen.generate import check
+
+    files, drift = check(args.spec, Path(args.out), args.env, fast=not args.no_cache)
+    if drift.clean:
+        print(f"obsgen check: {args.out}/ matches {args.spec} ({files} files)")
+        return EXIT_OK
+    for path, diff in drift.changed:
+        print(f"drifted: {Path(args.out, path).as_posix()}")
+        sys.stdout.write(diff)
+    for path in drift.missing:
+        print(f"missing: {Path(args.out, path).as_posix()}")
+    for path in drift.extra:
+        print(f"extra:   {Path(args.out, path).as_posix()} (written by obsgen, no longer produced by the spec)")
+    for path in drift.foreign:
+        print(f"extra:   {Path(args.out, path).as_posix()} (not written by obsgen; "
+              f"move it out of {Path(args.out, path.split('/', 1)[0]).as_posix()}/ or delete it)")
+    count = len(drift.changed) + len(drift.missing) + len(drift.extra)
+    if count:
+        print(f"obsgen check: {plural(count, 'file')} out of date in {args.out}/; "
+              f"run `obsgen build` to regenerate", file=sys.stderr)
+    if drift.foreign:
+        it = "it" if len(drift.foreign) == 1 else "them"
+        print(f"obsgen check: {plural(len(drift.foreign), 'file')} not written by obsgen inside the environment "
+              f"directories of {args.out}/; move {it} elsewhere or delete {it} (`obsgen build` never removes "
+              f"{it})", file=sys.stderr)
+    return EXIT_CHANGES
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from obsgen.verify import verify
+
+    out = Path(args.out)
+    envs = args.env or sorted(p.parent.name for p in out.glob("*/manifest.json"))
+    if not envs:
+        raise ObsgenError(f"no generated environments in {out}/: run `obsgen build` first")
+    counts: dict[tuple[str, str], list[int]] = {}
+    passed = failed = 0
+    for outcome in verify(out, envs):
+        tally = counts.setdefault((outcome.env, outcome.suite), [0, 0])
+        tally[0 if outcome.ok else 1] += 1
+        if outcome.ok:
+            passed += 1
+            if args.verbose:
+                print(f"ok    {outcome.env} {outcome.suite}: {outcome.name}")
+            continue
+        failed += 1
+        print(f"FAIL  {outcome.env} {outcome.suite}: {outcome.name}")
+        for line in outcome.detail.splitlines():
+            print(f"      {line}")
+    for env in envs:
+        parts = [f"{suite} {p} passed" + (f", {f} failed" if f else "")
+                 for (e, suite), (p, f) in counts.items() if e == env]
+        print(f"{env}: {'; '.join(parts) or 'no generated tests'}")
+    print(f"{passed} passed, {failed} failed")
+    return EXIT_CHANGES if failed else EXIT_OK
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from obsgen.generate import compile_spec
+
+    build = compile_spec(args.spec, args.env, only=("docs",))
+    docs = [a for a in build.artifacts if "/docs/" in a.path]
+    for i, artifact in enumerate(docs):
+        if len(docs) > 1:
+            print(f"{'' if i == 0 else chr(10)}<!-- {artifact.path} -->")
+        sys.stdout.write(artifact.content.decode())
+    return EXIT_OK
