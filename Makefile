@@ -1,7 +1,8 @@
 # make build: create .venv if needed, install obsgen, compile specs/selftest.yaml into generated/.
 # make test:  install test extras and the Prometheus/Alertmanager/Pushgateway Debian packages when
 #             missing, then run the whole suite.
-# make demo:  a local stack with dev applied and two fire drills.  make bench: benchmarks into bench/.
+# make demo:  a local stack with dev applied and two fire drills (KEEP=1: leave it running; make
+#             demo-stop stops it).  make bench: benchmarks into bench/.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -10,7 +11,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := prometheus prometheus-alertmanager prometheus-pushgateway
 TOOLS  := prometheus promtool prometheus-alertmanager amtool prometheus-pushgateway
 
-.PHONY: build test check validate verify demo bench backends clean
+.PHONY: build test check validate verify demo demo-stop bench backends clean
 .DEFAULT_GOAL := build
 
 $(BIN)/python:
@@ -46,8 +47,15 @@ verify: $(VENV)/.installed backends
 
 # A local stack (real Prometheus, Alertmanager, Pushgateway; a sink standing in for PagerDuty and
 # Slack; the Grafana test double), dev applied to it, a kernel and a governance fire drill.
+# KEEP=1 leaves the stack running and prints the `export OBSGEN_...` lines to use it; DRILLS=0 skips
+# the drills. make demo-stop stops a kept demo (and does nothing when none runs).
+KEEP   ?= 0
+DRILLS ?= 1
 demo: $(VENV)/.installed backends
-	$(BIN)/python tests/demo.py
+	$(BIN)/python tests/demo.py $(if $(filter-out 0,$(KEEP)),--keep) $(if $(filter 0,$(DRILLS)),--no-drills)
+
+demo-stop:
+	@if [ -x $(BIN)/python ]; then $(BIN)/python tests/demo.py --stop; else echo "demo-stop: no $(BIN)/python, so no demo ran"; fi
 
 # Benchmarks (check, build, scaling, apply, rule cost, time to alert) into bench/results.md and
 # bench/results.json; see bench/README.md.

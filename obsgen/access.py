@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import os
 
+from obsgen.errors import ObsgenError
 from obsgen.http import DEFAULT_PORTS, BackendError, Http
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment
 
 ALLOWED_HOSTS = "OBSGEN_ALLOWED_HOSTS"  # comma-separated host or host:port: spec URLs that may get credentials
 SECRET_DIRS = "OBSGEN_SECRET_DIRS"  # os.pathsep-separated directories: secret files obsgen itself may read
+
+
+class AccessError(BackendError):
+    """A secret obsgen will not send or read where the spec says, and what the operator can do about it."""
+
+    def __init__(self, problem: str, fix: str):
+        super().__init__(f"{problem}; {fix}")
+        self.problem, self.fix = problem, fix
 
 
 def credential(spec: BackendSpec, env_name: str) -> str | None:
@@ -65,9 +74,52 @@ def endpoint_of(spec: BackendSpec, env_name: str, url: str | None) -> tuple[str,
     try:
         return parse_endpoint(url or spec.url)
     except ValueError as exc:
-        where = (f"--{spec.kind}-url / OBSGEN_{spec.kind.upper()}_URL {url!r}" if url
-                 else f"the spec's URL {spec.url!r}")
-        raise BackendError(f"{spec.kind} ({env_name}): {where} is not an http(s) URL: {exc}") from None
+        if url:  # the CLI checks overrides where it reads them (checked_url); a library caller may not have
+            raise BackendError(url_problem(f"--{spec.kind}-url / OBSGEN_{spec.kind.upper()}_URL", url,
+                                           exc)) from None
+        raise BackendError(f"{spec.kind} ({env_name}): the spec's URL {spec.url!r} is not an http(s) URL: "
+                           f"{exc}") from None
+
+
+def checked_url(value: str, where: str) -> str:
+    """`value` when it is an http(s) base URL obsgen can use; else an ObsgenError naming `where` (the flag or
+    environment variable it came from): `--pushgateway: '127.0.0.1:9091' is not a URL: write http://…`.
+    Every URL an operator gives (flags, OBSGEN_*_URL) is checked here, with the rules the spec's
+    URLs are held to at use (`parse_endpoint`)."""
+    try:
+        parse_endpoint(value)
+    except ValueError as exc:
+        raise ObsgenError(url_problem(where, value, exc)) from None
+    return value
+
+
+def url_problem(where: str, value: str, why: ValueError | str) -> str:
+    return f"{where}: {value!r} is not a URL: {why}"
+
+
+def configuration_problems(env: Environment, urls: dict[str, str | None], kinds: tuple[str, ...] = ()
+                           ) -> list[str]:
+    """Everything about the backends `kinds` of an environment (default: all of them) that stops a request
+    before it is made -- a URL that is not one, credentials the endpoint may not have, a token that is
+    not set or not readable -- all at once, one line each, without a request. `urls` holds the operator's
+    overrides by kind. A token is looked at only where it may go (see `require_allowed`)."""
+    found: dict[str, list[str]] = {}  # problem -> the backend kinds it is about
+    for kind in ("grafana", "prometheus", "alertmanager"):  # the order apply goes in
+        spec = env.backend(kind)
+        if spec is None or (kinds and kind not in kinds):
+            continue
+        url = urls.get(spec.kind)
+        try:
+            endpoint_of(spec, env.name, url)
+            if spec.token_env or spec.token_file:
+                require_allowed(spec, env.name, url)
+                credential(spec, env.name)
+        except BackendError as exc:
+            text, prefix = str(exc), f"{spec.kind} ({env.name}): "
+            # about this backend, or not (OBSGEN_ALLOWED_HOSTS itself malformed): the latter once
+            found.setdefault(text.removeprefix(prefix), []).append(spec.kind if text.startswith(prefix) else "")
+    # one token shared by two backends (Mimir's ruler and Alertmanager) is one problem
+    return [f"{' and '.join(who)} ({env.name}): {text}" if all(who) else text for text, who in found.items()]
 
 
 def require_allowed(spec: BackendSpec, env_name: str, url: str | None, what: str = "credentials") -> None:
@@ -89,9 +141,9 @@ def require_allowed(spec: BackendSpec, env_name: str, url: str | None, what: str
         if allowed_host == host and wanted_port == port and scheme in schemes:
             return
     entry = host_port(host, port) if scheme == "https" or _loopback(host) else f"http://{host_port(host, port)}"
-    raise BackendError(f"{spec.kind} ({env_name}): the spec's URL {spec.url} is not an allowed host for {what}; "
-                       f"if it is yours, add {entry} to {ALLOWED_HOSTS} (set outside the spec), "
-                       f"or pass --{spec.kind}-url")
+    raise AccessError(f"{spec.kind} ({env_name}): the spec's URL {spec.url} is not an allowed host for {what}",
+                      f"if it is yours, add {entry} to {ALLOWED_HOSTS} (set outside the spec), "
+                      f"or pass --{spec.kind}-url")
 
 
 def allowed_hosts() -> list[tuple[str | None, str, int | None]]:
@@ -137,10 +189,12 @@ def parse_endpoint(url: str) -> tuple[str, str, int]:
     """
     from urllib.parse import urlsplit
 
-    if "://" not in url:
-        raise ValueError(f"no scheme; write it as http://{url}" if url else "it is empty")
+    if not url:
+        raise ValueError("it is empty")
     if any(c.isspace() or c == "\\" for c in url) or not url.isprintable():
         raise ValueError("it contains whitespace, a backslash or a control character")
+    if "://" not in url:
+        raise ValueError(f"write http://{url.lstrip(':/')}")
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -191,6 +245,6 @@ def secret_file(path: str, who: str) -> str:
         return real
     resolved = f" (which resolves to {real})" if real != os.path.abspath(path) else ""
     unset = "" if dirs else " (not set)"
-    raise BackendError(f"{who}: the secret file {path}{resolved} named in the spec is not under a directory "
-                       f"listed in {SECRET_DIRS}{unset}; if it is yours, add {os.path.dirname(real)} to "
-                       f"{SECRET_DIRS} (set outside the spec)")
+    raise AccessError(f"{who}: the secret file {path}{resolved} named in the spec is not under a directory "
+                      f"listed in {SECRET_DIRS}{unset}",
+                      f"if it is yours, add {os.path.dirname(real)} to {SECRET_DIRS} (set outside the spec)")

@@ -1,7 +1,12 @@
 """The selftest report bridge: a `--json-v2` run report in, the metrics the spec names out.
 
     report = load_report("selftest-report.json", model)
-    text = emit_to_pushgateway(model, "dev", report, "http://pushgateway:9091")   # or emit_to_textfile
+    done = emit_to_pushgateway(model, "dev", report, "http://pushgateway:9091")   # or emit_to_textfile
+    done.counted   # False when the target had already counted this run: nothing was written
+
+The report's format is the JSON Schema obsgen ships (`schema_text()`, `obsgen emit --print-schema`,
+obsgen/schemas/report/); a report is checked against it and then against the spec (every step it names is
+a spec step of the spec's tier). A spec step absent from the report is not an error: see `missing_steps`.
 
 The series, named by `model.metrics`, each labelled `<env_label>="<env>"` (plus any extra labels):
 
@@ -15,7 +20,8 @@ The series, named by `model.metrics`, each labelled `<env_label>="<env>"` (plus 
   fire drill (`accumulate=False`) leaves it at 0.
 - `runs_total{result="pass"|"fail"}` counter, both series always present so that rates exist at once.
 - `run_duration` histogram over the spec's `duration_buckets`, `le` written as the rules match it.
-- `last_run_timestamp` gauge: the report's time, else `now`.
+- `last_run_timestamp` gauge: the report's time, else `now`. It is also the run's identity at the target:
+  a report whose time equals it was counted already, and emitting it again writes nothing (`already_counted`).
 
 A run fails when it breaks the environment's policy (`queries.run_limits`, which the dashboard's Status
 reads too), the bar the generated step alerts use and what the
@@ -24,25 +30,31 @@ failing steps of a warning tier (GOVERNANCE) than the environment tolerates, or 
 informational tier (OPTIONAL) where the environment pages on any failure (prod). The pass-rate SLO then
 burns on exactly the runs that block. Counters and the histogram are cumulative: each exposition adds one
 run to the previous one for the same target (two emitters racing on one target can lose a run).
+
+The exposition, the textfile and the Pushgateway protocol are prometheus_client's (imported on first use):
+a CollectorRegistry, `write_to_textfile`, `push_to_gateway` and `delete_from_gateway`, the last two sending
+through obsgen's own HTTP client (its timeouts and one-line errors).
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
+import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from obsgen import conventions as c
 from obsgen import queries as q
 from obsgen.errors import ObsgenError
-from obsgen.files import atomic_write
-from obsgen.http import BackendError, Http
+from obsgen.http import TIMEOUT, BackendError, Http
 from obsgen.model import Environment, Model
+from obsgen.suggest import closest
 
 STATUSES = ("PASS", "FAIL", "SKIP", "TIMEOUT")
 FAILED = ("FAIL", "TIMEOUT")
@@ -50,7 +62,7 @@ RUNNER_TIERS = ("kernel", "governance", "optional")  # the runner's own vocabula
 RUNNER_SEVERITY = {"kernel": "critical", "governance": "warning", "optional": "info"}
 LABEL_RESULT = "result"
 DRILL_GROUPING = {q.DRILL_LABEL: "true"}
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+SCHEMA = ("schemas", "report", "selftest-report.schema.json")  # inside the obsgen package
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
@@ -82,7 +94,7 @@ class Report:
     source: str  # the file name, for messages
     steps: tuple[StepResult, ...]
     duration_seconds: float  # summary.total_duration_ms, else the sum of the steps'
-    timestamp: float | None = None  # unix seconds: metadata.timestamp, else the last step's end
+    timestamp: float | None = None  # unix seconds: metadata.timestamp, else the last step's end; the run's identity
     mode: str = ""  # strict | degraded | kernel-only, as the runner reports it
 
     @property
@@ -95,7 +107,39 @@ class Report:
         return not self.failing
 
 
+@dataclass(frozen=True)
+class Emitted:
+    """What an emit did: the metrics now at the target, and whether this run was counted now."""
+
+    text: str  # the exposition the target holds after the emit
+    counted: bool  # False: the target had counted this run already (same report time), nothing was written
+
+
+# --- the report's schema --------------------------------------------------------------------------
+
+def schema_text() -> str:
+    """The JSON Schema of the report, as shipped in the package (`obsgen emit --print-schema`)."""
+    from importlib import resources
+
+    return resources.files("obsgen").joinpath(*SCHEMA).read_text(encoding="utf-8")
+
+
+@functools.lru_cache(maxsize=1)
+def _validator() -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(json.loads(schema_text()))
+
+
 # --- reading a report -----------------------------------------------------------------------------
+
+class _NotJson(ValueError):
+    pass
+
+
+def _no_constant(name: str) -> Any:
+    raise _NotJson(name)
+
 
 def load_report(path: str, model: Model | None = None) -> Report:
     """Read and validate a `--json-v2` report file; with a model, also against the spec's steps."""
@@ -106,7 +150,9 @@ def load_report(path: str, model: Model | None = None) -> Report:
     if not raw.strip():
         raise ReportError(path, ["empty file; expected the JSON report of `selftest --json-v2`"])
     try:
-        data = json.loads(raw)
+        data = json.loads(raw, parse_constant=_no_constant)
+    except _NotJson as exc:
+        raise ReportError(path, [f"invalid JSON: {exc} is not a JSON number"]) from None
     except json.JSONDecodeError as exc:
         raise ReportError(path, [f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"]) from None
     except ValueError:
@@ -114,33 +160,40 @@ def load_report(path: str, model: Model | None = None) -> Report:
     return parse_report(data, path, model)
 
 
+JsonPath = tuple[Any, ...]  # keys and indexes, e.g. ("results", 3, "tier")
+
+
 def parse_report(data: object, source: str, model: Model | None = None) -> Report:
     """Validate a decoded report and return it; every problem at once as a ReportError.
 
-    The shape is the runner's `--json-v2` report: `results[]` with `step_id`, `tier`, `status` (PASS,
-    FAIL, SKIP, TIMEOUT) and `duration_ms`, optional `metadata.timestamp` (ISO 8601 with an offset) and
-    `metadata.mode`, and an optional `summary` whose counts (`passed`, `failed`, `skipped`, `total`,
-    `by_severity.<severity>.failed`), when present, must agree with the results: the seeds' CI gates read
-    the summary, the metrics come from the results, and the two must tell the same story.
+    First against the shipped JSON Schema (`schema_text()`: `results[]` with `step_id`, `tier`, `status`
+    and `duration_ms`, optional `metadata.timestamp` and `metadata.mode`, an optional `summary`), then what
+    a schema cannot say: no step twice, tiers of the spec (or the runner's, without a spec), each step of
+    the spec with the spec's tier, a real time, and `summary` counts that agree with the results (the seeds'
+    CI gates read the summary, the metrics come from the results, and the two must tell the same story).
     """
-    if not isinstance(data, dict):
-        raise ReportError(source, [f"expected a JSON object (the `selftest --json-v2` report), got {_kind(data)}"])
-    problems: list[str] = []
-    version = data.get("version")
-    if version is not None and not (isinstance(version, str) and version.split(".")[0] == "2"):
-        problems.append(f'version: expected "2.0" (the `selftest --json-v2` report), got {_kind(version)}')
-    rows = _results(data.get("results"), model, problems)
-    meta = _object(data, "metadata", problems)
-    summary = _object(data, "summary", problems)
-    timestamp = _timestamp(meta, [end for _, _, end in rows], problems)
-    mode = "" if meta.get("mode") is None else meta["mode"]
-    if not isinstance(mode, str):
-        problems.append(f"metadata.mode: expected string, got {_kind(mode)}")
-    total_ms = _number(summary, "summary", "total_duration_ms", problems) if summary else None
+    found = _schema_problems(data)
+    if () in found or not isinstance(data, dict):  # the schema's first rule: a JSON object
+        raise ReportError(source, [found.get((), "expected a JSON object")])
+    problems: list[tuple[JsonPath, str]] = list(found.items())
+    rows: list[tuple[StepResult, str, float]] = []
+    results = data.get("results")
+    if isinstance(results, list) and ("results",) not in found:
+        rows = _results(results, found, model, problems)
+    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
+    timestamp = None
+    if ("metadata",) not in found and ("metadata", "timestamp") not in found:
+        timestamp = _timestamp(meta, [end for _, _, end in rows], problems)
+    mode = meta.get("mode") if isinstance(meta.get("mode"), str) else ""
+    summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
+    total_ms = summary.get("total_duration_ms")
+    if total_ms is not None and ("summary", "total_duration_ms") not in found and not _finite(total_ms):
+        problems.append((("summary", "total_duration_ms"), f"expected a number >= 0, got {_kind(total_ms)}"))
     if summary and not problems:
         _check_summary(summary, rows, problems)
     if problems:
-        raise ReportError(source, problems)
+        ordered = sorted(problems, key=lambda p: _order(p[0]))
+        raise ReportError(source, [f"{_at(at)}: {message}" for at, message in ordered])
     steps = tuple(step for step, _, _ in rows)
     duration = total_ms / 1000 if total_ms is not None else sum(s.duration_seconds for s in steps)
     return Report(source, steps, duration, timestamp, mode)
@@ -148,128 +201,144 @@ def parse_report(data: object, source: str, model: Model | None = None) -> Repor
 
 def check_report(model: Model, report: Report) -> None:
     """Raise a ReportError if the report names a step the spec does not have, or gives it another tier."""
-    problems = [p for i, s in enumerate(report.steps) if (p := _spec_problem(model, f"results[{i}]", s))]
+    problems = [f"results[{i}].{p[0]}: {p[1]}" for i, s in enumerate(report.steps) if (p := _spec_problem(model, s))]
     if problems:
         raise ReportError(report.source, problems)
 
 
-def _results(results: Any, model: Model | None, problems: list[str]) -> list[tuple[StepResult, str, float]]:
-    """(step, severity, end time) per well-formed entry of `results`; problems for the others."""
-    if results is None:
-        problems.append("results: missing; emit needs the per-step results of the full `selftest --json-v2` "
-                        "report, not only its summary")
-        return []
-    if not isinstance(results, list) or not results:
-        problems.append(f"results: expected a non-empty array of steps, got {_kind(results)}")
-        return []
+def missing_steps(model: Model, report: Report) -> tuple[str, ...]:
+    """The spec's steps the report has no result for, in spec order (a `--step`, `--until` or
+    `--kernel-only` run): neither passed nor failed. Their step_failed gauges keep their last value, their
+    failure counters do not move, and the run's result is judged on the steps it ran."""
+    ran = {s.id for s in report.steps}
+    return tuple(s.id for s in model.steps if s.id not in ran)
+
+
+def _schema_problems(data: object) -> dict[JsonPath, str]:
+    """One message per JSON path the schema finds wrong, in obsgen's words (the schema's `x-expected`)."""
+    found: dict[JsonPath, str] = {}
+    for error in _validator().iter_errors(data):
+        at = tuple(error.absolute_path)
+        schema = error.schema if isinstance(error.schema, dict) else {}
+        if error.validator == "required":
+            for name in error.validator_value:
+                if isinstance(error.instance, dict) and name not in error.instance:
+                    found.setdefault(at + (name,), _MISSING.get(at + (name,), "missing"))
+            continue
+        if at in found:
+            continue
+        expected = schema.get("x-expected")
+        if expected is None and error.validator == "enum":
+            expected = "one of " + ", ".join(str(v) for v in error.validator_value)
+        elif expected is None and error.validator == "type":
+            expected = _TYPE_NAMES.get(str(error.validator_value), str(error.validator_value))
+        found[at] = f"expected {expected}, got {_kind(error.instance)}" if expected else error.message
+    return found
+
+
+_MISSING = {("results",): "missing; emit needs the per-step results of the full `selftest --json-v2` report, "
+                          "not only its summary"}
+_TYPE_NAMES = {"object": "object", "array": "array", "string": "string", "number": "number",
+               "integer": "a whole number"}
+_TOP = {"version": 0, "results": 1, "metadata": 2, "summary": 3}
+_FIELDS = {"step_id": 0, "tier": 1, "status": 2, "duration_ms": 3}
+
+
+def _order(path: JsonPath) -> tuple[Any, ...]:
+    """Problems in the order a reader meets them: version, each result by index and field, metadata, summary."""
+    if not path:
+        return (-1,)
+    rest = tuple(p if isinstance(p, int) else _FIELDS.get(p, 9) for p in path[1:])  # ties: as found
+    return (_TOP.get(path[0], 4), *rest)
+
+
+def _at(path: JsonPath) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+
+
+def _results(results: list[Any], found: dict[JsonPath, str], model: Model | None,
+             problems: list[tuple[JsonPath, str]]) -> list[tuple[StepResult, str, float]]:
+    """(step, severity, end time) per entry the schema accepted; the checks a schema cannot make."""
     tiers = tuple(t.id for t in model.tiers) if model else RUNNER_TIERS
     seen: dict[str, int] = {}
     rows = []
     for i, item in enumerate(results):
-        at = f"results[{i}]"
         if not isinstance(item, dict):
-            problems.append(f"{at}: expected object, got {_kind(item)}")
             continue
-        before = len(problems)
-        step_id, tier, status = item.get("step_id"), item.get("tier"), item.get("status")
-        if not isinstance(step_id, str) or not step_id:
-            problems.append(f"{at}.step_id: expected a non-empty string, got {_kind(step_id)}")
-        elif step_id in seen:
-            problems.append(f"{at}.step_id: duplicate step {step_id} (also results[{seen[step_id]}])")
-        else:
-            seen[step_id] = i
-        if tier not in tiers:
-            problems.append(f"{at}.tier: expected one of {', '.join(tiers)}, got {_kind(tier)}")
-        if status not in STATUSES:
-            problems.append(f"{at}.status: expected one of {', '.join(STATUSES)}, got {_kind(status)}")
-        duration = _number(item, at, "duration_ms", problems, required=True)
-        end = _number(item, at, "timestamp_end", problems) or 0.0
-        severity = item.get("severity", model.tier(tier).severity if model and tier in tiers
-                            else RUNNER_SEVERITY.get(str(tier), ""))
-        if len(problems) > before:
+        bad = any(p[:2] == ("results", i) for p in found)
+        step_id, tier = item.get("step_id"), item.get("tier")
+        if isinstance(step_id, str) and step_id:
+            if step_id in seen:
+                duplicate = f"duplicate step {step_id} (also results[{seen[step_id]}])"
+                problems.append((("results", i, "step_id"), duplicate))
+                bad = True
+            else:
+                seen[step_id] = i
+        if isinstance(tier, str) and tier and tier not in tiers:
+            problems.append((("results", i, "tier"), f"expected one of {', '.join(tiers)}, got {_kind(tier)}"))
+            bad = True
+        for key in ("duration_ms", "timestamp_end"):
+            if item.get(key) is not None and ("results", i, key) not in found and not _finite(item[key]):  # NaN
+                problems.append((("results", i, key), f"expected a number >= 0, got {_kind(item[key])}"))
+                bad = True
+        if bad:
             continue
-        step = StepResult(step_id, tier, status, (duration or 0.0) / 1000)
-        if model and (problem := _spec_problem(model, at, step)):
-            problems.append(problem)
+        step = StepResult(step_id, tier, item["status"], item["duration_ms"] / 1000)
+        if model and (problem := _spec_problem(model, step)):
+            problems.append((("results", i, problem[0]), problem[1]))
             continue
-        rows.append((step, severity, end))
+        severity = item.get("severity", model.tier(tier).severity if model else RUNNER_SEVERITY.get(tier, ""))
+        rows.append((step, severity, float(item.get("timestamp_end") or 0.0)))
     return rows
 
 
-def _spec_problem(model: Model, at: str, step: StepResult) -> str | None:
+def _spec_problem(model: Model, step: StepResult) -> tuple[str, str] | None:
+    """(field, message) when the spec has no such step, or gives it another tier."""
     known = {s.id: s for s in model.steps}
     if step.id not in known:
-        return f"{at}.step_id: unknown step {step.id}; the spec has no such step"
+        close = closest(step.id, known)
+        hint = f" (did you mean {close}?)" if close else ""
+        return "step_id", f"unknown step {step.id}; the spec has no such step{hint}"
     if known[step.id].tier != step.tier:
-        return f"{at}.tier: step {step.id} is {known[step.id].tier} in the spec, not {step.tier}"
+        return "tier", f"step {step.id} is {known[step.id].tier} in the spec, not {step.tier}"
     return None
 
 
-def _check_summary(summary: dict[str, Any], rows: list[tuple[StepResult, str, float]], problems: list[str]) -> None:
+def _check_summary(summary: dict[str, Any], rows: list[tuple[StepResult, str, float]],
+                   problems: list[tuple[JsonPath, str]]) -> None:
     steps = [s for s, _, _ in rows]
     counts = {"passed": (sum(s.status == "PASS" for s in steps), "passed "),
               "failed": (sum(s.failed for s in steps), "failed "),
               "skipped": (sum(s.status == "SKIP" for s in steps), "skipped "),
               "total": (len(steps), "")}
     for key, (n, what) in counts.items():
-        _agree(summary.get(key), n, f"summary.{key}", f"{what}step", problems)
-    by_severity = summary.get("by_severity")
-    if by_severity is None:
-        return
-    if not isinstance(by_severity, dict):
-        problems.append(f"summary.by_severity: expected object, got {_kind(by_severity)}")
-        return
-    for severity, entry in by_severity.items():
-        at = f"summary.by_severity.{severity}"
-        if not isinstance(entry, dict):
-            problems.append(f"{at}: expected object, got {_kind(entry)}")
-            continue
+        _agree(summary.get(key), n, ("summary", key), f"{what}step", problems)
+    for severity, entry in (summary.get("by_severity") or {}).items():
         n = sum(1 for s, sev, _ in rows if sev == severity and s.failed)
-        _agree(entry.get("failed"), n, f"{at}.failed", f"failed {severity} step", problems)
+        _agree(entry.get("failed"), n, ("summary", "by_severity", severity, "failed"), f"failed {severity} step",
+               problems)
 
 
-def _agree(value: Any, n: int, at: str, what: str, problems: list[str]) -> None:
-    if value is None:
-        return
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        problems.append(f"{at}: expected a whole number, got {_kind(value)}")
-    elif value != n:
-        problems.append(f"{at}: {value}, but results has {n} {what}{'' if n == 1 else 's'}")
+def _agree(value: Any, n: int, at: JsonPath, what: str, problems: list[tuple[JsonPath, str]]) -> None:
+    if value is not None and value != n:
+        problems.append((at, f"{value}, but results has {n} {what}{'' if n == 1 else 's'}"))
 
 
-def _object(data: dict[str, Any], key: str, problems: list[str]) -> dict[str, Any]:
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        problems.append(f"{key}: expected object, got {_kind(value)}")
-        return {}
-    return value
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
 
 
-def _number(item: dict[str, Any], at: str, key: str, problems: list[str], required: bool = False) -> float | None:
-    value = item.get(key)
-    if value is None:
-        if required:
-            problems.append(f"{at}.{key}: missing")
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-        problems.append(f"{at}.{key}: expected a number >= 0, got {_kind(value)}")
-        return None
-    return float(value)
-
-
-def _timestamp(meta: dict[str, Any], ends: list[float], problems: list[str]) -> float | None:
+def _timestamp(meta: dict[str, Any], ends: list[float], problems: list[tuple[JsonPath, str]]) -> float | None:
     text = meta.get("timestamp")
     if text is None:
         return max(ends) if ends and max(ends) > 0 else None
     try:
-        when = datetime.fromisoformat(text) if isinstance(text, str) else None
+        when = datetime.fromisoformat(text)
     except ValueError:
         when = None
     if when is None or when.tzinfo is None:
-        problems.append(f"metadata.timestamp: expected an ISO 8601 time with a UTC offset "
-                        f"(e.g. 2025-11-30T15:30:00+00:00), got {_kind(text)}")
+        expected = "an ISO 8601 time with a UTC offset (e.g. 2025-11-30T15:30:00+00:00)"
+        problems.append((("metadata", "timestamp"), f"expected {expected}, got {_kind(text)}"))
         return None
     return when.timestamp()
 
@@ -283,6 +352,13 @@ def _kind(value: Any) -> str:
     return f"{name} {shown if len(shown) <= 40 else shown[:37] + '...'}"
 
 
+def run_time(report: Report) -> str:
+    """The report's time as ISO 8601 UTC, for messages ("" without one)."""
+    if report.timestamp is None:
+        return ""
+    return datetime.fromtimestamp(report.timestamp, UTC).isoformat()
+
+
 # --- the run's verdict, synthetic runs ------------------------------------------------------------
 
 def run_result(model: Model, env_name: str, report: Report) -> str:
@@ -292,6 +368,30 @@ def run_result(model: Model, env_name: str, report: Report) -> str:
         if sum(1 for s in report.steps if s.tier == tier and s.failed) > tolerated:
             return "fail"
     return "pass"
+
+
+def describe_run(model: Model, env_name: str, report: Report) -> str:
+    """Why the run has its result, in words: how many steps ran, each tier's failures against the
+    environment's tolerance (or informational there), and the failing steps, e.g. `10 steps; 2 governance
+    failures within dev's tolerance of 3; failing: bdd, ac-status`."""
+    env = _environment(model, env_name)
+    ran = len(report.steps)
+    steps = f"{ran} steps" if ran == len(model.steps) else f"{ran} of {len(model.steps)} steps"
+    if not report.failing:
+        return f"{steps}, failing: none"
+    limits = dict(q.run_limits(model, env))
+    clauses = []
+    for tier in model.tiers:
+        n = sum(1 for s in report.steps if s.tier == tier.id and s.failed)
+        if not n:
+            continue
+        failures = f"{n} {tier.id} failure{'' if n == 1 else 's'}"
+        if tier.id not in limits:
+            clauses.append(f"{failures} informational in {env.name}")
+        else:
+            side = "within" if n <= limits[tier.id] else "above"
+            clauses.append(f"{failures} {side} {env.name}'s tolerance of {limits[tier.id]}")
+    return f"{steps}; {', '.join(clauses)}; failing: {', '.join(report.failing)}"
 
 
 def synthetic_report(model: Model, env_name: str, tier: str, failing: int | None = None) -> Report:
@@ -313,62 +413,111 @@ def synthetic_report(model: Model, env_name: str, tier: str, failing: int | None
 
 # --- the exposition -------------------------------------------------------------------------------
 
-def exposition(model: Model, env_name: str, report: Report, previous: str | None = None,
-               now: float | None = None, extra_labels: Mapping[str, str] | None = None,
-               count_step_failures: bool = True) -> str:
-    """The metrics of this run in the Prometheus text format, cumulative over `previous` (the last
-    exposition for the same target, or None to start over). Sorted and deterministic. A fire drill
+def registry(model: Model, env_name: str, report: Report, previous: str | None = None,
+             now: float | None = None, extra_labels: Mapping[str, str] | None = None,
+             count_step_failures: bool = True) -> Any:
+    """The metrics of this run as a prometheus_client CollectorRegistry, cumulative over `previous` (the
+    last exposition for the same target, or None to start over). Sorted and deterministic. A fire drill
     passes count_step_failures=False: its failing steps are not counted as failed runs."""
+    from prometheus_client import CollectorRegistry
+
     env = _environment(model, env_name)
     check_report(model, report)
     m = model.metrics
     base = {m.env_label: env.name, **_extra_labels(model, extra_labels or {})}
     prev = _previous(previous, model, env.name)
     ran = {s.id: s for s in report.steps}
+    step_labels = {s.id: {**base, c.LABEL_STEP: s.id, c.LABEL_TIER: s.tier} for s in model.steps}
     steps = []
     for step in model.steps:
         value = (1.0 if ran[step.id].failed else 0.0) if step.id in ran else prev.steps.get(step.id)
         if value is not None:
-            steps.append((m.step_failed, {**base, c.LABEL_STEP: step.id, c.LABEL_TIER: step.tier}, value))
-    failures = [
-        (m.step_failures_total, {**base, c.LABEL_STEP: step.id, c.LABEL_TIER: step.tier},
-         prev.step_failures.get(step.id, 0.0)
-         + (1.0 if count_step_failures and step.id in ran and ran[step.id].failed else 0.0))
-        for step in model.steps
-    ]
+            steps.append((step_labels[step.id], value))
+    failures = [(step_labels[s.id], prev.step_failures.get(s.id, 0.0)
+                 + (1.0 if count_step_failures and s.id in ran and ran[s.id].failed else 0.0)) for s in model.steps]
     runs = {"fail": prev.runs.get("fail", 0.0), "pass": prev.runs.get("pass", 0.0)}
     runs[run_result(model, env.name, report)] += 1
     stamp = report.timestamp if report.timestamp is not None else time.time() if now is None else now
     families = [
-        (m.step_failed, "gauge", "1 if the selftest step failed in the last run that ran it, else 0.",
-         sorted(steps, key=lambda s: sorted(s[1].items()))),
-        (m.step_failures_total, "counter", "Selftest runs in which the step failed (FAIL or TIMEOUT).",
-         sorted(failures, key=lambda s: sorted(s[1].items()))),
-        (m.runs_total, "counter", "Selftest runs by result under the environment's policy (pass or fail).",
-         [(m.runs_total, {**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
-        (m.run_duration, "histogram", "Duration of whole selftest runs in seconds.",
-         _histogram(m.run_duration, m.duration_buckets, base, prev, report.duration_seconds)),
-        (m.last_run_timestamp, "gauge", "Unix time of the last selftest run.",
-         [(m.last_run_timestamp, base, stamp)]),
+        _family(m.step_failed, "gauge", "1 if the selftest step failed in the last run that ran it, else 0.", steps),
+        _family(m.step_failures_total, "counter", "Selftest runs in which the step failed (FAIL or TIMEOUT).",
+                failures),
+        _family(m.runs_total, "counter", "Selftest runs by result under the environment's policy (pass or fail).",
+                [({**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
+        _histogram(m.run_duration, m.duration_buckets, base, prev, report.duration_seconds),
+        _family(m.last_run_timestamp, "gauge", "Unix time of the last selftest run.", [(base, stamp)]),
     ]
-    lines = []
-    for name, kind, help_text, samples in sorted(families, key=lambda f: f[0]):
-        lines += [f"# HELP {name} {help_text}", f"# TYPE {name} {kind}"]
-        lines += [f"{n}{_labels(labels)} {_value(v)}" for n, labels, v in samples]
-    return "\n".join(lines) + "\n"
+    names = [m.step_failed, m.step_failures_total, m.runs_total, m.run_duration, m.last_run_timestamp]
+    collected = _Collected([family for _, family in sorted(zip(names, families), key=lambda nf: nf[0])])
+    result = CollectorRegistry(auto_describe=False)
+    result.register(collected)
+    return result
+
+
+def exposition(model: Model, env_name: str, report: Report, previous: str | None = None,
+               now: float | None = None, extra_labels: Mapping[str, str] | None = None,
+               count_step_failures: bool = True) -> str:
+    """`registry` in the Prometheus text format (prometheus_client's)."""
+    return _text(registry(model, env_name, report, previous, now, extra_labels, count_step_failures))
+
+
+def already_counted(model: Model, env_name: str, report: Report, previous: str | None) -> bool:
+    """True when `previous` (the target's metrics) shows this run counted: the report has a time, and the
+    target's last-run timestamp is that time. Emitting the same report again then changes nothing."""
+    if report.timestamp is None or previous is None:
+        return False
+    return _previous(previous, model, _environment(model, env_name).name).last_run == report.timestamp
+
+
+class _Collected:
+    """A prometheus_client collector of metric families computed beforehand."""
+
+    def __init__(self, families: list[Any]):
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+def _text(reg: Any) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(reg).decode("utf-8")
+
+
+def _family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> Any:
+    """A gauge or counter family, samples sorted by their labels. A counter whose name does not end in
+    `_total` is written untyped: prometheus_client would otherwise append `_total` to the spec's name."""
+    from prometheus_client import core
+
+    names = sorted(samples[0][0]) if samples else []
+    if kind == "gauge":
+        family = core.GaugeMetricFamily(name, help_text, labels=names)
+    elif name.endswith("_total"):
+        family = core.CounterMetricFamily(name, help_text, labels=names)
+    else:
+        family = core.UnknownMetricFamily(name, help_text, labels=names)
+    for labels, value in sorted(samples, key=lambda s: sorted(s[0].items())):
+        family.add_metric([labels[n] for n in names], value)
+    return family
 
 
 def _histogram(name: str, buckets: tuple[float, ...], base: dict[str, str], prev: _Previous,
-               observed: float) -> list[tuple[str, dict[str, str], float]]:
+               observed: float) -> Any:
+    from prometheus_client.core import HistogramMetricFamily
+
     bounds = sorted(set(buckets)) + [math.inf]
     counts = [prev.buckets.get(b, 0.0) for b in bounds]
     consistent = (set(prev.buckets) == set(bounds) and prev.count == counts[-1]
                   and all(a <= b for a, b in zip(counts, counts[1:])))
-    total, count = (prev.sum, prev.count or 0.0) if consistent else (0.0, 0.0)
+    total = prev.sum if consistent else 0.0
     counts = [(n if consistent else 0.0) + (observed <= b) for n, b in zip(counts, bounds)]
-    samples = [(f"{name}_bucket", {**base, "le": "+Inf" if b == math.inf else c.fmt_number(b)}, n)
-               for b, n in zip(bounds, counts)]
-    return samples + [(f"{name}_sum", base, total + observed), (f"{name}_count", base, count + 1)]
+    names = sorted(base)
+    family = HistogramMetricFamily(name, "Duration of whole selftest runs in seconds.", labels=names)
+    family.add_metric([base[n] for n in names],
+                      [("+Inf" if b == math.inf else c.fmt_number(b), n) for b, n in zip(bounds, counts)],
+                      sum_value=total + observed)
+    return family
 
 
 def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
@@ -382,21 +531,6 @@ def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
     return dict(extra)
 
 
-def _labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    pairs = (f'{k}="{v.translate(_ESCAPES)}"' for k, v in sorted(labels.items()))
-    return "{" + ",".join(pairs) + "}"
-
-
-def _value(v: float) -> str:
-    if math.isnan(v):
-        return "NaN"
-    if math.isinf(v):
-        return "+Inf" if v > 0 else "-Inf"
-    return str(int(v)) if v == int(v) and abs(v) < 1e15 else repr(float(v))
-
-
 # --- reading a previous exposition ----------------------------------------------------------------
 
 @dataclass
@@ -407,47 +541,28 @@ class _Previous:
     count: float | None = None
     steps: dict[str, float] = field(default_factory=dict)
     step_failures: dict[str, float] = field(default_factory=dict)
-
-
-_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?[ \t]+(\S+)(?:[ \t]+-?\d+)?[ \t]*$")
-_PAIR = re.compile(r'[ \t]*([a-zA-Z_][a-zA-Z0-9_]*)[ \t]*=[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*(?:,|$)')
-_UNESCAPE = re.compile(r"\\(.)")
+    last_run: float | None = None
 
 
 def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
-    """(name, labels, value) of every sample of a Prometheus text exposition."""
+    """(name, labels, value) of every sample of a Prometheus text exposition (prometheus_client's parser,
+    one line at a time so that a bad line is named)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     samples = []
     for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
-        sample = _sample(line)
-        if sample is None:
+        try:
+            parsed = [s for family in text_string_to_metric_families(line + "\n") for s in family.samples]
+        except (ValueError, IndexError, KeyError):
+            parsed = []
+        if len(parsed) != 1:
             raise ObsgenError(f"previous metrics, line {number}: not a sample of the Prometheus text format: "
                               f"{line[:80]!r}; delete the previous metrics to start the counters over")
-        samples.append(sample)
+        samples.append((parsed[0].name, dict(parsed[0].labels), float(parsed[0].value)))
     return samples
-
-
-def _sample(line: str) -> tuple[str, dict[str, str], float] | None:
-    match = _SAMPLE.match(line)
-    labels = _parse_labels(match.group(2) or "") if match else None
-    try:
-        return (match.group(1), labels, float(match.group(3))) if match and labels is not None else None
-    except ValueError:
-        return None
-
-
-def _parse_labels(text: str) -> dict[str, str] | None:
-    labels, pos = {}, 0
-    while pos < len(text.rstrip()):
-        pair = _PAIR.match(text, pos)
-        if not pair:
-            return None
-        value = _UNESCAPE.sub(lambda e: "\n" if e.group(1) == "n" else e.group(1), pair.group(2))
-        labels[pair.group(1)] = value
-        pos = pair.end()
-    return labels
 
 
 def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
@@ -471,6 +586,8 @@ def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
             prev.sum = value
         elif name == f"{m.run_duration}_count":
             prev.count = value
+        elif name == m.last_run_timestamp:
+            prev.last_run = value if prev.last_run is None else max(prev.last_run, value)
     return prev
 
 
@@ -495,57 +612,66 @@ def read_textfile(path: str) -> str | None:
                           f"{getattr(exc, 'strerror', None) or 'not UTF-8 text'}") from None
 
 
-def write_textfile(path: str, text: str) -> None:
-    """Replace the textfile atomically: the collector reads the old file or the new one, never half."""
-    target = Path(path)
-    if target.suffix != ".prom":
+def check_textfile(path: str) -> None:
+    """A path node-exporter's textfile collector reads: *.prom."""
+    if Path(path).suffix != ".prom":
         raise ObsgenError(f"{path}: node-exporter's textfile collector reads only *.prom files")
+
+
+def write_textfile(path: str, reg: Any) -> None:
+    """Replace the textfile atomically with the registry's metrics (prometheus_client's write_to_textfile:
+    a temporary file beside it, renamed over it): the collector reads the old file or the new one, never half."""
+    from prometheus_client import write_to_textfile
+
+    check_textfile(path)
     try:
-        atomic_write(target, text.encode("utf-8"))
+        write_to_textfile(path, reg)
+        os.chmod(path, 0o644)  # node-exporter may run as another user; the file was created under our umask
     except OSError as exc:
-        raise ObsgenError(f"{path}: cannot write the metrics: {exc.strerror}") from None
+        raise ObsgenError(f"{path}: cannot write the metrics: {exc.strerror or exc}") from None
 
 
 def emit_to_textfile(model: Model, env_name: str, report: Report, path: str, now: float | None = None,
-                     extra_labels: Mapping[str, str] | None = None) -> str:
-    """Add this run to the textfile's metrics and write them back; returns the new exposition."""
-    text = exposition(model, env_name, report, read_textfile(path), now, extra_labels)
-    write_textfile(path, text)
-    return text
+                     extra_labels: Mapping[str, str] | None = None) -> Emitted:
+    """Add this run to the textfile's metrics and write them back, unless the file has counted it already."""
+    check_textfile(path)
+    previous = read_textfile(path)
+    if already_counted(model, env_name, report, previous):
+        return Emitted(previous or "", counted=False)
+    reg = registry(model, env_name, report, previous, now, extra_labels)
+    write_textfile(path, reg)
+    return Emitted(_text(reg), counted=True)
 
 
 # --- publishing: Pushgateway ----------------------------------------------------------------------
 
-def group_path(job: str, grouping: Mapping[str, str] | None = None) -> str:
-    """/metrics/job/<job>/<label>/<value>... (sorted); a value with '/' or an empty one as `<label>@base64/`."""
-    import base64
-    from urllib.parse import quote
-
+def check_grouping(job: str, grouping: Mapping[str, str] | None = None) -> None:
+    """A job and grouping labels a Pushgateway group may have (prometheus_client encodes the path)."""
     if not job:
         raise ObsgenError("the Pushgateway job name is empty")
-    parts = [("job", job)]
     for name in sorted(grouping or {}):
         if not _NAME.fullmatch(name) or name.startswith("__") or name == "job":
             raise ObsgenError(f"grouping label {name!r}: not a label name a Pushgateway group may have")
-        parts.append((name, str((grouping or {})[name])))
-    path = ""
-    for name, value in parts:
-        if value == "" or "/" in value:
-            path += f"/{name}@base64/{base64.urlsafe_b64encode(value.encode()).decode() or '='}"
-        else:
-            path += f"/{name}/{quote(value, safe='')}"
-    return "/metrics" + path
 
 
-def push(url: str, job: str, text: str, grouping: Mapping[str, str] | None = None) -> None:
-    """PUT the exposition as the whole group job/<job>/<grouping...> (replacing what it held)."""
-    _pushgateway(url).request("PUT", group_path(job, grouping), ok=(200, 202), data=text.encode("utf-8"),
-                              headers={"Content-Type": CONTENT_TYPE})
+def push(url: str, job: str, reg: Any, grouping: Mapping[str, str] | None = None) -> None:
+    """PUT the registry's metrics as the whole group job/<job>/<grouping...> (replacing what it held)."""
+    from prometheus_client import push_to_gateway
+
+    check_grouping(job, grouping)
+    handler = _handler(_pushgateway(url))
+    push_to_gateway(url, job, reg, grouping_key={k: str(v) for k, v in (grouping or {}).items()},
+                    timeout=TIMEOUT, handler=handler)
 
 
 def delete_group(url: str, job: str, grouping: Mapping[str, str] | None = None) -> None:
     """DELETE the group (Prometheus drops its series at the next scrape); deleting none is not an error."""
-    _pushgateway(url).request("DELETE", group_path(job, grouping), ok=(200, 202))
+    from prometheus_client import delete_from_gateway
+
+    check_grouping(job, grouping)
+    handler = _handler(_pushgateway(url))
+    delete_from_gateway(url, job, grouping_key={k: str(v) for k, v in (grouping or {}).items()},
+                        timeout=TIMEOUT, handler=handler)
 
 
 def fetch_group(url: str, job: str, grouping: Mapping[str, str] | None = None) -> str | None:
@@ -566,28 +692,56 @@ def fetch_group(url: str, job: str, grouping: Mapping[str, str] | None = None) -
 
 def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, job: str | None = None,
                         grouping: Mapping[str, str] | None = None, now: float | None = None,
-                        extra_labels: Mapping[str, str] | None = None, accumulate: bool = True) -> str:
+                        extra_labels: Mapping[str, str] | None = None, accumulate: bool = True) -> Emitted:
     """Push this run to the group job=<job, default the service name>, <env_label>=<env>, plus `grouping`,
-    on top of what the group holds; returns the exposition pushed. A fire drill passes
-    grouping=DRILL_GROUPING and accumulate=False: its counters then never increase (rate() sees no run,
-    no error budget burns, the per-step failure counter stays 0), and `delete_group` removes it afterwards."""
+    on top of what the group holds, unless the group has counted this run already (`already_counted`:
+    then nothing is pushed). A fire drill passes grouping=DRILL_GROUPING and accumulate=False: its counters
+    then never increase (rate() sees no run, no error budget burns, the per-step failure counter stays 0),
+    and `delete_group` removes it afterwards."""
     env_label = model.metrics.env_label
     key = {env_label: env_name, **(grouping or {})}
     if key[env_label] != env_name:
         raise ObsgenError(f"grouping label {env_label}={key[env_label]!r} contradicts the environment "
                           f"{env_name!r}: the Pushgateway would relabel every series")
     job = job or model.service.name
+    check_grouping(job, key)
     previous = fetch_group(url, job, key) if accumulate else None
-    text = exposition(model, env_name, report, previous, now, extra_labels, count_step_failures=accumulate)
-    push(url, job, text, key)
-    return text
+    if accumulate and already_counted(model, env_name, report, previous):
+        return Emitted(previous or "", counted=False)
+    reg = registry(model, env_name, report, previous, now, extra_labels, count_step_failures=accumulate)
+    push(url, job, reg, key)
+    return Emitted(_text(reg), counted=True)
 
 
 def _pushgateway(url: str) -> Http:
     return Http("Pushgateway", url)
 
 
+def _handler(client: Http) -> Callable[..., Callable[[], None]]:
+    """A prometheus_client push handler that sends through obsgen's HTTP client: its timeout, no redirects,
+    and one-line errors naming the Pushgateway, the call and its answer."""
+
+    def handler(url: str, method: str, timeout: float | None, headers: list[tuple[str, str]],
+                data: bytes) -> Callable[[], None]:
+        if not url.startswith(client.base_url):
+            raise BackendError(f"Pushgateway: prometheus_client built {url!r}, outside {client.base_url}")
+        path = url[len(client.base_url):]
+
+        def send() -> None:
+            client.request(method, path, ok=(200, 202), data=data or None, headers=dict(headers))
+        return send
+    return handler
+
+
+def _labels(labels: Mapping[str, str]) -> str:
+    if not labels:
+        return ""
+    pairs = (f'{k}="{v.translate(_ESCAPES)}"' for k, v in sorted(labels.items()))
+    return "{" + ",".join(pairs) + "}"
+
+
 def _group_text(group: dict[str, Any]) -> str:
+    """A group of Pushgateway's JSON API as text, for `_previous` (prometheus_client reads no Pushgateway)."""
     lines = []
     for name in sorted(group):
         family = group[name]

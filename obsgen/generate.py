@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from obsgen.errors import ObsgenError
 from obsgen.output import tree
+from obsgen.suggest import did_you_mean
 
 if TYPE_CHECKING:  # the drift check's fast path never needs the model
     from obsgen.artifact import Artifact
@@ -15,7 +16,13 @@ if TYPE_CHECKING:  # the drift check's fast path never needs the model
 class Build(NamedTuple):
     model: Model
     artifacts: list[Artifact]
-    scopes: list[str]  # the parts of the output directory this build owns ("" = all of it)
+    scopes: list[str]  # the parts of the output directory this build owns ("" = all of it), in the spec's order
+    # artifacts are in the spec's environment order (then by path), so every listing follows the spec
+
+    @property
+    def order(self) -> list[str]:
+        """The spec's environment names, in the spec's order."""
+        return [e.name for e in self.model.environments]
 
 
 def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) -> Build:
@@ -28,10 +35,12 @@ def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) 
     known = [e.name for e in model.environments]
     unknown = [e for e in envs if e not in known]
     if unknown:
-        raise ObsgenError(f"unknown environment {unknown[0]!r} (the spec defines: {', '.join(known)})")
+        raise ObsgenError(f"unknown environment {unknown[0]!r}{did_you_mean(unknown[0], known)} "
+                          f"(the spec defines: {', '.join(known)})")
     chosen = [e for e in model.environments if not envs or e.name in envs]
-    scopes = [""] if not envs else sorted({e.name for e in chosen})
-    return Build(model, compile_all(model, chosen, only), scopes)
+    scopes = [""] if not envs else [e.name for e in chosen]
+    artifacts = tree.in_order(compile_all(model, chosen, only), known, key=lambda a: a.path)
+    return Build(model, artifacts, scopes)
 
 
 def build(spec: str, out: Path, envs: Sequence[str] = (), *,
@@ -41,7 +50,7 @@ def build(spec: str, out: Path, envs: Sequence[str] = (), *,
     from obsgen.output import stamp
 
     result = compile_spec(spec, envs)  # compile everything before touching the output
-    report = tree.write(out, result.artifacts, result.scopes, allow_nonempty=allow_nonempty)
+    report = tree.write(out, result.artifacts, result.scopes, allow_nonempty=allow_nonempty, order=result.order)
     if not report.kept:  # files obsgen did not write in an environment tree are drift: no stamp says "clean"
         stamp.record(spec, out, result.scopes)
     return result, report
@@ -57,7 +66,7 @@ def check(spec: str, out: Path, envs: Sequence[str] = (), *, fast: bool = True) 
         if files is not None:
             return files, tree.Drift()
     result = compile_spec(spec, envs)
-    drift = tree.compare(out, result.artifacts, result.scopes, result.model.source)
+    drift = tree.compare(out, result.artifacts, result.scopes, result.model.source, order=result.order)
     if drift.clean:
         stamp.record(spec, out, result.scopes)
     return len(result.artifacts), drift

@@ -1,18 +1,23 @@
-"""The HTTP plumbing every live client shares (deploy backends, emit, drill).
+"""The HTTP plumbing every live client shares (deploy backends, emit, drill, doctor).
 
-requests with timeouts, bounded retries for idempotent reads, and one-line errors that
-name the backend; `parallel` bounds how many requests are in flight.
+requests with one overall deadline per request (connect and read, across its retries), bounded
+retries for idempotent reads, one-line errors that name the backend, and a progress line on a
+terminal for waits longer than a couple of seconds; `parallel` bounds how many requests are in flight.
 """
 from __future__ import annotations
 
+import sys
+import threading
 import time
-from typing import Any, Callable, Iterable, TypeVar
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Iterable, TypeVar
 
 from obsgen.errors import ObsgenError
 
-TIMEOUT = 10.0  # seconds, connect and read
-READ_RETRIES = 3  # idempotent reads only; writes are never retried
+TIMEOUT = 10.0  # seconds: one request's overall deadline -- connect, read and every retry together
+READ_RETRIES = 3  # attempts for idempotent reads, all within that deadline; writes are never retried
 READ_WORKERS = 16  # requests in flight per backend, for reads and for writes to independent objects
+PROGRESS_AFTER = 2.0  # seconds a wait lasts before a terminal shows its progress
 T, R = TypeVar("T"), TypeVar("R")
 
 
@@ -37,27 +42,165 @@ def _is_http_url(url: str) -> bool:
         return False
 
 
-def parallel(fn: Callable[[T], R], items: Iterable[T], workers: int = READ_WORKERS) -> list[R]:
-    """fn over items with at most `workers` requests in flight; results in input order, first error raised."""
+def parallel(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> list[R]:
+    """fn over items with at most `workers` (default READ_WORKERS) in flight; results in input order.
+
+    The first error (in input order) is raised once the calls in flight have ended; calls not yet
+    started when an error is seen never start, so a failure costs at most one deadline, not one per item."""
     items = list(items)
     if len(items) <= 1:
         return [fn(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(workers, len(items))) as pool:
-        return list(pool.map(fn, items))
+    with ThreadPoolExecutor(max_workers=min(workers or READ_WORKERS, len(items))) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        results = []
+        for future in futures:
+            try:
+                results.append(future.result())
+            except BaseException:
+                for other in futures:
+                    other.cancel()
+                raise
+        return results
+
+
+@dataclass(frozen=True)
+class Deadline:
+    """One overall deadline: `seconds` long, ending at `end` on the monotonic clock."""
+
+    seconds: float
+    end: float
+
+    @classmethod
+    def after(cls, seconds: float) -> "Deadline":
+        return cls(seconds, time.monotonic() + seconds)
+
+    def left(self) -> float:
+        return max(self.end - time.monotonic(), 0.0)
+
+
+class Progress:
+    """The waits in progress, shown as one line on a terminal while the oldest is older than `after`.
+
+    `waiting(what, seconds)` marks a wait; a ticker thread rewrites one line on the stream (stderr
+    unless given) every `every` seconds -- `waiting for Grafana (dev) at http://… … 4 s of 10 s` --
+    and clears it when the last wait ends. Nothing is written, and no thread runs, when the stream is
+    not a terminal."""
+
+    def __init__(self, stream: IO[str] | None = None, after: float = PROGRESS_AFTER, every: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream, self.after, self.every, self.clock = stream, after, every, clock
+        self._lock = threading.Lock()
+        self._waits: dict[int, tuple[str, float, float]] = {}  # id -> (what, started, seconds)
+        self._next = 0
+        self._shown = False
+        self._thread: threading.Thread | None = None
+
+    @property
+    def stream(self) -> IO[str]:
+        return self._stream or sys.stderr
+
+    def _tty(self) -> bool:
+        try:
+            return bool(self.stream.isatty())
+        except (AttributeError, ValueError):  # a closed or odd stream
+            return False
+
+    def begin(self, what: str, seconds: float) -> int:
+        with self._lock:
+            self._next += 1
+            self._waits[self._next] = (what, self.clock(), seconds)
+            if self._thread is None and self._tty():
+                self._thread = threading.Thread(target=self._tick_until_idle, name="obsgen-progress", daemon=True)
+                self._thread.start()
+            return self._next
+
+    def end(self, token: int) -> None:
+        with self._lock:
+            self._waits.pop(token, None)
+            if not self._waits:
+                self._clear()
+
+    def waiting(self, what: str, seconds: float) -> "_Waiting":
+        """A context manager marking one wait of at most `seconds` for `what`."""
+        return _Waiting(self, what, seconds)
+
+    def _line(self) -> str | None:
+        """The progress line now: the oldest wait, once it is older than `after`; None when there is none."""
+        if not self._waits:
+            return None
+        now = self.clock()
+        what, started, seconds = min(self._waits.values(), key=lambda w: w[1])
+        if now - started < self.after:
+            return None
+        others = len(self._waits) - 1
+        more = f" (and {others} more request{'s' if others > 1 else ''})" if others else ""
+        return f"waiting for {what} \u2026 {int(now - started)} s of {seconds:g} s{more}"
+
+    def tick(self) -> None:
+        """Show the line now (on a terminal only)."""
+        with self._lock:
+            line = self._line()
+            if line is not None and self._tty():
+                self._write(f"\r{line}\x1b[K")
+                self._shown = True
+
+    def _clear(self) -> None:
+        if self._shown:
+            self._write("\r\x1b[K")
+            self._shown = False
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed stream, a broken pipe: progress is never worth an error
+            pass
+
+    def _tick_until_idle(self) -> None:
+        while True:
+            time.sleep(self.every)
+            with self._lock:
+                if not self._waits:
+                    self._clear()
+                    self._thread = None
+                    return
+            self.tick()
+
+
+class _Waiting:
+    def __init__(self, progress: Progress, what: str, seconds: float) -> None:
+        self.progress, self.what, self.seconds = progress, what, seconds
+
+    def __enter__(self) -> "_Waiting":
+        self.token = self.progress.begin(self.what, self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.end(self.token)
+
+
+PROGRESS = Progress()  # the process's progress line; tests replace it
+
+
+def waiting(what: str, seconds: float) -> _Waiting:
+    """Mark a wait of at most `seconds` for `what` (a backend, a condition) on the progress line."""
+    return PROGRESS.waiting(what, seconds)
 
 
 class Http:
-    """requests with timeouts, retries with backoff for reads, and one-line errors naming the backend."""
+    """requests with one deadline per request, retries with backoff for reads, and one-line errors naming
+    the backend. `timeout` (default TIMEOUT) is each request's overall deadline."""
 
     def __init__(self, name: str, base_url: str, *, headers: dict[str, str] | None = None,
-                 credential_hint: str = "", timeout: float = TIMEOUT):
+                 credential_hint: str = "", timeout: float | None = None):
         import requests
 
         if not _is_http_url(base_url):  # requests would fail later with MissingSchema / InvalidURL
             raise BackendError(f"{name}: {base_url!r} is not an http(s) URL; write it as http://host:port")
-        self.name, self.base_url, self.timeout = name, base_url.rstrip("/"), timeout
+        self.name, self.base_url = name, base_url.rstrip("/")
+        self.timeout = TIMEOUT if timeout is None else timeout
         self.credential_hint = credential_hint
         self.session = requests.Session()
         adapter = requests.adapters.HTTPAdapter(pool_maxsize=READ_WORKERS)
@@ -65,36 +208,58 @@ class Http:
         self.session.mount("https://", adapter)
         self.session.headers.update(headers or {})
 
-    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kwargs: Any) -> Any:
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), deadline: Deadline | None = None,
+                **kwargs: Any) -> Any:
+        """One request, retried (reads only) within one overall deadline: `deadline` when the caller's wait
+        spans several requests, else `timeout` seconds from now. The error says which deadline ran out."""
+        deadline = deadline or Deadline.after(self.timeout)
+        with waiting(f"{self.name} at {self.base_url}", deadline.seconds):
+            return self._attempts(method, path, ok, deadline, kwargs)
+
+    def _attempts(self, method: str, path: str, ok: tuple[int, ...], deadline: Deadline,
+                  kwargs: dict[str, Any]) -> Any:
         import requests
+        from urllib3.util import Timeout
 
         url = self.base_url + path
         attempts = READ_RETRIES if method in ("GET", "HEAD") else 1
         for attempt in range(attempts):
+            last = attempt + 1 >= attempts
+            left = deadline.left()
+            if left <= 0:
+                raise self._late(method, path, deadline)
             try:
-                response = self.session.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
-            except requests.ConnectionError:
-                if attempt + 1 < attempts:
-                    time.sleep(0.2 * 2 ** attempt)
+                # total: connect and read together never outlast what is left of the deadline
+                response = self.session.request(method, url, timeout=Timeout(total=left), allow_redirects=False,
+                                                **kwargs)
+            except requests.RequestException as exc:
+                if deadline.left() <= 0 or isinstance(exc, requests.Timeout):
+                    raise self._late(method, path, deadline) from None
+                if not last and self._backoff(attempt, deadline):
                     continue
-                raise BackendError(f"cannot reach {self.name} at {self.base_url} (connection refused or "
-                                   f"DNS failure)") from None
-            except requests.Timeout:
-                if attempt + 1 < attempts:
-                    continue
-                raise BackendError(f"{self.name} at {self.base_url} did not answer {method} {path} within "
-                                   f"{self.timeout:g} s") from None
-            except requests.RequestException as exc:  # a body cut short, a bad encoding, a redirect loop
-                if attempt + 1 < attempts:
-                    time.sleep(0.2 * 2 ** attempt)
-                    continue
+                if isinstance(exc, requests.ConnectionError):
+                    raise BackendError(f"cannot reach {self.name} at {self.base_url} (connection refused or "
+                                       f"DNS failure)") from None
+                # a body cut short, a bad encoding, a redirect loop
                 raise BackendError(f"{self.name} at {self.base_url} broke off its answer to {method} {path} "
                                    f"({type(exc).__name__})") from None
-            if response.status_code >= 500 and attempt + 1 < attempts:
-                time.sleep(0.2 * 2 ** attempt)
+            if response.status_code >= 500 and not last and self._backoff(attempt, deadline):
                 continue
             return self._check(response, method, path, ok)
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _backoff(attempt: int, deadline: Deadline) -> bool:
+        """Sleep before the next attempt when the deadline leaves room for it; False when it does not."""
+        pause = 0.2 * 2 ** attempt
+        if deadline.left() <= pause:
+            return False
+        time.sleep(pause)
+        return True
+
+    def _late(self, method: str, path: str, deadline: Deadline) -> BackendError:
+        return BackendError(f"{self.name} at {self.base_url} did not answer {method} {path} within "
+                            f"{deadline.seconds:g} s")
 
     def _check(self, response: Any, method: str, path: str, ok: tuple[int, ...]) -> Any:
         status = response.status_code

@@ -4,119 +4,436 @@ Starts real Prometheus, Alertmanager and Pushgateway on loopback, a local HTTP s
 PagerDuty and Slack, and the Grafana TEST DOUBLE (a stand-in that follows Grafana's HTTP API; no real
 Grafana runs here). Applies dev of the reference spec (its channels pointed at the sink), publishes
 a passing run, runs a kernel and a governance fire drill, prints where each alert landed and how
-long it took, and stops everything it started.
+long it took, and ends with one line: `demo OK: ...` or `demo FAILED: ...`.
+
+    python tests/demo.py               # make demo: everything it started is stopped at the end
+    python tests/demo.py --keep        # make demo KEEP=1: the stack keeps running; prints the
+                                       # `export OBSGEN_...` lines and commands to try
+    python tests/demo.py --no-drills   # make demo DRILLS=0: start and apply only
+    python tests/demo.py --stop        # make demo-stop: stop a kept demo (nothing running: a no-op)
+
+The stack runs in a detached server process (`--serve DIR`, its own session), so a kept stack
+survives `make`. Its temp dir (spec, secrets, rules dir, Alertmanager config, logs, and `sink.jsonl`:
+every notification the sink received) and the PIDs of the server and of each backend are recorded
+in `demo.json` in obsgen's state directory; `--stop` stops them by those PIDs (each checked against
+its recorded start time, so a reused PID is never signalled) and removes the temp dir.
+
+The demo's applies go to obsgen's normal state directory ($OBSGEN_STATE_DIR, else
+$XDG_STATE_HOME/obsgen, else ~/.local/state/obsgen), so `obsgen history` shows them afterwards.
 
 DEMO_FAST=0 keeps the spec's real timing (1m evaluation, 30s group_wait, the alerts' `for`); the
 default evaluates every second with `for: 0s` so the demo takes seconds.
 """
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import shlex
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from localstack import PAGERDUTY_PATH, LocalStack, slack_path  # noqa: E402
-from stack import Record  # noqa: E402
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 
 FAST = os.environ.get("DEMO_FAST", "1") != "0"
+RECORD = "demo.json"       # in obsgen's state directory: what a kept demo runs, for --stop
+STACK_INFO = "stack.json"  # written by the server into the temp dir once the stack is up
+FAILED = "failed.txt"      # written by the server when the stack could not start
+SINK_LOG = "sink.jsonl"    # every POST the sink received: {"t": unix time, "path": ..., "body": ...}
+READY_TIMEOUT = 120.0      # the server: stack up (the Stack's own waits are bounded at 30 s each)
+STOP_TIMEOUT = 30.0        # the server: SIGTERM -> exited (the Stack gives each backend 10 s)
+ARRIVAL_TIMEOUT = 60.0     # a drill's notification at the sink, after the drill reported it sent
+PAGERDUTY, SLACK = "/v2/enqueue", "/slack/slack-tickets"   # localstack.PAGERDUTY_PATH, slack_path(...)
+TRY = (
+    ("obsgen diff --env dev", "nothing to change: dev was just applied"),
+    ("obsgen apply --env dev --dry-run", "the plan, recorded as a dry run"),
+    ("obsgen drill --env dev --tier governance", "a fire drill: Slack is notified"),
+    ('obsgen emit --env dev --pushgateway "$OBSGEN_PUSHGATEWAY_URL" --report {reports}/kernel-failed.json',
+     "a failing run pages PagerDuty"),
+    ('obsgen emit --env dev --pushgateway "$OBSGEN_PUSHGATEWAY_URL" --report {reports}/passing.json',
+     "a passing run resolves it"),
+    ("obsgen history --env dev", "the demo's applies, and yours"),
+)
 
 
-class Arrivals:
-    """Stamps every record the sink receives with the time it was first seen."""
-
-    def __init__(self, sink) -> None:  # noqa: ANN001
-        self.sink, self.seen, self.stop = sink, [], threading.Event()
-        self.thread = threading.Thread(target=self._watch, daemon=True)
-        self.thread.start()
-
-    def _watch(self) -> None:
-        while not self.stop.is_set():
-            records = self.sink.received()
-            for record in records[len(self.seen):]:
-                self.seen.append((time.monotonic(), record))
-            time.sleep(0.05)
-
-    def first(self, since: float, match) -> tuple[float, Record] | None:  # noqa: ANN001
-        return next(((t, r) for t, r in list(self.seen) if t >= since and match(r)), None)
+class DemoFailed(Exception):
+    """The demo cannot go on; the message ends up in the `demo FAILED: ...` line."""
 
 
-def main() -> int:
-    from obsgen import drill, emit
-    from obsgen.cli import main as cli
-    from obsgen.spec import load_spec
+# --- the processes a demo runs, and stopping them ----------------------------------------------------
 
-    with tempfile.TemporaryDirectory(prefix="obsgen-demo-") as tmp, LocalStack(Path(tmp), fast=FAST) as local, \
-            local.environment():
-        print("== local stack (stopped when the demo ends)")
-        print(f"   Prometheus    {local.stack.prometheus_url}")
-        print(f"   Alertmanager  {local.stack.alertmanager_url}")
-        print(f"   Pushgateway   {local.stack.pushgateway_url}")
-        print(f"   PagerDuty and Slack: a local sink at {local.sink.url}")
-        print(f"   Grafana: the obsgen Grafana TEST DOUBLE at {local.grafana.url} (not a real Grafana)")
-        print(f"   spec: dev of specs/selftest.yaml, channels pointed at the sink"
-              f"{', fast timing (1s evaluation, for: 0s)' if FAST else ', the spec timing'}")
-        print("\n== obsgen apply --env dev --yes")
-        if cli(["apply", "--env", "dev", "--yes"]) != 0:
-            return 1
-        model = load_spec(str(local.spec))
-        env = model.environment("dev")
-        passing = emit.Report("demo baseline", tuple(emit.StepResult(s.id, s.tier, "PASS", 1.0) for s in model.steps),
-                              10.0, None, "strict")
-        emit.emit_to_pushgateway(model, "dev", passing, local.stack.pushgateway_url)
-        print("\n== a passing run published (obsgen.emit); waiting for Prometheus to find its Alertmanager")
-        local.stack.wait_for_discovery()
-        time.sleep(6)  # Prometheus 2.42 forgets its Alertmanagers for ~5 s after the apply's reload
-        arrivals = Arrivals(local.sink)
-        outcomes = []
-        for tier, path, what in (("kernel", PAGERDUTY_PATH, "PagerDuty"),
-                                 ("governance", slack_path("slack-tickets"), "Slack #selftest-dev")):
-            print(f"\n== obsgen drill --env dev --tier {tier}")
-            start = time.monotonic()
-            result = drill.run(model, env, tier, local.stack.pushgateway_url, None,
-                               drill.default_timeout(model, env, tier), print)
-            if not result.ok:
-                print(f"drill dev {tier}: FAILED: {result.problem}")
-                return 1
-            print(f"drill dev {tier}: {result.alertname} reached {', '.join(result.receivers)} in Alertmanager "
-                  f"after {result.time_to_alert:.1f} s, sent after {result.delivered_after:.1f} s")
-            hit = None
-            deadline = time.monotonic() + 60
-            while hit is None and time.monotonic() < deadline:
-                hit = arrivals.first(start, lambda r, p=path: r.path.startswith(p) and _firing(r))
-                time.sleep(0.1)
-            outcomes.append((tier, what, result, hit and hit[0] - start, hit and hit[1]))
-        arrivals.stop.set()
-        print("\n== where each alert landed")
-        ok = True
-        for tier, what, result, seconds, record in outcomes:
-            if record is None:
-                ok = False
-                print(f"   {tier:<10} {result.alertname}: NOTHING reached the {what} sink")
+def record_path() -> Path:
+    from obsgen.files import state_dir
+
+    return state_dir() / RECORD
+
+
+def start_time(pid: int) -> str | None:
+    """The start time of process `pid` (field 22 of /proc/PID/stat), None if there is none or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def process(name: str, pid: int) -> dict[str, Any]:
+    return {"name": name, "pid": pid, "start": start_time(pid)}
+
+
+def running(proc: dict[str, Any]) -> bool:
+    """The recorded process still runs: its PID exists and started when the recorded one did."""
+    return proc.get("start") is not None and start_time(proc["pid"]) == proc["start"]
+
+
+def read_record(path: Path | None = None) -> dict[str, Any] | None:
+    path = path or record_path()
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise DemoFailed(f"cannot read {path}: {exc}") from None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def stop_processes(record: dict[str, Any], server: subprocess.Popen[bytes] | None = None) -> list[int]:
+    """Stop a demo's processes and remove its temp dir; return the PIDs that were still running.
+
+    The server gets SIGTERM and stops the stack itself (each backend SIGTERMed, waited for, its temp
+    dir removed). Whatever of the recorded processes still runs after STOP_TIMEOUT -- or when the
+    server was gone already -- gets SIGKILL to its process group (each was started as a group leader)."""
+    procs = list(record.get("processes", []))
+    info = Path(record["dir"]) / STACK_INFO if record.get("dir") else None
+    if info and info.is_file():  # the backends' PIDs, if the server came up but they were never recorded
+        try:
+            known = {p["pid"] for p in procs}
+            procs += [p for p in json.loads(info.read_text())["processes"] if p["pid"] not in known]
+        except (OSError, ValueError, KeyError):
+            pass
+    alive = [p for p in procs if running(p)]
+    server_proc = next((p for p in alive if p["name"] == "server"), None)
+    if server_proc:
+        _signal_group(server_proc, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline and running(server_proc):
+            if server is not None and server.poll() is not None:  # our own child: reap it
+                break
+            time.sleep(0.1)
+    if server is not None:
+        try:
+            server.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            pass
+    for proc in procs:
+        if running(proc):
+            _signal_group(proc, signal.SIGKILL)
+    if server is not None and server.poll() is None:
+        server.wait(timeout=STOP_TIMEOUT)
+    if record.get("dir"):
+        shutil.rmtree(record["dir"], ignore_errors=True)
+    return [p["pid"] for p in alive]
+
+
+def _signal_group(proc: dict[str, Any], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc["pid"], sig)   # the process and anything it started in its group
+    except ProcessLookupError:
+        pass
+    except PermissionError:
+        os.kill(proc["pid"], sig)
+
+
+def stop() -> int:
+    """`make demo-stop`."""
+    path = record_path()
+    record = read_record(path)
+    if record is None:
+        print(f"demo-stop: no kept demo to stop ({path} does not exist)")
+        return 0
+    stopped = stop_processes(record)
+    path.unlink(missing_ok=True)
+    pids = ", ".join(str(p) for p in stopped)
+    print(f"demo-stop: stopped {f'PIDs {pids}' if stopped else 'nothing (no recorded process was running)'}; "
+          f"removed {record.get('dir')}")
+    return 0
+
+
+# --- the server: the local stack, in its own detached process ----------------------------------------
+
+def serve(directory: Path) -> int:
+    """Run the LocalStack until SIGTERM; its URLs and PIDs go to STACK_INFO once it is up."""
+    done = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: done.set())
+    tempfile.tempdir = str(directory)  # the Stack's own temp dir (rules, config, data) goes inside ours
+    from localstack import LocalStack
+
+    try:
+        with LocalStack(directory, fast=FAST) as local:
+            recorder = threading.Thread(target=_record_arrivals, args=(local.sink, directory / SINK_LOG, done),
+                                        daemon=True)
+            recorder.start()
+            environ = {k: v for k, v in local.environ.items() if k != "OBSGEN_STATE_DIR"}
+            write_json(directory / STACK_INFO, {
+                "environ": environ, "sink": local.sink.url, "grafana": local.grafana.url, "fast": FAST,
+                "processes": [process("server", os.getpid())]
+                + [process(name, pid) for name, pid in local.stack.pids.items()]})
+            while not done.wait(0.5):
+                pass
+            recorder.join(timeout=2)
+    except Exception as exc:  # noqa: BLE001 - the client reports it as the demo's one line
+        (directory / FAILED).write_text(f"{type(exc).__name__}: {exc}\n")
+        return 1
+    return 0
+
+
+def _record_arrivals(sink, path: Path, done: threading.Event) -> None:  # noqa: ANN001 - a stack.Sink
+    seen = 0
+    with open(path, "a") as fh:
+        while not done.is_set():
+            records = sink.received()
+            for record in records[seen:]:
+                fh.write(json.dumps({"t": time.time(), "path": record.path, "body": record.body}) + "\n")
+            fh.flush()
+            seen = len(records)
+            done.wait(0.05)
+
+
+# --- the demo ----------------------------------------------------------------------------------------
+
+def start_server() -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
+    """Start the detached server; record it at once (so --stop finds it whatever happens next)."""
+    directory = Path(tempfile.mkdtemp(prefix="obsgen-demo-"))
+    with open(directory / "server.log", "wb") as log:
+        server = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--serve", str(directory)],
+                                  stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=directory,
+                                  start_new_session=True)
+    record = {"dir": str(directory), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "processes": [process("server", server.pid)]}
+    try:
+        write_json(record_path(), record)
+    except OSError as exc:
+        stop_processes(record, server)
+        raise DemoFailed(f"cannot record the demo in {record_path()}: {exc.strerror} (set OBSGEN_STATE_DIR to a "
+                         f"writable directory)") from None
+    return record, server
+
+
+def wait_ready(record: dict[str, Any], server: subprocess.Popen[bytes]) -> dict[str, Any]:
+    directory = Path(record["dir"])
+    deadline = time.monotonic() + READY_TIMEOUT
+    while not (directory / STACK_INFO).is_file():
+        if server.poll() is not None:
+            failed = directory / FAILED
+            log = (directory / "server.log").read_text(errors="replace").strip().splitlines()
+            why = failed.read_text().strip() if failed.is_file() else (log[-1] if log else f"exit {server.returncode}")
+            raise DemoFailed(f"the local stack did not start: {why}")
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"the local stack was not up after {READY_TIMEOUT:g} s (log: {directory}/server.log)")
+        time.sleep(0.1)
+    info = json.loads((directory / STACK_INFO).read_text())
+    record["processes"] = info["processes"]
+    write_json(record_path(), record)
+    return info
+
+
+def sink_arrival(directory: Path, since: float, match: Callable[[dict[str, Any]], bool],
+                 timeout: float) -> dict[str, Any] | None:
+    """The first notification at the sink at or after `since` (unix time) that `match`es."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            lines = (directory / SINK_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            lines = []
+        for line in lines:
+            try:
+                record = json.loads(line)
+            except ValueError:  # a line being written
                 continue
-            print(f"   {tier:<10} {result.alertname} -> {what} sink {record.path} {seconds:.1f} s after the "
-                  f"failing run was pushed: {_summary(record)}")
-        print("\n== stopping the stack")
-    return 0 if ok else 1
+            if record["t"] >= since and match(record):
+                return record
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.1)
 
 
-def _firing(record: Record) -> bool:
-    body = record.body if isinstance(record.body, dict) else {}
+def _firing(record: dict[str, Any]) -> bool:
+    body = record["body"] if isinstance(record["body"], dict) else {}
     if "event_action" in body:
         return body["event_action"] == "trigger" and body["payload"]["custom_details"].get("step_id") != "all"
     return "FIRING" in str((body.get("attachments") or [{}])[0].get("title", ""))
 
 
-def _summary(record: Record) -> str:
-    body = record.body
+def _summary(record: dict[str, Any]) -> str:
+    body = record["body"]
     if "event_action" in body:
         details = body["payload"]["custom_details"]
         return f"trigger '{body['payload']['summary']}' (step_id {details['step_id']}, tier {details['tier']})"
     return f"{body.get('channel')} '{body['attachments'][0]['title']}'"
+
+
+def _wait_for_alertmanager(prometheus_url: str, timeout: float = 30.0) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            answer = requests.get(f"{prometheus_url}/api/v1/alertmanagers", timeout=5).json()
+            if answer["data"]["activeAlertmanagers"]:
+                return
+        except (requests.RequestException, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            raise DemoFailed(f"Prometheus did not find its Alertmanager within {timeout:g} s")
+        time.sleep(0.2)
+
+
+def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep: bool) -> str:
+    """Apply dev and run the drills on the running stack; return the `demo OK: ...` line."""
+    from localstack import environ
+
+    from obsgen import emit
+    from obsgen.cli import main as cli
+    from obsgen.deploy import ledger
+    from obsgen.deploy.state import ledger_path
+    from obsgen.spec import load_spec
+
+    env = info["environ"]
+    print(f"== local stack ({'kept running: make demo-stop stops it' if keep else 'stopped when the demo ends'})")
+    print(f"   Prometheus    {env['OBSGEN_PROMETHEUS_URL']}")
+    print(f"   Alertmanager  {env['OBSGEN_ALERTMANAGER_URL']}")
+    print(f"   Pushgateway   {env['OBSGEN_PUSHGATEWAY_URL']}")
+    print(f"   PagerDuty and Slack: a local sink at {info['sink']}")
+    print(f"   Grafana: the obsgen Grafana TEST DOUBLE at {info['grafana']} (not a real Grafana)")
+    print(f"   spec: dev of specs/selftest.yaml, channels pointed at the sink"
+          f"{', fast timing (1s evaluation, for: 0s)' if info['fast'] else ', the spec timing'}")
+    print(f"   state directory (ledger): {state}")
+    with environ({**env, "OBSGEN_STATE_DIR": str(state)}):
+        print("\n== obsgen apply --env dev --yes")
+        code = cli(["apply", "--env", "dev", "--yes"])
+        if code != 0:
+            raise DemoFailed(f"obsgen apply --env dev exited {code}")
+        last = ledger.history(ledger_path(), "dev", 1)
+        applied = len(last[0].changes) if last else 0
+        headline = f"dev applied ({applied} change{'' if applied == 1 else 's'})"
+        if not drills:
+            return f"demo OK: {headline}; fire drills skipped"
+        model = load_spec(env["OBSGEN_SPEC"])
+        passing = emit.Report(source="demo baseline", duration_seconds=10.0, mode="strict",
+                              steps=tuple(emit.StepResult(s.id, s.tier, "PASS", 1.0) for s in model.steps))
+        emit.emit_to_pushgateway(model, "dev", passing, env["OBSGEN_PUSHGATEWAY_URL"])
+        print("\n== a passing run published (obsgen.emit); waiting for Prometheus to find its Alertmanager")
+        _wait_for_alertmanager(env["OBSGEN_PROMETHEUS_URL"])
+        time.sleep(6)  # Prometheus 2.42 forgets its Alertmanagers for ~5 s after the apply's reload
+        landed = []
+        for tier, path, what in (("kernel", PAGERDUTY, "PagerDuty"), ("governance", SLACK, "Slack")):
+            print(f"\n== obsgen drill --env dev --tier {tier}")
+            start = time.time()
+            code = cli(["drill", "--env", "dev", "--tier", tier])
+            if code != 0:
+                raise DemoFailed(f"the {tier} drill failed (obsgen drill exited {code})")
+            hit = sink_arrival(directory, start, lambda r, p=path: r["path"].startswith(p) and _firing(r),
+                               ARRIVAL_TIMEOUT)
+            if hit is None:
+                raise DemoFailed(f"the {tier} drill: nothing reached the {what} sink within {ARRIVAL_TIMEOUT:g} s")
+            landed.append((tier, what, hit, hit["t"] - start))
+    print("\n== where each alert landed")
+    for tier, what, hit, seconds in landed:
+        print(f"   {tier:<10} {what} sink {hit['path']} {seconds:.1f} s after the failing run was pushed: "
+              f"{_summary(hit)}")
+    (_, _, _, paged), (_, _, _, slacked) = landed
+    return (f"demo OK: {headline}, kernel drill paged PagerDuty in {paged:.1f} s, governance drill reached "
+            f"Slack in {slacked:.1f} s")
+
+
+def print_exports(info: dict[str, Any], record: dict[str, Any], state: Path) -> None:
+    env = {**info["environ"], "OBSGEN_STATE_DIR": str(state)}
+    print("\n== the stack keeps running. In your shell:")
+    for key in sorted(env):
+        print(f"export {key}={shlex.quote(env[key])}")
+    venv_obsgen = Path(sys.executable).parent / "obsgen"
+    if venv_obsgen.exists() and shutil.which("obsgen") != str(venv_obsgen):
+        print(f'export PATH={shlex.quote(str(venv_obsgen.parent))}:"$PATH"')
+    print("\nthen try:")
+    reports = shlex.quote(str(ROOT / "tests" / "reports"))
+    width = max(len(command) for command, _ in TRY if len(command) <= 40)
+    for command, why in TRY:
+        print(f"  {command.format(reports=reports):<{width}}  # {why}")
+    print(f"\nwhat PagerDuty and Slack receive: tail -f {Path(record['dir']) / SINK_LOG}")
+    pids = ", ".join(f"{p['name']} {p['pid']}" for p in record["processes"])
+    print(f"make demo-stop stops it ({pids}) and removes {record['dir']}\n")
+
+
+def run(keep: bool, drills: bool) -> int:
+    from obsgen.files import state_dir
+
+    state = state_dir()  # the normal one, so that `obsgen history` shows the demo's applies
+    previous = read_record()
+    if previous is not None:
+        if any(running(p) for p in previous.get("processes", [])):
+            print(f"demo FAILED: a kept demo is still running ({previous.get('dir')}): run `make demo-stop` first")
+            return 1
+        stop_processes(previous)  # a record left behind by a demo that is gone: clean up after it
+        record_path().unlink(missing_ok=True)
+    record, server = start_server()
+    kept, line = False, "demo FAILED: interrupted"
+    try:
+        info = wait_ready(record, server)
+        line = demo(info, Path(record["dir"]), state, drills, keep)
+        if keep:
+            print_exports(info, record, state)
+            kept = True
+    except DemoFailed as exc:
+        line = f"demo FAILED: {exc}"
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # noqa: BLE001 - the demo ends with its one line whatever happened
+        line = f"demo FAILED: {type(exc).__name__}: {exc}"
+    finally:
+        if not kept:
+            print("\n== stopping the stack")
+            stop_processes(record, server)
+            record_path().unlink(missing_ok=True)
+    print(line)
+    return 0 if line.startswith("demo OK") else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tests/demo.py", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--keep", action="store_true", help="leave the stack running and print how to use it")
+    mode.add_argument("--stop", action="store_true", help="stop a kept demo and remove its temp dir")
+    mode.add_argument("--serve", metavar="DIR", help=argparse.SUPPRESS)
+    parser.add_argument("--no-drills", action="store_true", help="start the stack and apply dev only")
+    args = parser.parse_args(argv)
+    if args.serve:
+        return serve(Path(args.serve))
+    try:
+        return stop() if args.stop else run(args.keep, not args.no_drills)
+    except DemoFailed as exc:
+        print(f"demo FAILED: {exc}")
+        return 1
 
 
 if __name__ == "__main__":

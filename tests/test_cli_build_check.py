@@ -1,6 +1,8 @@
 """`obsgen build` and `obsgen check` as a user runs them: exact output and exit codes."""
 from __future__ import annotations
 
+import argparse
+
 import shutil
 import subprocess
 import sys
@@ -58,10 +60,9 @@ def test_build_removes_the_files_it_wrote_that_the_spec_no_longer_produces(run_c
     result = run_cli("build", "--spec", str(spec), "--out", str(out))
     assert result.code == 0
     qa_files = [f.replace("dev/", "qa/", 1) for f in MINIMAL_FILES]
-    assert result.out.splitlines() == [
-        f"wrote   {out}/dev/manifest.json",  # the manifest records the spec's digest, which changed
+    assert result.out.splitlines() == [  # dev's files, its manifest included, do not depend on qa
         *(f"removed {out}/{f}" for f in qa_files),
-        f"obsgen build: dev from {spec} into {out}/: 1 written, {N - 1} unchanged, {N} removed",
+        f"obsgen build: dev from {spec} into {out}/: 0 written, {N} unchanged, {N} removed",
     ]
     dirs = {"dev", "dev/alertmanager", "dev/docs", "dev/prometheus", "dev/tests", "dev/tests/rules"}
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted({*dirs, *MINIMAL_FILES})
@@ -126,6 +127,34 @@ def test_an_unknown_environment_is_a_usage_error(run_cli, tmp_path: Path) -> Non
     assert result.code == 2
     assert result.err == "obsgen: error: unknown environment 'qa' (the spec defines: dev, staging, prod)\n"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_history_rejects_an_environment_neither_the_spec_nor_the_ledger_knows(run_cli) -> None:
+    result = run_cli("history", "--env", "qa")
+    assert (result.code, result.out) == (2, "")
+    assert result.err == "obsgen: error: unknown environment 'qa' (the spec defines: dev, staging, prod)\n"
+    typo = run_cli("history", "--env", "prd")
+    assert "did you mean 'prod'?" in typo.err and typo.code == 2
+
+
+def test_quiet_build_prints_only_its_summary(run_cli, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = run_cli("build", "-q", "--spec", MINIMAL, "--out", str(out))
+    assert (result.code, result.err) == (0, "")
+    assert result.out == f"obsgen build: dev from {MINIMAL} into {out}/: {N} written, 0 unchanged, 0 removed\n"
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == sorted(MINIMAL_FILES)
+
+
+def test_every_option_of_every_command_has_help_text() -> None:
+    from obsgen.cli import _parser
+
+    parser = _parser()
+    [commands] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    missing = [f"{name} {action.option_strings or action.dest}" for name, sub in commands.choices.items()
+               for action in sub._actions if not action.help]
+    assert missing == []
+    assert set(commands.choices) == {"validate", "build", "check", "verify", "docs", "doctor", "diff", "apply",
+                                     "history", "emit", "drill"}
 
 
 def test_the_committed_generated_directory_matches_the_reference_spec(run_cli) -> None:

@@ -1,11 +1,24 @@
 """`obsgen emit` and `obsgen docs` as a user runs them: exact output and exit codes."""
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
-from conftest import GENERATED, ROOT
+import pytest
+from conftest import GENERATED, ROOT, require_tool
+from stack import Stack
+
+from obsgen import emit
 
 REPORTS = ROOT / "tests" / "reports"
+
+
+def _value(text: str, name: str, **labels: str) -> float | None:
+    return {(n, tuple(sorted(ls.items()))): v for n, ls, v in emit.parse_exposition(text)}.get(
+        (name, tuple(sorted(labels.items()))))
 
 
 def test_emit_to_a_textfile_writes_the_metrics_and_says_what_it_did(run_cli, tmp_path: Path) -> None:
@@ -13,14 +26,135 @@ def test_emit_to_a_textfile_writes_the_metrics_and_says_what_it_did(run_cli, tmp
     result = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "kernel-failed.json"),
                      "--textfile", str(target))
     assert (result.code, result.err) == (0, "")
-    assert result.out == f"obsgen emit: dev run fail (10 steps, failing: core-checks) -> {target}\n"
+    assert result.out == (f"obsgen emit: dev run fail (10 steps; 1 kernel failure above dev's tolerance of 0; "
+                          f"failing: core-checks) -> {target}\n")
     text = target.read_text()
-    assert 'selftest_step_failed{env="dev",step_id="core-checks",tier="kernel"} 1' in text
-    assert 'selftest_runs_total{env="dev",result="fail"} 1' in text
+    assert _value(text, "selftest_step_failed", env="dev", step_id="core-checks", tier="kernel") == 1
+    assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
     again = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "passing.json"), "--textfile", str(target))
     assert again.out == f"obsgen emit: dev run pass (10 steps, failing: none) -> {target}\n"
-    assert 'selftest_runs_total{env="dev",result="pass"} 1' in target.read_text()  # counters accumulate
-    assert 'selftest_runs_total{env="dev",result="fail"} 1' in target.read_text()
+    assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == 1  # counters accumulate
+    assert _value(target.read_text(), "selftest_runs_total", env="dev", result="fail") == 1
+
+
+def test_the_summary_says_when_failures_were_within_the_tolerance(run_cli, tmp_path: Path) -> None:
+    target = tmp_path / "selftest.prom"
+    result = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "governance-failed.json"),
+                     "--textfile", str(target))
+    assert (result.code, result.err) == (0, "")
+    assert result.out == ("obsgen emit: dev run pass (10 steps; 2 governance failures within dev's tolerance of 3, "
+                          "1 optional failure informational in dev; failing: bdd, ac-status, ac-coverage) "
+                          f"-> {target}\n")
+
+
+def test_emitting_the_same_report_twice_counts_the_run_once(run_cli, tmp_path: Path) -> None:
+    target = tmp_path / "selftest.prom"
+    args = ("emit", "--env", "dev", "--report", str(REPORTS / "kernel-failed.json"), "--textfile", str(target))
+    assert run_cli(*args).code == 0
+    written = target.read_bytes()
+    again = run_cli(*args)
+    assert (again.code, again.err) == (0, "")
+    assert again.out == (f"obsgen emit: dev run of 2025-11-30T16:30:00+00:00 already counted, nothing written "
+                         f"-> {target}\n")
+    assert target.read_bytes() == written
+
+
+def test_a_report_missing_spec_steps_warns_and_names_them(run_cli, tmp_path: Path) -> None:
+    target = tmp_path / "selftest.prom"
+    result = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "kernel-only.json"), "--textfile", str(target))
+    assert result.code == 0
+    assert result.err == (f"obsgen: warning: {REPORTS / 'kernel-only.json'}: 9 of the spec's 10 steps are not in "
+                          "the report: skills-governance, agents-governance, bdd, ac-status, policy-tests, "
+                          "devex-contract, graph-invariants, ac-coverage, extras; they count as neither passed nor "
+                          "failed (each keeps its last step_failed value, its failure counter does not move)\n")
+    assert result.out == f"obsgen emit: dev run pass (1 of 10 steps, failing: none) -> {target}\n"
+    assert [labels["step_id"] for name, labels, _ in emit.parse_exposition(target.read_text())
+            if name == "selftest_step_failed"] == ["core-checks"]  # the run is still emitted
+
+
+def test_a_report_without_a_time_warns_that_it_counts_each_time(run_cli, tmp_path: Path) -> None:
+    data = json.loads((REPORTS / "passing.json").read_text())
+    del data["metadata"]["timestamp"]
+    for step in data["results"]:
+        del step["timestamp_end"]
+    report, target = tmp_path / "run.json", tmp_path / "selftest.prom"
+    report.write_text(json.dumps(data))
+    for runs in (1, 2):
+        result = run_cli("emit", "--env", "dev", "--report", str(report), "--textfile", str(target))
+        assert (result.code, result.err) == (0, f"obsgen: warning: {report}: no metadata.timestamp (nor "
+                                                f"results[].timestamp_end): the run cannot be told from a "
+                                                f"re-emitted one, so emitting this report again would count it "
+                                                f"again\n")
+        assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == runs
+
+
+def test_a_step_the_spec_does_not_define_is_an_error_with_a_suggestion(run_cli, tmp_path: Path) -> None:
+    data = json.loads((REPORTS / "passing.json").read_text())
+    data["results"][0]["step_id"] = "core-check"
+    report, target = tmp_path / "run.json", tmp_path / "selftest.prom"
+    report.write_text(json.dumps(data))
+    result = run_cli("emit", "--env", "dev", "--report", str(report), "--textfile", str(target))
+    assert (result.code, result.out) == (2, "")
+    assert result.err == (f"obsgen: error: {report}: results[0].step_id: unknown step core-check; the spec has no "
+                          "such step (did you mean core-checks?)\n")
+    assert not target.exists()
+
+
+def test_print_schema_prints_the_shipped_schema_without_other_options() -> None:
+    result = subprocess.run([sys.executable, "-m", "obsgen", "emit", "--print-schema"], capture_output=True,
+                            text=True, cwd=ROOT, timeout=60, check=False)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout) == json.loads((ROOT / "obsgen/schemas/report/selftest-report.schema.json")
+                                                   .read_text())
+
+
+def _readme_report() -> dict:
+    """The minimal report the README shows under "The report format"."""
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("#### The report format"):]
+    start = section.index("```json") + len("```json")
+    return json.loads(section[start:section.index("```", start)])
+
+
+def test_the_readme_example_report_meets_the_schema_and_is_emitted(run_cli, tmp_path: Path) -> None:
+    from jsonschema import Draft202012Validator
+
+    data = _readme_report()
+    Draft202012Validator(json.loads(emit.schema_text())).validate(data)
+    report, target = tmp_path / "run.json", tmp_path / "selftest.prom"
+    report.write_text(json.dumps(data))
+    result = run_cli("emit", "--env", "dev", "--report", str(report), "--textfile", str(target))
+    assert result.code == 0 and target.exists()
+    assert result.out.startswith(f"obsgen emit: dev run pass ({len(data['results'])} of 10 steps;")
+
+
+@pytest.fixture(scope="module")
+def pushgateway() -> Iterator[str]:
+    require_tool("prometheus-pushgateway")
+    with Stack(components=("pushgateway",)) as stack:
+        yield stack.pushgateway_url
+
+
+def test_emitting_the_same_report_twice_to_a_real_pushgateway_moves_the_counters_once(run_cli,
+                                                                                       pushgateway: str) -> None:
+    args = ("emit", "--env", "staging", "--report", str(REPORTS / "governance-failed.json"),
+            "--pushgateway", pushgateway)
+    where = f"Pushgateway {pushgateway} (job=selftest, env=staging)"
+    first = run_cli(*args)
+    assert (first.code, first.err) == (0, "")
+    assert first.out.startswith("obsgen emit: staging run fail (10 steps; 2 governance failures above staging's")
+    again = run_cli(*args)
+    assert (again.code, again.err) == (0, "")
+    assert again.out == (f"obsgen emit: staging run of 2025-11-30T17:30:00+00:00 already counted, nothing pushed "
+                         f"-> {where}\n")
+    stored = emit.fetch_group(pushgateway, "selftest", {"env": "staging"})
+    assert stored is not None
+    group = {"env": "staging", "instance": "", "job": "selftest"}
+    assert _value(stored, "selftest_runs_total", result="fail", **group) == 1
+    assert _value(stored, "selftest_runs_total", result="pass", **group) == 0
+    assert {labels["step_id"]: v for name, labels, v in emit.parse_exposition(stored)
+            if name == "selftest_step_failures_total" and v} == {"bdd": 1, "ac-status": 1, "ac-coverage": 1}
+    assert _value(stored, "selftest_run_duration_seconds_count", **group) == 1
 
 
 def test_emit_rejects_a_malformed_report_with_every_problem_and_writes_nothing(run_cli, tmp_path: Path) -> None:

@@ -221,38 +221,7 @@ def test_an_allowed_hosts_entry_that_is_not_host_or_host_port_is_one_clear_error
                                              f"grafana.example.com:443)\n"))
 
 
-# --- malformed URLs are one clear error -----------------------------------------------------------
-
-@pytest.mark.parametrize(("url", "why"), [
-    ("localhost:3000", "no scheme; write it as http://localhost:3000"),
-    ("127.0.0.1", "no scheme; write it as http://127.0.0.1"),
-    ("ftp://grafana.example.com", "scheme 'ftp' is not http or https"),
-    ("http://", "it has no host"),
-    ("http://grafana.example.com:99999", "its port is not a number from 1 to 65535"),
-    ("http://admin:admin@grafana.example.com",
-     "user info (user:password@) is not supported; credentials come from token_env / token_file"),
-    ("http://grafana.example.com\\@evil.example", "it contains whitespace, a backslash or a control character"),
-    ("http://%65vil.example", "its host is ambiguous"),
-])
-@pytest.mark.parametrize("how", ["flag", "environment"])
-def test_a_malformed_override_url_is_one_clear_error(run_cli, tmp_path, monkeypatch, url: str, why: str,
-                                                     how: str) -> None:
-    spec = grafana_spec(tmp_path, "https://grafana.example.com")
-    if how == "flag":
-        result = diff_grafana(run_cli, spec, "--grafana-url", url)
-    else:
-        monkeypatch.setenv("OBSGEN_GRAFANA_URL", url)
-        result = diff_grafana(run_cli, spec)
-    assert (result.code, result.err) == (
-        2, (f"obsgen: error: grafana (dev): --grafana-url / OBSGEN_GRAFANA_URL {url!r} is not an http(s) URL: "
-            f"{why}\n"))
-
-
-def test_a_pushgateway_url_without_a_scheme_is_one_clear_error(run_cli) -> None:
-    report = str(Path(__file__).parent / "reports" / "passing.json")
-    result = run_cli("emit", "--env", "dev", "--report", report, "--pushgateway", "localhost:9091")
-    assert (result.code, result.err) == (
-        2, "obsgen: error: Pushgateway: 'localhost:9091' is not an http(s) URL; write it as http://host:port\n")
+# (malformed URLs, from flags, environment variables or the spec: tests/test_urls.py)
 
 
 # --- Mimir: secret files only under allowed directories, their values only to allowed hosts ----------

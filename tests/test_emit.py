@@ -6,7 +6,10 @@ Each tests/reports/malformed/<name>.json has a <name>.expected holding the exact
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
+import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -126,38 +129,99 @@ def test_without_a_spec_the_runner_vocabulary_is_checked_and_the_spec_at_exposit
                                  'got string "urgent"')
 
 
+def test_the_shipped_schema_is_a_json_schema_every_good_report_meets(model) -> None:
+    from jsonschema import Draft202012Validator
+
+    schema = json.loads(emit.schema_text())
+    Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(schema)
+    for path in sorted(REPORTS.glob("*.json")):
+        assert not list(validator.iter_errors(json.loads(path.read_text()))), path.name
+    # What the schema itself rejects (the rest of many-mistakes.json needs the spec or a real time).
+    mistakes = json.loads((REPORTS / "malformed" / "many-mistakes.json").read_text())
+    assert {tuple(e.absolute_path) for e in validator.iter_errors(mistakes)} == {
+        ("version",), ("metadata", "timestamp"), ("results", 2, "status"), ("results", 3, "duration_ms"),
+        ("results", 7), ("results", 8)}
+    assert not validator.is_valid({"summary": {"passed": 1}})  # results is required
+
+
+def test_nan_is_not_json(tmp_path: Path) -> None:
+    report = tmp_path / "run.json"
+    report.write_text('{"results": [{"step_id": "build", "tier": "kernel", "status": "PASS", "duration_ms": NaN}]}')
+    with pytest.raises(emit.ReportError) as caught:
+        emit.load_report(str(report))
+    assert str(caught.value) == f"{report}: invalid JSON: NaN is not a JSON number"
+
+
+def test_an_unknown_step_close_to_a_spec_step_gets_a_suggestion(model) -> None:
+    data = json.loads((REPORTS / "passing.json").read_text())
+    data["results"][0]["step_id"] = "core-check"
+    data["results"][1]["step_id"] = "lint-docs"
+    with pytest.raises(emit.ReportError) as caught:
+        emit.parse_report(data, "run.json", model)
+    assert caught.value.problems == [
+        "results[0].step_id: unknown step core-check; the spec has no such step (did you mean core-checks?)",
+        "results[1].step_id: unknown step lint-docs; the spec has no such step"]
+
+
+def test_the_steps_a_partial_run_did_not_run_are_named_in_spec_order(model) -> None:
+    assert emit.missing_steps(model, _report("passing.json", model)) == ()
+    assert emit.missing_steps(model, _report("kernel-only.json", model)) == tuple(
+        s.id for s in model.steps if s.id != "core-checks")
+
+
+@pytest.mark.parametrize("name,env,words", [
+    ("passing.json", "dev", "10 steps, failing: none"),
+    ("kernel-only.json", "dev", "1 of 10 steps, failing: none"),
+    # governance-failed: bdd and ac-status (GOVERNANCE), ac-coverage (OPTIONAL) fail.
+    ("governance-failed.json", "dev", ("10 steps; 2 governance failures within dev's tolerance of 3, 1 optional "
+                                       "failure informational in dev; failing: bdd, ac-status, ac-coverage")),
+    ("governance-failed.json", "staging", ("10 steps; 2 governance failures above staging's tolerance of 1, "
+                                           "1 optional failure informational in staging; failing: bdd, ac-status, "
+                                           "ac-coverage")),
+    ("governance-failed.json", "prod", ("10 steps; 2 governance failures above prod's tolerance of 0, 1 optional "
+                                        "failure above prod's tolerance of 0; failing: bdd, ac-status, ac-coverage")),
+    ("kernel-failed.json", "dev", "10 steps; 1 kernel failure above dev's tolerance of 0; failing: core-checks"),
+])
+def test_a_run_is_described_against_the_tolerance_of_the_environment(model, name: str, env: str,
+                                                                     words: str) -> None:
+    assert emit.describe_run(model, env, _report(name, model)) == words
+
+
 # --- the exposition --------------------------------------------------------------------------------
 
 MINIMAL_EXPOSITION = """\
 # HELP selftest_last_run_timestamp_seconds Unix time of the last selftest run.
 # TYPE selftest_last_run_timestamp_seconds gauge
-selftest_last_run_timestamp_seconds{env="dev"} 1764516600
+selftest_last_run_timestamp_seconds{env="dev"} 1.7645166e+09
 # HELP selftest_run_duration_seconds Duration of whole selftest runs in seconds.
 # TYPE selftest_run_duration_seconds histogram
-selftest_run_duration_seconds_bucket{env="dev",le="5"} 0
-selftest_run_duration_seconds_bucket{env="dev",le="10"} 0
-selftest_run_duration_seconds_bucket{env="dev",le="20"} 1
-selftest_run_duration_seconds_bucket{env="dev",le="30"} 1
-selftest_run_duration_seconds_bucket{env="dev",le="60"} 1
-selftest_run_duration_seconds_bucket{env="dev",le="+Inf"} 1
+selftest_run_duration_seconds_bucket{env="dev",le="5"} 0.0
+selftest_run_duration_seconds_bucket{env="dev",le="10"} 0.0
+selftest_run_duration_seconds_bucket{env="dev",le="20"} 1.0
+selftest_run_duration_seconds_bucket{env="dev",le="30"} 1.0
+selftest_run_duration_seconds_bucket{env="dev",le="60"} 1.0
+selftest_run_duration_seconds_bucket{env="dev",le="+Inf"} 1.0
+selftest_run_duration_seconds_count{env="dev"} 1.0
 selftest_run_duration_seconds_sum{env="dev"} 12.5
-selftest_run_duration_seconds_count{env="dev"} 1
 # HELP selftest_runs_total Selftest runs by result under the environment's policy (pass or fail).
 # TYPE selftest_runs_total counter
-selftest_runs_total{env="dev",result="fail"} 1
-selftest_runs_total{env="dev",result="pass"} 0
+selftest_runs_total{env="dev",result="fail"} 1.0
+selftest_runs_total{env="dev",result="pass"} 0.0
 # HELP selftest_step_failed 1 if the selftest step failed in the last run that ran it, else 0.
 # TYPE selftest_step_failed gauge
-selftest_step_failed{env="dev",step_id="build",tier="kernel"} 1
-selftest_step_failed{env="dev",step_id="docs",tier="governance"} 0
+selftest_step_failed{env="dev",step_id="build",tier="kernel"} 1.0
+selftest_step_failed{env="dev",step_id="docs",tier="governance"} 0.0
 # HELP selftest_step_failures_total Selftest runs in which the step failed (FAIL or TIMEOUT).
 # TYPE selftest_step_failures_total counter
-selftest_step_failures_total{env="dev",step_id="build",tier="kernel"} 1
-selftest_step_failures_total{env="dev",step_id="docs",tier="governance"} 0
+selftest_step_failures_total{env="dev",step_id="build",tier="kernel"} 1.0
+selftest_step_failures_total{env="dev",step_id="docs",tier="governance"} 0.0
 """
 
 
 def test_the_exposition_of_a_small_report_is_exact(minimal) -> None:
+    # prometheus_client's text format: families sorted by name, values as Go floats (1.0, 1.7645166e+09 for
+    # the report's 2025-11-30T15:30:00Z), a histogram's _count before its _sum, `le` as the spec writes it.
     report = _report("minimal-run.json", minimal)
     assert emit.exposition(minimal, "dev", report, now=1.0) == MINIMAL_EXPOSITION
     assert emit.exposition(minimal, "dev", report) == MINIMAL_EXPOSITION  # deterministic
@@ -166,8 +230,7 @@ def test_the_exposition_of_a_small_report_is_exact(minimal) -> None:
 def test_without_a_report_timestamp_the_last_run_is_now(minimal) -> None:
     report = emit.synthetic_report(minimal, "dev", "kernel")
     text = emit.exposition(minimal, "dev", report, now=1764600000.25)
-    assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == 1764600000.25
-    assert 'selftest_last_run_timestamp_seconds{env="dev"} 1764600000.25\n' in text
+    assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == 1764600000.25  # exactly, read back
 
 
 def test_counters_and_the_histogram_accumulate_over_the_previous_exposition(model) -> None:
@@ -314,49 +377,117 @@ def test_the_textfile_accumulates_and_is_replaced_atomically(model, tmp_path: Pa
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "selftest.prom"
     emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
-    text = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
-    assert path.read_text() == text
-    assert (_value(text, "selftest_runs_total", env="dev", result="pass"),
-            _value(text, "selftest_runs_total", env="dev", result="fail")) == (1, 1)
-    text = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
-    assert _failures(text)["core-checks"] == 2 and _failures(path.read_text())["core-checks"] == 2
+    done = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
+    assert done.counted and path.read_text() == done.text
+    assert (_value(done.text, "selftest_runs_total", env="dev", result="pass"),
+            _value(done.text, "selftest_runs_total", env="dev", result="fail")) == (1, 1)
     assert [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
 
     def full_disk(src: str, dst: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr("obsgen.files.os.replace", full_disk)
+    monkeypatch.setattr(os, "rename", full_disk)  # the last step of the replacement
+    monkeypatch.setattr(os, "replace", full_disk)
     with pytest.raises(ObsgenError) as caught:
-        emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
+        emit.emit_to_textfile(model, "dev", _report("governance-failed.json", model), str(path))
     assert str(caught.value) == f"{path}: cannot write the metrics: No space left on device"
-    assert path.read_text() == text and [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
+    assert path.read_text() == done.text and [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
 
 
-def test_the_textfile_must_be_a_prom_file_in_an_existing_directory(tmp_path: Path) -> None:
+def test_the_textfile_is_readable_by_the_collector_whatever_the_umask(minimal, tmp_path: Path) -> None:
+    path = tmp_path / "selftest.prom"
+    old = os.umask(0o077)
+    try:
+        emit.emit_to_textfile(minimal, "dev", _report("minimal-run.json", minimal), str(path))
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_the_same_report_emitted_twice_to_a_textfile_counts_once(model, tmp_path: Path) -> None:
+    path = tmp_path / "selftest.prom"
+    first = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
+    before = path.read_bytes()
+    again = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
+    assert (first.counted, again.counted) == (True, False)
+    assert path.read_bytes() == before  # nothing written
+    assert _value(again.text, "selftest_runs_total", env="dev", result="fail") == 1
+    assert _failures(again.text)["core-checks"] == 1
+    # Another run (an earlier one too: runs are told apart by their time, not ordered) is counted.
+    other = emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
+    assert other.counted and _value(other.text, "selftest_runs_total", env="dev", result="pass") == 1
+    # The run already counted is now not the last one: emitting it once more counts it again.
+    assert emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path)).counted
+
+
+def test_a_report_without_a_time_is_counted_each_time(minimal, tmp_path: Path) -> None:
+    path = tmp_path / "selftest.prom"
+    run = emit.synthetic_report(minimal, "dev", "kernel")  # no time of its own: the last run is `now`
+    emit.emit_to_textfile(minimal, "dev", run, str(path), now=1764600000.0)
+    done = emit.emit_to_textfile(minimal, "dev", run, str(path), now=1764600000.0)
+    assert done.counted and _value(done.text, "selftest_runs_total", env="dev", result="fail") == 2
+
+
+def test_the_textfile_must_be_a_prom_file_in_an_existing_directory(minimal, tmp_path: Path) -> None:
+    registry = emit.registry(minimal, "dev", _report("minimal-run.json", minimal))
     with pytest.raises(ObsgenError, match=r"selftest\.txt: node-exporter's textfile collector reads only \*\.prom"):
-        emit.write_textfile(str(tmp_path / "selftest.txt"), "x 1\n")
+        emit.write_textfile(str(tmp_path / "selftest.txt"), registry)
     with pytest.raises(ObsgenError) as caught:
-        emit.write_textfile(str(tmp_path / "nowhere" / "selftest.prom"), "x 1\n")
+        emit.write_textfile(str(tmp_path / "nowhere" / "selftest.prom"), registry)
     assert str(caught.value) == f"{tmp_path / 'nowhere' / 'selftest.prom'}: cannot write the metrics: " \
                                 "No such file or directory"
     assert emit.read_textfile(str(tmp_path / "absent.prom")) is None
+    with pytest.raises(ObsgenError, match=r"reads only \*\.prom"):  # refused before anything is read
+        emit.emit_to_textfile(minimal, "dev", _report("minimal-run.json", minimal), str(tmp_path / "x.txt"))
+
+
+def test_a_counter_named_without_total_keeps_its_name(minimal) -> None:
+    # prometheus_client appends `_total` to a counter's name; the spec's name must reach Prometheus as is.
+    renamed = dataclasses.replace(minimal, metrics=dataclasses.replace(minimal.metrics, runs_total="selftest_runs"))
+    text = emit.exposition(renamed, "dev", _report("minimal-run.json", renamed))
+    assert _value(text, "selftest_runs", env="dev", result="fail") == 1
+    assert "selftest_runs_total" not in text
+    again = emit.exposition(renamed, "dev", _report("minimal-run.json", renamed), previous=text)
+    assert _value(again, "selftest_runs", env="dev", result="fail") == 2
 
 
 # --- the Pushgateway --------------------------------------------------------------------------------
 
-def test_group_paths_encode_values_and_use_base64_for_slashes_and_empty_values() -> None:
-    assert emit.group_path("selftest", {"env": "dev", "drill": "true"}) == "/metrics/job/selftest/drill/true/env/dev"
-    assert emit.group_path("self test", {"branch": "feature/x", "instance": ""}) == \
-        "/metrics/job/self%20test/branch@base64/ZmVhdHVyZS94/instance@base64/="
+def _registry(*samples: tuple[str, dict[str, str], float, float | None]):
+    """A prometheus_client registry holding these (name, labels, value, timestamp) gauge samples."""
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import GaugeMetricFamily
+
+    families = []
+    for name, labels, value, timestamp in samples:
+        family = GaugeMetricFamily(name, "test", labels=sorted(labels))
+        family.add_metric([labels[k] for k in sorted(labels)], value, timestamp=timestamp)
+        families.append(family)
+
+    class Fixed:
+        def collect(self):
+            return families
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Fixed())
+    return registry
+
+
+def test_grouping_labels_a_pushgateway_group_cannot_have_are_refused() -> None:
     with pytest.raises(ObsgenError, match="grouping label 'job'"):
-        emit.group_path("selftest", {"job": "other"})
+        emit.check_grouping("selftest", {"job": "other"})
+    with pytest.raises(ObsgenError, match="grouping label '__x'"):
+        emit.check_grouping("selftest", {"__x": "1"})
+    with pytest.raises(ObsgenError, match="the Pushgateway job name is empty"):
+        emit.check_grouping("", {})
 
 
 def test_pushgateway_errors_are_one_line() -> None:
     port = free_port()
     with pytest.raises(BackendError) as caught:
-        emit.push(f"http://127.0.0.1:{port}", "selftest", "x 1\n", {"env": "dev"})
+        emit.push(f"http://127.0.0.1:{port}", "selftest", _registry(("x", {}, 1.0, None)), {"env": "dev"})
     assert str(caught.value) == (f"cannot reach Pushgateway at http://127.0.0.1:{port} "
                                  f"(connection refused or DNS failure)")
+    with pytest.raises(BackendError, match="is not an http\\(s\\) URL"):
+        emit.push(f"127.0.0.1:{port}", "selftest", _registry(("x", {}, 1.0, None)))
 
 
 @pytest.fixture(scope="module")
@@ -386,33 +517,49 @@ def pushgateway(stack: Stack) -> Iterator[str]:
 
 def test_a_refused_push_names_the_pushgateway_status_and_reason(pushgateway: str) -> None:
     with pytest.raises(BackendError) as caught:
-        emit.push(pushgateway, "selftest", "x 1 1700000000000\n", {"env": "dev"})
+        emit.push(pushgateway, "selftest", _registry(("x", {}, 1.0, 1700000000.0)), {"env": "dev"})
     assert str(caught.value) == ("Pushgateway answered HTTP 400 to PUT /metrics/job/selftest/env/dev: pushed "
                                  "metrics are invalid or inconsistent with existing metrics: pushed metrics must "
                                  "not have timestamps")
 
 
 def test_a_pushgateway_round_trip_accumulates_runs_in_its_own_group(model, pushgateway: str) -> None:
-    grouping = {"branch": "feature/emit"}  # a value with '/' goes base64-encoded in the path
+    grouping = {"branch": "feature/emit", "runner": ""}  # '/' and '' go base64-encoded in the path
     emit.emit_to_pushgateway(model, "dev", _report("passing.json", model), pushgateway, grouping=grouping)
     pushed = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway,
-                                      grouping=grouping)
+                                      grouping=grouping).text
     emit.emit_to_pushgateway(model, "staging", _report("passing.json", model), pushgateway)  # another group
     key = {"env": "dev", **grouping}
     stored = emit.fetch_group(pushgateway, "selftest", key)
     assert stored is not None
+    group = {"branch": "feature/emit", "runner": "", "instance": "", "job": "selftest"}  # as the Pushgateway has it
     for (name, labels), value in _samples(pushed).items():
-        assert _value(stored, name, **dict(labels), **{k: v for k, v in key.items() if k != "env"},
-                      instance="", job="selftest") == value, name
-    assert _value(stored, "selftest_runs_total", env="dev", result="pass", branch="feature/emit",
-                  instance="", job="selftest") == 1
+        assert _value(stored, name, **dict(labels), **group) == value, name
+    assert _value(stored, "selftest_runs_total", env="dev", result="pass", **group) == 1
     assert _value(stored, "selftest_step_failures_total", env="dev", step_id="core-checks", tier="kernel",
-                  branch="feature/emit", instance="", job="selftest") == 1
+                  **group) == 1
     text = requests.get(f"{pushgateway}/metrics", timeout=5).text
-    assert 'selftest_runs_total{branch="feature/emit",env="dev",instance="",job="selftest",result="fail"} 1' in text
+    assert ("selftest_runs_total", {**group, "env": "dev", "result": "fail"}, 1.0) in emit.parse_exposition(text)
     emit.delete_group(pushgateway, "selftest", key)
     assert emit.fetch_group(pushgateway, "selftest", key) is None
     assert emit.fetch_group(pushgateway, "selftest", {"env": "staging"}) is not None
+
+
+def test_the_same_report_pushed_twice_moves_the_counters_once(model, pushgateway: str) -> None:
+    first = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
+    again = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
+    assert (first.counted, again.counted) == (True, False)
+    stored = emit.fetch_group(pushgateway, "selftest", {"env": "dev"})
+    assert stored is not None
+    group = {"instance": "", "job": "selftest"}
+    assert _value(stored, "selftest_runs_total", env="dev", result="fail", **group) == 1
+    assert _value(stored, "selftest_step_failures_total", env="dev", step_id="core-checks", tier="kernel",
+                  **group) == 1
+    assert _value(stored, "selftest_run_duration_seconds_count", env="dev", **group) == 1
+    # The next run counts.
+    after = emit.emit_to_pushgateway(model, "dev", _report("governance-failed.json", model), pushgateway)
+    assert after.counted and _value(after.text, "selftest_runs_total", env="dev", result="pass") == 1
+    assert _value(after.text, "selftest_runs_total", env="dev", result="fail") == 1
 
 
 def test_a_grouping_that_contradicts_the_environment_is_refused(model, pushgateway: str) -> None:
@@ -444,10 +591,10 @@ def test_a_governance_fire_drill_raises_the_alert_and_deleting_its_group_clears_
     stack.wait_until(lambda: not _alerts(stack, "SelftestGovernanceFailuresAboveTolerance"), WAIT,
                      "no governance alert left over from an earlier push")
     # A real run first: 3 governance failures, within dev's tolerance; bdd has failed in one run.
-    real = emit.emit_to_pushgateway(model, "dev", _report("governance-failed.json", model), pushgateway)
+    real = emit.emit_to_pushgateway(model, "dev", _report("governance-failed.json", model), pushgateway).text
     drill = emit.synthetic_report(model, "dev", "governance")  # 4 failures, dev tolerates 3
     text = emit.emit_to_pushgateway(model, "dev", drill, pushgateway, grouping=emit.DRILL_GROUPING,
-                                    accumulate=False)
+                                    accumulate=False).text
     assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
     assert set(_failures(text).values()) == {0}  # the drill's failing steps are not failed runs
     stored = emit.fetch_group(pushgateway, model.service.name, {"env": "dev"})

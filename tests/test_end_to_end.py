@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 from conftest import ROOT
 from localstack import OTHER_TEAM_PATH, PAGERDUTY_PATH, LocalStack, slack_path
 
@@ -122,7 +121,8 @@ def pagerduty(live: LocalStack, action: str, **details: str) -> list[Any]:
 def test_a_kernel_failure_pages_once_with_the_details_and_resolving_sends_the_resolve(run_cli, stack,
                                                                                     tmp_path: Path) -> None:
     result = emit_report(run_cli, stack, "kernel-failed.json", tmp_path)
-    assert result.out.startswith("obsgen emit: dev run fail (10 steps, failing: core-checks) -> Pushgateway")
+    assert result.out.startswith("obsgen emit: dev run fail (10 steps; 1 kernel failure above dev's tolerance of 0; "
+                                 "failing: core-checks) -> Pushgateway")
     trigger = stack.sink.wait_for(lambda r: r.body["event_action"] == "trigger" and
                                   r.body["payload"]["custom_details"]["step_id"] == "core-checks",
                                   WAIT, path_prefix=PAGERDUTY_PATH)[0]
@@ -195,35 +195,9 @@ def test_kernel_and_governance_failing_together_inhibit_the_governance_notificat
     assert [r for r in stack.sink.received("/slack") if "Governance" in r.body["attachments"][0]["title"]] == []
 
 
-def test_drill_proves_the_kernel_alert_pages_and_the_governance_alert_reaches_slack(run_cli, stack) -> None:
-    kernel = run_cli("drill", "--env", "dev", "--tier", "kernel")
-    assert kernel.code == 0, kernel.out + kernel.err
-    last = kernel.out.splitlines()[-1]
-    assert last.startswith("drill dev kernel: SelftestKernelStepFailed for core-checks reached "
-                           "selftest/dev/pagerduty-oncall after "), last
-    governance = run_cli("drill", "--env", "dev", "--tier", "governance")
-    assert governance.code == 0, governance.out + governance.err
-    assert ("drill dev governance: SelftestGovernanceFailuresAboveTolerance for skills-governance, "
-            "agents-governance, bdd, ac-status reached selftest/dev/slack-tickets after ") in governance.out
-    stack.sink.wait_for(lambda r: "SelftestGovernanceFailuresAboveTolerance" in r.body["attachments"][0]["title"],
-                        WAIT, path_prefix=slack_path("slack-tickets"))
-    assert pagerduty(stack, "trigger", step_id="core-checks")
-
-
-def test_a_silenced_alert_fails_the_drill(run_cli, stack) -> None:
-    silence = {"matchers": [{"name": "alertname", "value": "SelftestKernelStepFailed", "isRegex": False}],
-               "startsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60)),
-               "endsAt": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600)),
-               "createdBy": "test", "comment": "drill must notice"}
-    response = requests.post(f"{stack.stack.alertmanager_url}/api/v2/silences", json=silence, timeout=5)
-    response.raise_for_status()
-    try:
-        result = run_cli("drill", "--env", "dev", "--tier", "kernel")
-        assert result.code == 1
-        assert result.out.splitlines()[-1] == ("drill dev kernel: FAILED: SelftestKernelStepFailed for core-checks "
-                                               "arrived but is silenced")
-    finally:
-        requests.delete(f"{stack.stack.alertmanager_url}/api/v2/silence/{response.json()['silenceID']}", timeout=5)
+# Fire drills run on a quiet stack of their own (tests/test_drill.py): here, the failed runs of the
+# tests above fire SLO burn-rate alerts through the same receivers, and a drill does not claim a
+# delivery it cannot tell apart from theirs.
 
 
 def test_the_other_teams_part_of_the_shared_alertmanager_still_works_beside_obsgens(stack) -> None:
@@ -246,17 +220,11 @@ def test_the_other_teams_part_of_the_shared_alertmanager_still_works_beside_obsg
         [record, *_] = stack.sink.wait_for(lambda r: any(a["labels"]["alertname"] == "BillingDown"
                                                          for a in r.body["alerts"]), WAIT, path_prefix=OTHER_TEAM_PATH)
         assert record.body["receiver"] == "billing-oncall"
-        assert pagerduty(stack, "trigger") == [] and stack.sink.received("/slack") == []
+        others = [r for r in stack.sink.received() if not r.path.startswith(OTHER_TEAM_PATH)]
+        assert [r.path for r in others if "BillingDown" in json.dumps(r.body)] == []  # none of obsgen's receivers
     finally:  # resolved now, so the next test starts with no alert
         ended = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
         assert stack.stack.post_alerts([{"labels": labels, "endsAt": ended}]) == 200
-
-
-def test_drill_without_a_pushgateway_says_how_to_give_one(run_cli, live, monkeypatch) -> None:
-    monkeypatch.delenv("OBSGEN_PUSHGATEWAY_URL")
-    result = run_cli("drill", "--env", "dev", "--tier", "kernel")
-    assert (result.code, result.err) == (2, "obsgen: error: drill needs the Pushgateway Prometheus scrapes: pass "
-                                            "--pushgateway URL or set OBSGEN_PUSHGATEWAY_URL\n")
 
 
 def test_a_freshly_applied_environment_that_never_reported_sends_nothing_to_pagerduty(tmp_path: Path) -> None:

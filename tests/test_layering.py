@@ -10,18 +10,18 @@ from conftest import ROOT
 # A module may import modules of its own layer or a lower one, never a higher one.
 LAYERS = [
     {"obsgen", "obsgen.errors", "obsgen.artifact", "obsgen.durations", "obsgen.model", "obsgen.placeholders",
-     "obsgen.files", "obsgen.names", "obsgen.slo_windows"},
+     "obsgen.files", "obsgen.names", "obsgen.slo_windows", "obsgen.suggest"},
     {"obsgen.spec"},
     {"obsgen.conventions", "obsgen.render", "obsgen.queries", "obsgen.routing", "obsgen.amtree"},
     {"obsgen.compile"},
     {"obsgen.output", "obsgen.http", "obsgen.access", "obsgen.emit"},
     {"obsgen.generate", "obsgen.verify"},
     # the live side, one package; inside it: plan and its normal forms, then state and ledger,
-    # then the backend clients, then the session that drives them
+    # then the backend clients, then the session that drives them (and doctor, which checks them)
     {"obsgen.deploy.normalise", "obsgen.deploy.plan", "obsgen.deploy.report"},
     {"obsgen.deploy.state", "obsgen.deploy.ledger"},
     {"obsgen.deploy.backends"},
-    {"obsgen.deploy.session", "obsgen.deploy"},
+    {"obsgen.deploy.session", "obsgen.deploy.doctor", "obsgen.deploy"},
     {"obsgen.drill"},
     {"obsgen.cli", "obsgen.__main__"},
 ]

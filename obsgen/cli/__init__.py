@@ -35,6 +35,10 @@ def _parser() -> argparse.ArgumentParser:
                            formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--spec", default=os.environ.get("OBSGEN_SPEC", DEFAULT_SPEC),
                        help=f"spec file: .yaml, .json or .jsonnet (default: $OBSGEN_SPEC or {DEFAULT_SPEC})")
+        p.add_argument("-q", "--quiet", action="store_true",
+                       help="print only results and problems (no per-file lines, diff bodies or progress)")
+        p.add_argument("-v", "--verbose", action="store_true",
+                       help="print everything: full diffs (as --full), passing test cases")
         p.set_defaults(func=func)
         return p
 

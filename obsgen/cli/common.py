@@ -27,6 +27,44 @@ def environment(model, name: str):  # noqa: ANN001, ANN201
                           f"{', '.join(e.name for e in model.environments)})") from None
 
 
+class FromEnv(str):
+    """An option's default read from an environment variable: a check of it names the variable."""
+
+    variable = ""
+
+
+def env_default(variable: str) -> FromEnv | None:
+    """The value of `variable` as an option's default (None when unset or empty); argparse passes a string
+    default through the option's `type` only when the option is not given, so `url_type` checks it then."""
+    import os
+
+    value = os.environ.get(variable)
+    if not value:
+        return None
+    default = FromEnv(value)
+    default.variable = variable
+    return default
+
+
+def url_type(flag: str) -> Callable[[str], str]:
+    """argparse `type=` for a URL option: the URL, checked like every URL obsgen is given
+    (obsgen.access.checked_url). A mistake is one line naming the flag -- or the environment variable
+    the default came from -- and exit 2, like every usage error, without argparse's usage block."""
+
+    def url(value: str) -> str:
+        from obsgen.access import checked_url
+
+        try:
+            checked_url(str(value), getattr(value, "variable", "") or flag)
+        except ObsgenError as exc:
+            print(f"obsgen: error: {exc}", file=sys.stderr)
+            raise SystemExit(EXIT_ERROR) from None
+        return value  # a default keeps its FromEnv: what reads it can say where it came from
+
+    url.__name__ = "URL"
+    return url
+
+
 def notes(lines: list[str]) -> None:
     for note in lines:
         print(f"obsgen: note: {note}", file=sys.stderr)

@@ -1,10 +1,11 @@
-"""Commands on the live backends: diff, apply, history."""
+"""Commands on the live backends: diff, apply, doctor, history."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from obsgen.cli.common import EXIT_CHANGES, EXIT_OK, Command, notes, plural
+from obsgen.cli.common import (EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Command, env_default, environment, notes, plural,
+                               url_type)
 from obsgen.errors import ObsgenError
 
 EXAMPLES = {
@@ -16,6 +17,12 @@ EXAMPLES = {
   obsgen apply --env dev --dry-run        # print the plan and stop
   obsgen apply --env dev --yes            # apply without asking
   obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec""",
+    "doctor": """examples:
+  obsgen doctor --env prod                # every backend of prod: URL, token, reachable, what apply needs
+  obsgen doctor --env dev --pushgateway http://127.0.0.1:9091
+  OBSGEN_PROMETHEUS_URL=http://127.0.0.1:9090 obsgen doctor --env dev --only prometheus
+
+exit codes: 0 every check passed, 2 a check failed""",
     "history": """examples:
   obsgen history --env prod               # applies and dry runs, with how each ended
   obsgen history --limit 5                # the ledger is $OBSGEN_STATE_DIR/ledger.sqlite (default
@@ -28,16 +35,13 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
                               ("apply", "Change the live backends to match the spec (a diff first).", _apply)):
         p = command(name, help_, func, EXAMPLES[name])
         p.add_argument("--env", required=True, metavar="NAME", help="the environment to compare or change")
-        p.add_argument("--grafana-url", help="override the Grafana URL ($OBSGEN_GRAFANA_URL)")
-        p.add_argument("--prometheus-url", help="override the Prometheus URL ($OBSGEN_PROMETHEUS_URL)")
-        p.add_argument("--prometheus-rules-dir", help="override rules_dir ($OBSGEN_PROMETHEUS_RULES_DIR)")
-        p.add_argument("--alertmanager-url", help="override the Alertmanager URL ($OBSGEN_ALERTMANAGER_URL)")
-        p.add_argument("--alertmanager-config-file",
-                       help="override config_file ($OBSGEN_ALERTMANAGER_CONFIG_FILE)")
-        p.add_argument("--only", action="append", default=[], choices=["grafana", "prometheus", "alertmanager"],
-                       help="only this backend (repeatable; default: every backend of the environment)")
+        _backend_options(p)
+        p.add_argument("--full", action="store_true",
+                       help="print long diffs in full (default: a diff of more than 20 lines shows as its "
+                            "+added -removed line counts)")
     diff = sub.choices["diff"]
-    diff.add_argument("--format", choices=["text", "markdown", "json"], default="text")
+    diff.add_argument("--format", choices=["text", "markdown", "json"], default="text",
+                      help="text (default), markdown (e.g. for a pull-request comment) or json")
     diff.add_argument("--exit-code", action="store_true", help="exit 1 when there are changes")
     apply = sub.choices["apply"]
     apply.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
@@ -45,10 +49,41 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
     apply.add_argument("--prune", action="store_true", help="delete owned objects that left the spec")
     apply.add_argument("--force", action="store_true",
                        help="overwrite objects changed outside obsgen (Grafana version conflicts)")
+    doctor = command("doctor", "Check every backend of an environment at once: URL, credentials, reachable, "
+                               "and what apply needs; one line per check, with the fix.", _doctor,
+                     EXAMPLES["doctor"])
+    doctor.add_argument("--env", required=True, metavar="NAME", help="the environment whose backends to check")
+    _backend_options(doctor)
+    doctor.add_argument("--pushgateway", metavar="URL", type=url_type("--pushgateway"),
+                        default=env_default("OBSGEN_PUSHGATEWAY_URL"),
+                        help="also check this Pushgateway ($OBSGEN_PUSHGATEWAY_URL)")
     history = command("history", "List the applies and dry runs recorded in the local ledger.", _history,
                       EXAMPLES["history"])
-    history.add_argument("--env", metavar="NAME", help="only this environment")
+    history.add_argument("--env", metavar="NAME",
+                         help="only this environment (one of the spec's, or one the ledger has entries for)")
     history.add_argument("--limit", type=int, default=20, metavar="N", help="show the N latest entries (default: 20)")
+
+
+def _backend_options(p: argparse.ArgumentParser) -> None:
+    """The per-run endpoint overrides diff, apply and doctor share (flags, else OBSGEN_* variables)."""
+    for kind, label in (("grafana", "Grafana"), ("prometheus", "Prometheus"), ("alertmanager", "Alertmanager")):
+        variable = f"OBSGEN_{kind.upper()}_URL"
+        p.add_argument(f"--{kind}-url", metavar="URL", type=url_type(f"--{kind}-url"), default=env_default(variable),
+                       help=f"override the {label} URL (${variable})")
+        if kind == "prometheus":
+            p.add_argument("--prometheus-rules-dir", metavar="DIR",
+                           help="override rules_dir ($OBSGEN_PROMETHEUS_RULES_DIR)")
+    p.add_argument("--alertmanager-config-file", metavar="FILE",
+                   help="override config_file ($OBSGEN_ALERTMANAGER_CONFIG_FILE)")
+    p.add_argument("--only", action="append", default=[], choices=["grafana", "prometheus", "alertmanager"],
+                   help="only this backend (repeatable; default: every backend of the environment)")
+
+
+def _plan_text(report, plan, args: argparse.Namespace) -> str:  # noqa: ANN001 - obsgen.deploy.report, a Plan
+    if args.quiet:  # the object lines and the summary, no diff bodies
+        return "".join(line + "\n" for line in report.text(plan, args.env).splitlines()
+                       if not line.startswith("    "))
+    return report.text(plan, args.env, full=args.full or args.verbose, color=report.color_wanted(sys.stdout))
 
 
 def _overrides(args: argparse.Namespace):
@@ -65,7 +100,10 @@ def _diff(args: argparse.Namespace) -> int:
     state.checked_env(args.env)
     session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
     notes(session.notes)
-    sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
+    if args.format == "text":
+        sys.stdout.write(_plan_text(report, session.plan, args))
+    else:
+        sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
     return EXIT_CHANGES if args.exit_code and not session.plan.empty else EXIT_OK
 
 
@@ -77,7 +115,7 @@ def _apply(args: argparse.Namespace) -> int:
     with deploy.Run(args.env, "dry-run" if args.dry_run else "apply") as run:
         session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run)
         notes(session.notes)
-        sys.stdout.write(report.text(session.plan, args.env))
+        sys.stdout.write(_plan_text(report, session.plan, args))
         if session.plan.empty:
             run.result = "no-changes"
             return EXIT_OK
@@ -104,11 +142,29 @@ def _apply(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from obsgen.deploy import doctor
+    from obsgen.spec import load_spec
+
+    model = load_spec(args.spec)
+    env = environment(model, args.env)
+    sources = {name: f"${value.variable}" if getattr(value, "variable", "") else f"--{name}-url"
+               for name, value in (("grafana", args.grafana_url), ("prometheus", args.prometheus_url),
+                                   ("alertmanager", args.alertmanager_url), ("pushgateway", args.pushgateway))}
+    sources["pushgateway"] = sources["pushgateway"].removesuffix("-url")
+    result = doctor.run(model, env, _overrides(args), tuple(args.only), args.pushgateway, sources)
+    for check in result.checks:
+        print(check)
+    print(result.summary())
+    return EXIT_OK if result.ok else EXIT_ERROR
+
+
 def _history(args: argparse.Namespace) -> int:
     from obsgen.deploy import ledger, state
 
     if args.env:
         state.checked_env(args.env)
+        _known_environment(args)
     if args.limit < 1:
         raise ObsgenError(f"--limit must be at least 1, not {args.limit}")
     entries = ledger.history(state.ledger_path(), args.env, args.limit)
@@ -119,3 +175,25 @@ def _history(args: argparse.Namespace) -> int:
         print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<17} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
               f"{done}" + (f"\n    error: {e.error}" if e.error else ""))
     return EXIT_OK
+
+
+def _known_environment(args: argparse.Namespace) -> None:
+    """`--env` must name an environment of the spec, or one the ledger has entries for (an environment
+    since removed from the spec still has its history)."""
+    from obsgen.deploy import ledger, state
+    from obsgen.suggest import did_you_mean
+
+    known: list[str] = []
+    try:
+        from obsgen.spec import load_spec
+
+        known = [e.name for e in load_spec(args.spec).environments]
+    except (ObsgenError, OSError):
+        pass  # no readable spec here: the ledger alone decides
+    recorded = {e.env for e in ledger.history(state.ledger_path(), None, 10_000)}
+    if args.env in known or args.env in recorded:
+        return
+    names = known + sorted(recorded - set(known))
+    raise ObsgenError(f"unknown environment {args.env!r}{did_you_mean(args.env, names)} (the spec defines: "
+                      f"{', '.join(known) or 'none readable'}"
+                      + (f"; the ledger has: {', '.join(sorted(recorded))}" if recorded else "") + ")")

@@ -2,16 +2,20 @@
 from __future__ import annotations
 
 import argparse
-import os
+import sys
 
 from obsgen.cli.common import EXIT_CHANGES, EXIT_OK, Command, environment
+from obsgen.cli.common import env_default, url_type
 from obsgen.errors import ObsgenError
 
 EXAMPLES = {
     "emit": """examples:
   obsgen emit --env dev --report selftest.json --pushgateway http://pushgateway:9091
   obsgen emit --env prod --report selftest.json --textfile /var/lib/node_exporter/textfile/selftest.prom
-  selftest --json-v2 > run.json; obsgen emit --env staging --report run.json --pushgateway $PUSHGATEWAY""",
+  selftest --json-v2 > run.json; obsgen emit --env staging --report run.json --pushgateway $PUSHGATEWAY
+  obsgen emit --print-schema > selftest-report.schema.json   # the report format (JSON Schema)
+
+emitting the same report again does not count the run twice (a run is known by its metadata.timestamp)""",
     "drill": """examples:
   obsgen drill --env dev --tier kernel --pushgateway http://pushgateway:9091
   obsgen drill --env staging --tier governance --timeout 600
@@ -24,20 +28,47 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
                    _emit, EXAMPLES["emit"])
     emit.add_argument("--env", required=True, metavar="NAME", help="the environment the run belongs to")
     emit.add_argument("--report", required=True, metavar="FILE", help="the selftest --json-v2 report")
+    emit.add_argument("--print-schema", action=_PrintSchema,
+                      help="print the JSON Schema of the report and exit (no other option needed)")
     where = emit.add_mutually_exclusive_group(required=True)
-    where.add_argument("--pushgateway", metavar="URL", help="push to this Pushgateway (counters accumulate)")
+    where.add_argument("--pushgateway", metavar="URL", type=url_type("--pushgateway"),
+                       help="push to this Pushgateway (counters accumulate)")
     where.add_argument("--textfile", metavar="PATH",
                        help="write a node-exporter textfile (*.prom) atomically (counters accumulate)")
     drill = command("drill", "Fire drill: push a failing run, wait for the alert at its receiver, resolve it.",
                     _drill, EXAMPLES["drill"])
-    drill.add_argument("--env", required=True, metavar="NAME")
+    drill.add_argument("--env", required=True, metavar="NAME", help="the environment to drill")
     drill.add_argument("--tier", required=True, metavar="TIER", help="the tier whose alert to prove, e.g. kernel")
-    drill.add_argument("--pushgateway", metavar="URL", default=os.environ.get("OBSGEN_PUSHGATEWAY_URL"),
+    drill.add_argument("--pushgateway", metavar="URL", type=url_type("--pushgateway"),
+                       default=env_default("OBSGEN_PUSHGATEWAY_URL"),
                        help="the Pushgateway Prometheus scrapes ($OBSGEN_PUSHGATEWAY_URL)")
-    drill.add_argument("--alertmanager-url", help="override the Alertmanager URL ($OBSGEN_ALERTMANAGER_URL)")
+    drill.add_argument("--alertmanager-url", metavar="URL", type=url_type("--alertmanager-url"),
+                       default=env_default("OBSGEN_ALERTMANAGER_URL"),
+                       help="override the Alertmanager URL ($OBSGEN_ALERTMANAGER_URL)")
     drill.add_argument("--timeout", type=float, metavar="S",
                        help="seconds to wait for the alert (default: its `for` plus evaluation and group_wait "
                             "plus 120)")
+
+
+class _PrintSchema(argparse.Action):
+    """`emit --print-schema`: print the report's JSON Schema and exit, before the required options are missed."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)  # type: ignore[arg-type]
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        from obsgen import emit
+
+        sys.stdout.write(emit.schema_text())
+        parser.exit(EXIT_OK)
+
+
+MISSING_SHOWN = 12  # missing steps named in the warning; the rest are counted
+
+
+def _warn(message: str) -> None:
+    print(f"obsgen: warning: {message}", file=sys.stderr)
 
 
 def _emit(args: argparse.Namespace) -> int:
@@ -46,16 +77,31 @@ def _emit(args: argparse.Namespace) -> int:
 
     model = load_spec(args.spec)
     environment(model, args.env)
+    if args.textfile:
+        emit.check_textfile(args.textfile)
     report = emit.load_report(args.report, model)
-    failing = ", ".join(s.id for s in report.steps if s.failed) or "none"
+    missing = emit.missing_steps(model, report)
+    if missing:
+        shown = ", ".join(missing[:MISSING_SHOWN]) + (f" and {len(missing) - MISSING_SHOWN} more"
+                                                       if len(missing) > MISSING_SHOWN else "")
+        _warn(f"{args.report}: {len(missing)} of the spec's {len(model.steps)} steps are not in the report: "
+              f"{shown}; they count as neither passed nor failed (each keeps its last step_failed value, "
+              f"its failure counter does not move)")
+    if report.timestamp is None:
+        _warn(f"{args.report}: no metadata.timestamp (nor results[].timestamp_end): the run cannot be told "
+              f"from a re-emitted one, so emitting this report again would count it again")
     if args.pushgateway:
-        emit.emit_to_pushgateway(model, args.env, report, args.pushgateway)
+        done = emit.emit_to_pushgateway(model, args.env, report, args.pushgateway)
         where = f"Pushgateway {args.pushgateway} (job={model.service.name}, {model.metrics.env_label}={args.env})"
     else:
-        emit.emit_to_textfile(model, args.env, report, args.textfile)
+        done = emit.emit_to_textfile(model, args.env, report, args.textfile)
         where = args.textfile
-    print(f"obsgen emit: {args.env} run {emit.run_result(model, args.env, report)} "
-          f"({len(report.steps)} steps, failing: {failing}) -> {where}")
+    if not done.counted:
+        print(f"obsgen emit: {args.env} run of {emit.run_time(report)} already counted, nothing "
+              f"{'pushed' if args.pushgateway else 'written'} -> {where}")
+    else:
+        print(f"obsgen emit: {args.env} run {emit.run_result(model, args.env, report)} "
+              f"({emit.describe_run(model, args.env, report)}) -> {where}")
     return EXIT_OK
 
 
@@ -71,14 +117,10 @@ def _drill(args: argparse.Namespace) -> int:
     if args.tier not in [t.id for t in model.tiers]:
         raise ObsgenError(f"unknown tier {args.tier!r} (the spec defines: {', '.join(t.id for t in model.tiers)})")
     timeout = args.timeout or drill.default_timeout(model, env, args.tier)
-    result = drill.run(model, env, args.tier, args.pushgateway, args.alertmanager_url, timeout, print)
-    name = f"drill {result.env} {result.tier}"
-    if not result.ok:
-        print(f"{name}: FAILED: {result.problem}")
-        return EXIT_CHANGES
-    resolved = (f"resolved {result.resolved_after:.1f} s after the drill group was removed"
-                if result.resolved_after is not None else "still active when the timeout ran out")
-    sent = f", sent after {result.delivered_after:.1f} s" if result.delivered_after is not None else ""
-    print(f"{name}: {result.alertname} for {', '.join(result.steps)} reached {', '.join(result.receivers)} "
-          f"after {result.time_to_alert:.1f} s{sent}; {resolved}")
-    return EXIT_OK
+    result = drill.run(model, env, args.tier, args.pushgateway, args.alertmanager_url, timeout,
+                       (lambda *_: None) if args.quiet else print)
+    for line in drill.lines(result):  # what was confirmed, what was not, then OK / FAILED / NOT CONFIRMED
+        print(line)
+    # 1: a fault found, or delivery that could not be told apart; 0 also for Mimir's "routing confirmed,
+    # delivery not observable", which the last line says
+    return EXIT_OK if result.ok else EXIT_CHANGES

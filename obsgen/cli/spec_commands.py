@@ -8,6 +8,8 @@ from pathlib import Path
 from obsgen.cli.common import DEFAULT_OUT, EXIT_CHANGES, EXIT_OK, Command, plural
 from obsgen.errors import ObsgenError
 
+DIFF_LINES = 40  # `check` summarises a longer diff unless --full
+
 EXAMPLES = {
     "validate": """examples:
   obsgen validate                         # check specs/selftest.yaml
@@ -24,12 +26,15 @@ write is kept and named ("kept ..."). A non-empty --out without an obsgen manife
     "check": """examples:
   obsgen check                            # CI drift check: exit 1 and a diff when generated/ is stale
   obsgen check --env prod
+  obsgen check --stat                     # only the drifted files, with +added -removed line counts
+  obsgen check --full                     # the whole diff, however long
   obsgen check --out docs/observability   # a directory that also holds other files, first built with
                                           #   obsgen build --out docs/observability --allow-nonempty
 
 Drift is checked inside each environment tree (<out>/<env>/): a file there that obsgen did not write
 is reported as extra (exit 1); files elsewhere under --out (e.g. <out>/README.md) are neither checked
-nor touched.""",
+nor touched. A diff longer than 40 lines is summarised: each drifted file with its +added -removed
+counts, then the first 40 lines of the diff (--full prints all of it).""",
     "verify": """examples:
   obsgen verify                           # every environment's generated rule and routing tests
   obsgen verify --env prod -v             # one environment, listing every passing case too""",
@@ -56,12 +61,17 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
         "--no-cache", action="store_true",
         help="always recompile (by default an unchanged spec, generator and output is known clean from the "
              "last build or check, recorded in the state directory, $OBSGEN_STATE_DIR)")
+    shown = sub.choices["check"].add_mutually_exclusive_group()
+    shown.add_argument("--stat", action="store_true",
+                       help="list the drifted files with their +added -removed line counts, without the diff")
+    shown.add_argument("--full", action="store_true",
+                       help=f"print the whole diff (by default a diff longer than {DIFF_LINES} lines is "
+                            f"summarised: per-file counts, then its first {DIFF_LINES} lines)")
     verify = command("verify", "Run the generated rule tests (promtool) and routing tests (amtool, inhibition).",
                      _verify, EXAMPLES["verify"])
     verify.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
     verify.add_argument("--env", action="append", default=[], metavar="NAME",
                         help="only this environment (repeatable; default: every environment in the output)")
-    verify.add_argument("-v", "--verbose", action="store_true", help="list passing cases too")
     docs = command("docs", "Print the alert catalog of an environment (as generated into <out>/<env>/docs/).",
                    _docs, EXAMPLES["docs"])
     docs.add_argument("--env", action="append", default=[], metavar="NAME",
@@ -83,9 +93,9 @@ def _build(args: argparse.Namespace) -> int:
     from obsgen.generate import build
 
     result, report = build(args.spec, Path(args.out), args.env, allow_nonempty=args.allow_nonempty)
-    for path in report.written:
+    for path in report.written if not args.quiet else ():
         print(f"wrote   {Path(args.out, path).as_posix()}")
-    for path in report.removed:
+    for path in report.removed if not args.quiet else ():
         print(f"removed {Path(args.out, path).as_posix()}")
     for path in report.kept:
         print(f"kept    {Path(args.out, path).as_posix()} (not written by obsgen)")
@@ -103,9 +113,9 @@ def _check(args: argparse.Namespace) -> int:
     if drift.clean:
         print(f"obsgen check: {args.out}/ matches {args.spec} ({files} files)")
         return EXIT_OK
-    for path, diff in drift.changed:
-        print(f"drifted: {Path(args.out, path).as_posix()}")
-        sys.stdout.write(diff)
+    diff_lines = sum(diff.count("\n") for _, diff in drift.changed)
+    summarise = args.stat or args.quiet or (diff_lines > DIFF_LINES and not (args.full or args.verbose))
+    _print_drifted(args.out, drift.changed, summarise)
     for path in drift.missing:
         print(f"missing: {Path(args.out, path).as_posix()}")
     for path in drift.extra:
@@ -113,6 +123,8 @@ def _check(args: argparse.Namespace) -> int:
     for path in drift.foreign:
         print(f"extra:   {Path(args.out, path).as_posix()} (not written by obsgen; "
               f"move it out of {Path(args.out, path.split('/', 1)[0]).as_posix()}/ or delete it)")
+    if summarise and not args.stat:
+        _print_diff_head(drift.changed)
     count = len(drift.changed) + len(drift.missing) + len(drift.extra)
     if count:
         print(f"obsgen check: {plural(count, 'file')} out of date in {args.out}/; "
@@ -125,11 +137,34 @@ def _check(args: argparse.Namespace) -> int:
     return EXIT_CHANGES
 
 
+def _print_drifted(out: str, changed: tuple[tuple[str, str], ...], summarise: bool) -> None:
+    """Each drifted file then its diff; or, summarised, each drifted file with its +added -removed counts."""
+    from obsgen.output.tree import diff_stat
+
+    names = [Path(out, path).as_posix() for path, _ in changed]
+    width = max(map(len, names), default=0)
+    for name, (_, diff) in zip(names, changed):
+        if summarise:
+            added, removed = diff_stat(diff)
+            print(f"drifted: {name:<{width}}  +{added} -{removed}")
+        else:
+            print(f"drifted: {name}")
+            sys.stdout.write(diff)
+
+
+def _print_diff_head(changed: tuple[tuple[str, str], ...]) -> None:
+    """The first DIFF_LINES lines of the diffs, and how many more there are."""
+    lines = "".join(diff for _, diff in changed).splitlines(keepends=True)
+    sys.stdout.write("".join(lines[:DIFF_LINES]))
+    print(f"... {plural(len(lines) - DIFF_LINES, 'more diff line')} not shown: `obsgen check --full` prints the "
+          f"whole diff, `obsgen check --stat` only the counts")
+
+
 def _verify(args: argparse.Namespace) -> int:
     from obsgen.verify import verify
 
     out = Path(args.out)
-    envs = args.env or sorted(p.parent.name for p in out.glob("*/manifest.json"))
+    envs = _in_spec_order(args, args.env or sorted({p.parent.name for p in out.glob("*/manifest.json")}))
     if not envs:
         raise ObsgenError(f"no generated environments in {out}/: run `obsgen build` first")
     counts: dict[tuple[str, str], list[int]] = {}
@@ -152,6 +187,27 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{env}: {'; '.join(parts) or 'no generated tests'}")
     print(f"{passed} passed, {failed} failed")
     return EXIT_CHANGES if failed else EXIT_OK
+
+
+def _in_spec_order(args: argparse.Namespace, envs: list[str]) -> list[str]:
+    """`envs` in the order of the spec (--spec, else $OBSGEN_SPEC, else the default) when it can be read,
+    environments it does not name last; alphabetical when there is no readable spec. Only the spec's
+    environment names are read: verify checks the files in the output, not the spec."""
+    import os
+
+    from obsgen.cli.common import DEFAULT_SPEC
+    from obsgen.spec.source import read
+
+    spec = getattr(args, "spec", None) or os.environ.get("OBSGEN_SPEC") or DEFAULT_SPEC
+    try:
+        data = read(spec).data
+    except ObsgenError:
+        data = None
+    listed = data.get("environments") if isinstance(data, dict) else None
+    order = [e["name"] for e in listed if isinstance(e, dict) and isinstance(e.get("name"), str)] \
+        if isinstance(listed, list) else []
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(dict.fromkeys(envs), key=lambda env: (rank.get(env, len(rank)), env))
 
 
 def _docs(args: argparse.Namespace) -> int:

@@ -1,4 +1,11 @@
-"""The manifest of one environment: obsgen version, spec digest and every file's digest."""
+"""The manifest of one environment: obsgen version, every file's digest, and a digest of them all.
+
+A manifest depends only on its own environment's files, never on the spec as a whole: a change that
+alters only prod's output rewrites only prod's manifest. `files_sha256` is the sha256 of what
+`sha256sum` prints for the environment's files in path order (the manifest itself left out), so in
+`generated/prod/`, `jq -r '.files | keys[]' manifest.json | LC_ALL=C sort | xargs sha256sum | sha256sum`
+reproduces it from the files on disk.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -17,7 +24,13 @@ def compile_manifest(model: Model, env: Environment, artifacts: list[Artifact]) 
     return Artifact(f"{env.name}/{MANIFEST}", render.to_json({
         "generator": f"obsgen v{__version__}",
         "spec": model.source,
-        "spec_sha256": model.digest,
         "environment": env.name,
         "files": files,
+        "files_sha256": files_digest(files),
     }))
+
+
+def files_digest(files: dict[str, str]) -> str:
+    """sha256 of the `sha256sum` listing of `files` (path -> hex digest), in path order."""
+    listing = "".join(f"{digest}  {path}\n" for path, digest in sorted(files.items()))
+    return hashlib.sha256(listing.encode()).hexdigest()

@@ -6,6 +6,7 @@
     plan        the one pure plan/diff of desired against live objects
     report      a plan as text, markdown or JSON
     session     diff and apply: read, plan, apply in order, roll back on any failure
+    doctor      every backend of an environment checked at once, one line per check with the fix
     state       the per-environment lock and where the ledger lives
     ledger      the local record of every apply, dry run, refusal and failure
 

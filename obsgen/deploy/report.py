@@ -1,16 +1,57 @@
-"""A plan as text (terminals), markdown (pull-request comments) or JSON (machines)."""
+"""A plan as text (terminals), markdown (pull-request comments) or JSON (machines).
+
+In text, a change whose diff is longer than LONG_DIFF lines shows as its object and `(+N -M lines, not
+shown)`, with one hint at the end, unless `full` is set; with `color`, diff lines are red (-), green (+) and
+cyan (@@). Markdown and JSON are always complete and never coloured.
+"""
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
+from typing import TextIO
 
 from obsgen.deploy.plan import Plan
 
+LONG_DIFF = 20  # diff lines; longer diffs are summarised in text unless full=True
+_COLORS = {"-": "\033[31m", "+": "\033[32m", "@": "\033[36m"}
+_RESET = "\033[0m"
 
-def text(result: Plan, env: str) -> str:
-    lines = []
+
+def color_wanted(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """Colour only for a terminal, and never when NO_COLOR is set (https://no-color.org) or TERM=dumb."""
+    environ = os.environ if environ is None else environ
+    if environ.get("NO_COLOR") or environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False
+
+
+def _paint(line: str) -> str:
+    code = _COLORS.get(line[:1]) if not line.startswith("@@") else _COLORS["@"]
+    return f"{code}{line}{_RESET}" if code else line
+
+
+def diff_stat(diff: list[str]) -> tuple[int, int]:
+    """(added, removed) lines of a unified diff without file headers."""
+    return sum(1 for line in diff if line[:1] == "+"), sum(1 for line in diff if line[:1] == "-")
+
+
+def text(result: Plan, env: str, *, full: bool = False, color: bool = False) -> str:
+    lines, summarised = [], 0
     for change in result.changes:
+        diff = change.diff() if change.action == "update" else []
         lines.append(change.title)
-        lines += [f"    {line}" for line in change.diff()] if change.action == "update" else []
+        if len(diff) > LONG_DIFF and not full:
+            added, removed = diff_stat(diff)
+            lines.append(f"    (+{added} -{removed} lines, not shown)")
+            summarised += 1
+        else:
+            lines += [f"    {_paint(line) if color else line}" for line in diff]
+    if summarised:
+        lines.append(f"({summarised} long diff{'' if summarised == 1 else 's'} not shown; --full shows every line)")
     lines.append(f"{env}: {result.summary()}")
     return "\n".join(lines) + "\n"
 

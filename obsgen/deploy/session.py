@@ -34,6 +34,12 @@ class Overrides:
     def from_environ(cls) -> "Overrides":
         return cls(**{f: os.environ.get(f"OBSGEN_{f.upper()}") for f in cls.__dataclass_fields__})
 
+    @property
+    def urls(self) -> dict[str, str | None]:
+        """The URL overrides by backend kind."""
+        return {"grafana": self.grafana_url, "prometheus": self.prometheus_url,
+                "alertmanager": self.alertmanager_url}
+
 
 @dataclass
 class Session:
@@ -62,6 +68,7 @@ def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str
     if run is not None:
         run.compiled(build.model.digest)  # from here on the run is recorded, under the environment's lock
     env = build.model.environment(env_name)
+    preflight(env, overrides, only)
     makers = _makers(build.model, env, overrides)
     backends = [make() for name, make in makers.items() if env.backend(name) and (not only or name in only)]
     wanted = [backend.desired(build.artifacts) for backend in backends]
@@ -74,6 +81,19 @@ def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str
     if run is not None:
         run.session = session
     return session
+
+
+def preflight(env: Environment, overrides: Overrides, only: tuple[str, ...] = ()) -> None:
+    """Every configuration problem of the backends (a bad URL, credentials the endpoint may not have, a
+    token not set or not readable), all in one error before any request; `obsgen doctor` checks more."""
+    from obsgen.access import configuration_problems
+
+    problems = configuration_problems(env, overrides.urls, only)
+    if len(problems) == 1:
+        raise BackendError(problems[0])
+    if problems:
+        raise BackendError(f"{len(problems)} problems with the backends of {env.name}, found before any request: "
+                           f"{'; '.join(problems)} (`obsgen doctor --env {env.name}` checks every backend)")
 
 
 def _makers(model: Model, env: Environment, overrides: Overrides) -> dict[str, Callable[[], Backend]]:

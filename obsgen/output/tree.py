@@ -9,7 +9,7 @@ environment trees are never looked at.
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence, TypeVar
 
 from obsgen.errors import ObsgenError
 from obsgen.files import atomic_write
@@ -17,6 +17,8 @@ from obsgen.output import ownership
 
 if TYPE_CHECKING:
     from obsgen.artifact import Artifact
+
+T = TypeVar("T")
 
 
 class Drift(NamedTuple):
@@ -37,6 +39,30 @@ class WriteReport(NamedTuple):
     kept: tuple[str, ...] = ()  # files inside the environment trees obsgen did not write, left in place
 
 
+def in_order(items: Iterable[T], order: Sequence[str], key: Callable[[T], str] = str) -> list[T]:
+    """Items named by a path `<env>/...` (through `key`), in the spec's environment order (`order`), then
+    by path; environments the spec does not name come last, alphabetically."""
+    rank = {env: i for i, env in enumerate(order)}
+
+    def position(item: T) -> tuple[int, str, str]:
+        path = key(item)
+        env = path.split("/", 1)[0]
+        return rank.get(env, len(rank)), env, path
+
+    return sorted(items, key=position)
+
+
+def diff_stat(diff: str) -> tuple[int, int]:
+    """(lines added, lines removed) in one file's unified diff (its two header lines not counted)."""
+    added = removed = 0
+    for line in diff.splitlines()[2:]:
+        if line.startswith("+"):
+            added += 1
+        elif line.startswith("-"):
+            removed += 1
+    return added, removed
+
+
 def env_trees(out: Path, artifacts: list[Artifact], scopes: list[str]) -> list[str]:
     """The environment trees a build or check of `scopes` covers: the named environments, or (all of
     the output, scope "") every environment the build produces and every tree holding an obsgen manifest."""
@@ -45,10 +71,12 @@ def env_trees(out: Path, artifacts: list[Artifact], scopes: list[str]) -> list[s
     return sorted({a.path.split("/", 1)[0] for a in artifacts} | set(ownership.obsgen_envs(out)))
 
 
-def write(out: Path, artifacts: list[Artifact], scopes: list[str], *, allow_nonempty: bool = False) -> WriteReport:
+def write(out: Path, artifacts: list[Artifact], scopes: list[str], *, allow_nonempty: bool = False,
+          order: Sequence[str] = ()) -> WriteReport:
     """Write changed files atomically and remove the files obsgen wrote before that the spec no longer
     produces; unchanged files and files obsgen did not write are not touched. A non-empty `out` without
-    an obsgen manifest is refused (nothing written) unless `allow_nonempty`."""
+    an obsgen manifest is refused (nothing written) unless `allow_nonempty`. What it reports is listed
+    in artifact order, then (removed, kept) in the environment `order`."""
     ownership.refuse_foreign(out, allow_nonempty)
     trees = env_trees(out, artifacts, scopes)
     previous = set().union(*(ownership.manifest_files(out, env) or set() for env in trees))  # before rewriting
@@ -66,7 +94,7 @@ def write(out: Path, artifacts: list[Artifact], scopes: list[str], *, allow_none
             raise ObsgenError(f"cannot write {target}: {exc.strerror}") from None
         written.append(artifact.path)
     removed = []
-    for rel in sorted(previous - wanted):
+    for rel in in_order(previous - wanted, order):
         if ownership.safe_to_remove(out, rel):
             try:
                 (out / rel).unlink()
@@ -74,7 +102,7 @@ def write(out: Path, artifacts: list[Artifact], scopes: list[str], *, allow_none
                 raise ObsgenError(f"cannot remove {out / rel}: {exc.strerror}") from None
             removed.append(rel)
     _prune_empty_dirs(out, removed)
-    kept = sorted(set().union(*(ownership.tree_files(out, env) for env in trees)) - wanted)
+    kept = in_order(set().union(*(ownership.tree_files(out, env) for env in trees)) - wanted, order)
     return WriteReport(tuple(written), unchanged, tuple(removed), tuple(kept))
 
 
@@ -90,7 +118,8 @@ def _prune_empty_dirs(out: Path, removed: list[str]) -> None:
             pass  # still in use or not ours to judge: leaving an empty directory is harmless
 
 
-def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str) -> Drift:
+def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str, *,
+            order: Sequence[str] = ()) -> Drift:
     """What differs between the environment trees under `out` and a fresh build, as unified diffs."""
     changed, missing = [], []
     for artifact in artifacts:
@@ -104,7 +133,8 @@ def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str)
     trees = env_trees(out, artifacts, scopes)
     owned = set().union(*(ownership.manifest_files(out, env) or set() for env in trees))
     stray = set().union(*(ownership.tree_files(out, env) for env in trees)) - {a.path for a in artifacts}
-    return Drift(tuple(changed), tuple(missing), tuple(sorted(stray & owned)), tuple(sorted(stray - owned)))
+    return Drift(tuple(changed), tuple(missing), tuple(in_order(stray & owned, order)),
+                 tuple(in_order(stray - owned, order)))
 
 
 def _diff(out: Path, rel: str, current: bytes, wanted: bytes, label: str) -> str:

@@ -12,6 +12,7 @@ from obsgen import durations
 from obsgen.errors import Problem
 from obsgen.names import grafana_dashboard_title, grafana_folder_title, slug
 from obsgen.spec.source import Located
+from obsgen.suggest import did_you_mean
 
 Check = Callable[[Located], Iterator[Problem]]
 _PANELS_NEEDING_SLOS = ("error_budget_remaining", "burn_rate")
@@ -29,7 +30,7 @@ def _ids(data: Any, key: str, id_key: str = "id") -> set[str]:
 
 
 def _unknown(what: str, value: str, known: set[str]) -> str:
-    return f"unknown {what} {value!r} (known: {', '.join(sorted(known)) or 'none'})"
+    return f"unknown {what} {value!r}{did_you_mean(value, known)} (known: {', '.join(sorted(known)) or 'none'})"
 
 
 def duplicate_ids(doc: Located) -> Iterator[Problem]:
@@ -64,7 +65,7 @@ def references(doc: Located) -> Iterator[Problem]:
             yield doc.problem(("alerts", i, "step_id"), _unknown("step", alert["step_id"], steps))
         for env in alert.get("overrides") or {} if isinstance(alert.get("overrides"), dict) else {}:
             if env not in envs:
-                yield doc.problem(("alerts", i, "overrides", env), _unknown("environment", env, envs))
+                yield doc.problem(("alerts", i, "overrides", env), _unknown("environment", env, envs), at_key=True)
     slo_alerting = data.get("slo_alerting") if isinstance(data, dict) else None
     if isinstance(slo_alerting, dict):
         for key in ("page_channel", "ticket_channel"):
@@ -80,7 +81,7 @@ def environments(doc: Located) -> Iterator[Problem]:
         targets = env.get("channels") if isinstance(env.get("channels"), dict) else {}
         for channel in sorted(set(targets) - set(channel_types)):
             yield doc.problem(("environments", i, "channels", channel),
-                              _unknown("channel", channel, set(channel_types)))
+                              _unknown("channel", channel, set(channel_types)), at_key=True)
         if isinstance(env.get("channels"), dict):
             for channel in sorted(set(channel_types) - set(targets)):
                 yield doc.problem(("environments", i, "channels"), f"no target for channel {channel!r}")
@@ -102,7 +103,7 @@ def environments(doc: Located) -> Iterator[Problem]:
         for tier, count in tolerance.items():
             if tier not in severities:
                 yield doc.problem(("environments", i, "policy", "tolerance", tier),
-                                  _unknown("tier", tier, set(severities)))
+                                  _unknown("tier", tier, set(severities)), at_key=True)
             elif severities[tier] == "critical" and count != 0:
                 yield doc.problem(("environments", i, "policy", "tolerance", tier),
                                   f"tier {tier!r} is critical: its failures are always fatal, tolerance must be 0")

@@ -9,6 +9,7 @@ from typing import Any
 
 from obsgen.errors import Problem
 from obsgen.spec.source import Located
+from obsgen.suggest import did_you_mean
 
 _DURATION_PATTERN = "^([0-9]+(ms|s|m|h|d|w|y))+$"
 _FRIENDLY_PATTERNS = {
@@ -33,7 +34,8 @@ def validate(doc: Located) -> list[Problem]:
             allowed = set(err.schema.get("properties", {}))
             for key in sorted(set(err.instance) - allowed):
                 hint = ", ".join(sorted(allowed))
-                problems.append(doc.problem(path + (key,), f"unknown key {key!r} (allowed: {hint})", at_key=True))
+                problems.append(doc.problem(path + (key,), f"unknown key {key!r}{did_you_mean(str(key), allowed)} "
+                                                           f"(allowed: {hint})", at_key=True))
             continue
         problems.append(doc.problem(path, _message(err)))
     return problems
@@ -72,7 +74,11 @@ def _message(err: Any) -> str:
     if err.validator in ("maxProperties", "minProperties") and path_is_cadence(err):
         return "give one of `every` (a regular schedule) or `at_least_every` (irregular runs), not both or none"
     if err.validator == "enum":
-        return f"{err.instance!r} is not one of: {', '.join(map(str, err.validator_value))}"
+        known = [str(v) for v in err.validator_value]
+        hint = did_you_mean(err.instance, known) if isinstance(err.instance, str) else ""
+        if hint:
+            return f"{err.instance!r} is not allowed{hint} (one of: {', '.join(known)})"
+        return f"{err.instance!r} is not one of: {', '.join(known)}"
     if err.validator == "const":
         return f"must be {err.validator_value!r}, not {err.instance!r}"
     if err.validator == "required":

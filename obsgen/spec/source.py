@@ -97,9 +97,7 @@ def _parse_yaml(text: str, display: str) -> Located:
         except yaml.MarkedYAMLError:  # the pure-Python parser words its errors the way we report them
             node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        raise SpecError([Problem(display, line, col, f"invalid YAML: {exc.problem or exc.context}")]) from None
+        raise SpecError([_yaml_problem(exc, display, text)]) from None
     located = Located(display, None)
     if node is None:
         raise SpecError([Problem(display, 1, 1, "spec is empty")])
@@ -110,6 +108,64 @@ def _parse_yaml(text: str, display: str) -> Located:
     return located
 
 
+def _yaml_problem(exc: Any, display: str, text: str) -> Problem:
+    """The parser's complaint, at the place to fix, with what usually causes it in plain words.
+
+    The position is where the parser gave up, except for a key without its ':' and a quote never closed,
+    where that is the next line or the end of the file: there it is the key or the opening quote."""
+    problem, context = exc.problem or "", exc.context or ""
+    mark = exc.problem_mark or exc.context_mark
+    opened = exc.context_mark
+    at = f"line {opened.line + 1}, column {opened.column + 1}" if opened else "above"
+    hint = ""
+    lines = text.splitlines()
+    where = exc.problem_mark
+    before = lines[where.line][:where.column] if where and where.line < len(lines) else ""  # the text it read
+    if "'\\t'" in problem or "tab character" in problem:
+        hint = "YAML indents with spaces, never tabs: replace the tab with spaces"
+    elif "that cannot start any token" in problem:
+        char = problem.split("'")[1] if problem.count("'") >= 2 else "it"
+        hint = f"a plain value cannot start with {char!r}: put the value in quotes"
+    elif "could not find expected ':'" in problem and opened:
+        mark = opened
+        hint = ("this line is not `key: value`: add the ':' and a space after the key, or indent the line "
+                "to continue the value above")
+    elif "quoted scalar" in context and "end of stream" in problem and opened:
+        mark = opened
+        hint = "the quote opened here is never closed: add the closing quote"
+    elif "{{" in before:
+        hint = ("a value holding a {{ template }} must be quoted as a whole, e.g. "
+                "summary: '{{ $labels.step_id }} failed'")
+    elif "mapping values are not allowed here" in problem:
+        hint = ("quote a value that contains ': ' (summary: 'step: failed'), or add the ':' a key on the line "
+                "above is missing, or indent this line like the keys beside it")
+    elif "flow sequence" in context and "expected ','" in problem:
+        hint = (f"the '[' at {at} is never closed: add the ']', or quote the value if it is text that starts "
+                f"with '['")
+    elif "flow mapping" in context and "expected ','" in problem:
+        hint = (f"the '{{' at {at} is never closed: add the '}}', or quote the value if it is text that starts "
+                f"with '{{', such as a {{{{ template }}}}")
+    elif "expected <block end>" in problem and "'-'" in problem:
+        hint = ("a list item where a key was expected: indent the list under its key, or make every entry of "
+                "this block a list item")
+    elif "expected <block end>" in problem and "<scalar>" in problem:
+        hint = ("text after a complete value: a value that starts with a quote, '[' or '{' ends where it "
+                "closes, so quote the whole value (summary: '[kernel] failed'), or indent this line like the keys "
+                "beside it")
+    elif "expected <block end>" in problem:
+        hint = "this line is indented differently from the keys beside it: line it up with them"
+    elif "unknown escape character" in problem:
+        hint = "in double quotes a backslash starts an escape: write \\\\ for a backslash, or use single quotes"
+    elif "undefined alias" in problem:
+        hint = "'*' starts an alias of an '&' anchor: quote the value if it is text that starts with '*'"
+    elif "another document" in problem:
+        hint = "a spec is one YAML document: remove the '---' line"
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    said = problem if not context or context.startswith("while") else f"{context}, {problem}"
+    message = f"invalid YAML: {said or context}" + (f"; {hint}" if hint else "")
+    return Problem(display, line, col, message)
+
+
 def _convert(node: Any, path: Path_, located: Located, problems: list[Problem]) -> Any:
     import yaml
 
@@ -117,7 +173,14 @@ def _convert(node: Any, path: Path_, located: Located, problems: list[Problem]) 
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
-            key = str(_scalar(key_node)) if isinstance(key_node, yaml.ScalarNode) else "?"
+            if not isinstance(key_node, yaml.ScalarNode):
+                where = format_path(path)
+                problems.append(Problem(located.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
+                                        f"{where + ': ' if where else ''}YAML reads a value that starts with "
+                                        f"'{{' or '[' as a mapping or list, and this one has a mapping or list "
+                                        f"as a key: quote the value (a {{{{ template }}}} always needs quotes)"))
+                continue
+            key = str(_scalar_at(key_node, path, located, problems))
             located.key_marks[path + (key,)] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             if key == "<<":
                 problems.append(Problem(located.file, key_node.start_mark.line + 1, key_node.start_mark.column + 1,
@@ -132,7 +195,22 @@ def _convert(node: Any, path: Path_, located: Located, problems: list[Problem]) 
         return out
     if isinstance(node, yaml.SequenceNode):
         return [_convert(item, path + (i,), located, problems) for i, item in enumerate(node.value)]
-    return _scalar(node)
+    return _scalar_at(node, path, located, problems)
+
+
+def _scalar_at(node: Any, path: Path_, located: Located, problems: list[Problem]) -> Any:
+    """A scalar's value; a tag obsgen cannot read (`!foo x`, `!!int x`) is a problem at the value."""
+    import yaml
+
+    try:
+        return _scalar(node)
+    except (yaml.YAMLError, ValueError, TypeError):
+        tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+        where = format_path(path)
+        problems.append(Problem(located.file, node.start_mark.line + 1, node.start_mark.column + 1,
+                                f"{where + ': ' if where else ''}cannot read {node.value!r} as {tag}: remove "
+                                f"the tag, or quote the value if it is text"))
+        return None
 
 
 _SCALAR_LOADER = None

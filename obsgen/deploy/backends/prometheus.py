@@ -11,9 +11,9 @@ in obsgen's files that the server has not loaded are live too, so that pruning s
 Plans are per group; writes are per file. A written file holds the spec's groups in the spec's
 order, then every group already in the file that the spec no longer has, unchanged, unless this
 apply deletes it (`--prune`); a file left with no group is deleted. After the writes, POST
-/-/reload, then wait (at most CONFIRM_TIMEOUT) until /api/v1/rules lists every group of every
-written file from that file, as written, and none of the deleted ones; then check no rule of
-them is in error. On any failure the files this apply wrote or deleted are put back and
+/-/reload, then wait (at most CONFIRM_TIMEOUT, its reads included) until /api/v1/rules lists
+every group of every written file from that file, as written, and none of the deleted ones; then
+check no rule of them is in error. On any failure the files this apply wrote or deleted are put back and
 Prometheus is reloaded.
 """
 from __future__ import annotations
@@ -28,6 +28,7 @@ from obsgen.deploy.backends import rule_files
 from obsgen.deploy.backends.base import Backend, BackendError, connect
 from obsgen.deploy.plan import DELETE, Change, Obj
 from obsgen.files import atomic_write
+from obsgen.http import Deadline, waiting
 from obsgen.model import Environment, Model
 
 NAME = "prometheus"
@@ -154,9 +155,9 @@ class PrometheusBackend(Backend):
                   "annotations": r.get("annotations") or {}} for r in group["rules"]]
         return normalise.rule_group({"name": group["name"], "interval": group.get("interval") or 0, "rules": rules})
 
-    def _listed(self, names: set[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    def _listed(self, names: set[str], deadline: Deadline | None = None) -> dict[str, dict[str, dict[str, Any]]]:
         """The groups /api/v1/rules lists from files with these names: {file name: {group name: group}}."""
-        response = self.http.request("GET", "/api/v1/rules")
+        response = self.http.request("GET", "/api/v1/rules", deadline=deadline)
         data = self.http.expect(response, self.http.json(response, dict).get("data"), dict, "its `data`")
         groups = self.http.expect(response, data.get("groups", []), list, "`data.groups`")
         paths: dict[str, set[str]] = {}
@@ -274,23 +275,30 @@ class PrometheusBackend(Backend):
             raise BackendError(f"{self.label} refused the new rules: {text}")
 
     def _confirm(self, expected: dict[str, dict[str, Any]], deleted: dict[str, set[str]]) -> None:
-        """Wait until every written group is listed from its file as written and every deleted one is gone."""
-        deadline = time.monotonic() + CONFIRM_TIMEOUT
+        """Wait until every written group is listed from its file as written and every deleted one is gone:
+        one deadline for the whole wait, the reads in it included."""
+        deadline = Deadline.after(CONFIRM_TIMEOUT)
+        with waiting(f"{self.label} to load the new rules", CONFIRM_TIMEOUT):
+            listed = self._wait_for_rules(expected, deadline, deleted)
+        failing = [f"{g}: {r.get('lastError') or 'health err'}" for n, groups in listed.items()
+                   for g, group in groups.items() for r in group["rules"] if r.get("health") == "err"]
+        if failing:
+            raise BackendError(f"{self.label} loaded rules that fail: {'; '.join(failing)[:300]}")
+
+    def _wait_for_rules(self, expected: dict[str, dict[str, Any]], deadline: Deadline,
+                        deleted: dict[str, set[str]]) -> dict[str, dict[str, dict[str, Any]]]:
         while True:
-            listed = self._listed(set(expected))
+            listed = self._listed(set(expected), deadline)
             missing = [(n, g) for n, groups in expected.items() for g in groups if g not in listed.get(n, {})]
             differ = [(n, g) for n, groups in expected.items() for g, body in groups.items()
                       if body is not None and g in listed.get(n, {}) and self._live_body(listed[n][g]) != body]
             stale = [(n, g) for n, groups in deleted.items() for g in groups if g in listed.get(n, {})]
             if not (missing or differ or stale):
-                break
-            if time.monotonic() >= deadline:
+                return listed
+            if deadline.left() > 0:
+                time.sleep(min(CONFIRM_POLL, deadline.left()))
+            if deadline.left() <= 0:  # the whole wait is spent: say what was still off at its last read
                 raise BackendError(self._unconfirmed(missing, differ, stale))
-            time.sleep(CONFIRM_POLL)
-        failing = [f"{g}: {r.get('lastError') or 'health err'}" for n, groups in listed.items()
-                   for g, group in groups.items() for r in group["rules"] if r.get("health") == "err"]
-        if failing:
-            raise BackendError(f"{self.label} loaded rules that fail: {'; '.join(failing)[:300]}")
 
     def _unconfirmed(self, missing: list[tuple[str, str]], differ: list[tuple[str, str]],
                      stale: list[tuple[str, str]]) -> str:
