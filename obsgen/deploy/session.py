@@ -147,11 +147,13 @@ def apply(session: Session, *, prune: bool, force: bool) -> list[Change]:
     if blocked:
         raise Refused("; ".join(backend.why_blocked(c) for backend, c in blocked))
     done: list[tuple[Backend, list[Change]]] = []
+    todo = [(backend, [c for c in session.by_backend.get(backend.name, []) if prune or c.action != DELETE])
+            for backend in session.backends]
+    todo = [(backend, changes) for backend, changes in todo if changes]
     try:
-        for backend in session.backends:
-            changes = [c for c in session.by_backend.get(backend.name, []) if prune or c.action != DELETE]
-            if not changes:
-                continue
+        for backend, changes in todo:  # every check that needs no write, before the first write
+            backend.prepare(changes)
+        for backend, changes in todo:
             try:
                 backend.apply(changes, force=force)
             finally:  # a backend that raised reports what it had (or may have) applied in `applied`

@@ -68,6 +68,7 @@ class AlertmanagerBackend(Backend):
         self.previous: bytes | None = None
         self.existed = True
         self.applied: list[Change] = []
+        self.prepared: tuple[tuple[Change, ...], bytes] | None = None  # changes -> the checked merged file
         self.notes = ()
 
     # ---- desired and live ------------------------------------------------------------------
@@ -148,16 +149,25 @@ class AlertmanagerBackend(Backend):
             if self.previous != self.read_bytes:
                 raise ConflictError(f"Alertmanager ({self.env.name}): {self.config_file} changed since obsgen "
                                     f"read it; nothing was written, run diff again")
-            document = self._parse(self.previous)
-            am_yaml.release_comments(document, self.owner)
-            document = am_parts.merge(document, changes, self.owner, self.standalone, am_yaml.block)
-            content = am_yaml.dump(document, self.indent)
-            self._check(content)
+            self.prepare(changes)
+            content = self.prepared[1]  # type: ignore[index]
         self.applied = list(changes)  # from the write on, the file may have changed
         self._write_and_reload(content, "the new config")
         if not self.whole:
             self._confirm(changes)
         return list(changes)
+
+    def prepare(self, changes: list[Change]) -> None:
+        """The merged file for these changes (from the file as `read` saw it), checked by amtool: run before
+        any backend writes, so a config amtool rejects stops the whole apply with nothing changed."""
+        if self.whole or (self.prepared is not None and self.prepared[0] == tuple(changes)):
+            return
+        document = self._parse(self.read_bytes)
+        am_yaml.release_comments(document, self.owner)
+        document = am_parts.merge(document, changes, self.owner, self.standalone, am_yaml.block)
+        content = am_yaml.dump(document, self.indent)
+        self._check(content)
+        self.prepared = (tuple(changes), content)
 
     def _check(self, content: bytes) -> None:
         """`amtool check-config` on the merged file, beside the real one (relative template paths hold)."""

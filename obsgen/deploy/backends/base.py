@@ -21,6 +21,10 @@ class Backend(ABC):
     def read(self, desired: list[Obj]) -> list[Obj]:
         """The live objects: every owned one, and any unowned one sharing a desired key."""
 
+    def prepare(self, changes: list[Change]) -> None:
+        """Checks that need no write, run for every backend before the first write of any (so a config a
+        checker rejects stops the apply with nothing changed anywhere). Raises to stop; default: none."""
+
     @abstractmethod
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
         """Apply changes in order; returns those applied so far even when it raises (see `applied`)."""
