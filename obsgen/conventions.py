@@ -60,6 +60,18 @@ def env_matcher(model: Model, env: Environment) -> str:
     return f'{model.metrics.env_label}="{env.name}"'
 
 
+# `obsgen drill` pushes its synthetic runs in a Pushgateway group labelled drill="true". Every rule and panel
+# that reads run data selects `run_matchers` and so never sees a drill; only the step alerts the drill exists
+# to fire read drill series, and carry the label on, so a drill's alert is told apart from a real one.
+DRILL_LABEL = "drill"
+NOT_DRILL = f'{DRILL_LABEL}!="true"'
+
+
+def run_matchers(model: Model, env: Environment) -> str:
+    """The environment's real runs: its env label, fire drills left out."""
+    return f"{env_matcher(model, env)},{NOT_DRILL}"
+
+
 def selector(metric: str, *matchers: str) -> str:
     inner = ",".join(m for m in matchers if m)
     return f"{metric}{{{inner}}}"

@@ -12,9 +12,11 @@ what the drill confirmed and what it could not:
 - sent (a plain Alertmanager): every notifier of those receivers sent successfully after the drill's
   groups formed, and the rise of the counters was the drill's own (below).
 
-The alert carries no drill label: the rules aggregate by env, tier and step_id, so the pushed series'
-`drill` label stops at Prometheus and the page looks like a real one. The drill tells its alert apart by
-refusing to start while that alert is firing.
+The drill's alert carries `drill="true"`: the step alerts aggregate by env, tier, step_id and drill, so a
+drill fires an alert of its own beside a real one (never instead of one), Alertmanager groups it apart
+(`drill` is in every group_by), its notifications say [DRILL], and it inhibits nothing. Every other rule
+and panel leaves drills out, so a drill can neither resolve nor raise any other alert: a dead job stays
+not-reporting through a drill. The drill refuses to start while a drill alert of the tier is firing.
 
 Whose notification. Alertmanager counts notifications per integration
 (`alertmanager_notifications_total{integration}`; 0.26+ started with
@@ -44,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obsgen import durations
+from obsgen import queries as q
 from obsgen.access import connect
 from obsgen.errors import ObsgenError
 from obsgen.http import BackendError, Http
@@ -134,15 +137,16 @@ def run(model: Model, env: Environment, tier: str, pushgateway_url: str, alertma
     alert = _alert_for(model, tier)
     report = emit.synthetic_report(model, env.name, tier)
     steps = [s.id for s in report.steps if s.failed]
-    labels = {"alertname": alert.name, "tier": tier, model.metrics.env_label: env.name}
+    labels = {"alertname": alert.name, "tier": tier, model.metrics.env_label: env.name, q.DRILL_LABEL: "true"}
     intent = {**labels, **({"page": "oncall"} if _pages(model, env, tier) else {})}
     expected = intended_receivers(model, env, intent)  # Alertmanager's names: <service>/<env>/<channel>
     am = _alertmanager(env, alertmanager_url)
     result = DrillResult(env.name, tier, alert.name, steps, expected, tenant=am.tenant)
     already = [a for a in _alerts(am, labels) if a["labels"].get("step_id") in steps]
     if already:
-        raise ObsgenError(f"{alert.name} is already firing in {env.name} for {_names(already)}: a drill now "
-                          f"would prove nothing; resolve it first")
+        raise ObsgenError(f"a drill's {alert.name} is already firing in {env.name} for {_names(already)}: another "
+                          f"drill is running, or one was stopped before it cleaned up (delete the Pushgateway "
+                          f"group job={model.service.name} {model.metrics.env_label}={env.name} drill=true)")
     watch = _Watch(am, labels, steps, result, fallback=sorted(
         {model.channel(ch).type for ch in intended_channels(model, env, intent)}))
     grouping = {model.metrics.env_label: env.name, **emit.DRILL_GROUPING}
@@ -333,10 +337,9 @@ class _Watch:
         one = sum(sent.values()) == 1
         result.confirmed.append(f"{what} sent after its group formed ({clean}), while no other alert group of "
                                 f"{sharing} appeared, changed or went away: {'it was' if one else 'they were'} "
-                                f"the drill's")
-        result.not_confirmed.append(f"the notification itself: Alertmanager counts one sent when the service's API "
-                                    f"accepts it, per {unit} and not per alert; a repeat notification of another, "
-                                    f"unchanged group at that moment would look the same")
+                                f"the drill's (Alertmanager counts a notification sent when the service's API "
+                                f"accepts it, per {unit}; a repeat of another, unchanged group at that very "
+                                f"moment would look the same)")
         return True
 
     def _shares(self, group: GroupKey, key: Key) -> bool:

@@ -20,8 +20,15 @@ The series, named by `model.metrics`, each labelled `<env_label>="<env>"` (plus 
   fire drill (`accumulate=False`) leaves it at 0.
 - `runs_total{result="pass"|"fail"}` counter, both series always present so that rates exist at once.
 - `run_duration` histogram over the spec's `duration_buckets`, `le` written as the rules match it.
-- `last_run_timestamp` gauge: the report's time, else `now`. It is also the run's identity at the target:
-  a report whose time equals it was counted already, and emitting it again writes nothing (`already_counted`).
+- `last_run_timestamp` gauge: the time of the newest run counted, the report's time, else `now`. It never
+  moves back.
+- `recent_runs{recent="1".."16"}` gauge: the times of the last runs counted at this target, newest first.
+
+A run is known by its report's time (`metadata.timestamp`) and is counted once, in order (`place`): a report
+whose time is one of the recent runs' was counted already (REPLAYED: nothing is written); a report older
+than the newest run counted arrived late (OLDER: nothing is written either, so it neither moves
+`last_run_timestamp` back nor counts a run the rates have already passed; the caller says so). A report
+without a time cannot be told from a replay and is counted every time.
 
 A run fails when it breaks the environment's policy (`queries.run_limits`, which the dashboard's Status
 reads too), the bar the generated step alerts use and what the
@@ -50,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from obsgen import conventions as c
+from obsgen import durations
 from obsgen import queries as q
 from obsgen.errors import ObsgenError
 from obsgen.http import TIMEOUT, BackendError, Http
@@ -107,12 +115,22 @@ class Report:
         return not self.failing
 
 
+COUNTED, REPLAYED, OLDER = "counted", "replayed", "older"
+RECENT_RUNS = 16  # run times a target remembers, so that a replay of any of them is not counted again
+LABEL_RECENT = "recent"
+
+
 @dataclass(frozen=True)
 class Emitted:
-    """What an emit did: the metrics now at the target, and whether this run was counted now."""
+    """What an emit did: the metrics now at the target, and whether this run was counted now (`place`)."""
 
     text: str  # the exposition the target holds after the emit
-    counted: bool  # False: the target had counted this run already (same report time), nothing was written
+    status: str = COUNTED  # COUNTED; REPLAYED or OLDER: nothing was written
+    last_run: float | None = None  # the newest run the target had counted before this emit
+
+    @property
+    def counted(self) -> bool:
+        return self.status == COUNTED
 
 
 # --- the report's schema --------------------------------------------------------------------------
@@ -354,9 +372,31 @@ def _kind(value: Any) -> str:
 
 def run_time(report: Report) -> str:
     """The report's time as ISO 8601 UTC, for messages ("" without one)."""
+    return format_time(report.timestamp)
+
+
+def format_time(when: float | None) -> str:
+    """A Unix time as ISO 8601 UTC, for messages ("" for None)."""
+    return "" if when is None else datetime.fromtimestamp(when, UTC).isoformat()
+
+
+def stale_report(model: Model, env_name: str, report: Report, now: float | None = None) -> str:
+    """Why a counted run makes its environment look silent, or "": the report's time is further back than
+    the environment's not_reporting alert allows, so that alert fires although a run was just emitted."""
+    from obsgen.compile.prometheus import stale_after
+
+    env = _environment(model, env_name)
     if report.timestamp is None:
         return ""
-    return datetime.fromtimestamp(report.timestamp, UTC).isoformat()
+    age = (time.time() if now is None else now) - report.timestamp
+    for alert in model.alerts:
+        if alert.kind == "not_reporting" and alert.params_for(env.name).enabled:
+            limit = stale_after(alert, env)
+            if age > durations.seconds(limit):
+                return (f"the run of {run_time(report)} is more than {limit} old, {alert.name}'s limit in "
+                        f"{env.name}: {env.name} looks silent since then, and {alert.name} fires until a "
+                        f"newer run reports")
+    return ""
 
 
 # --- the run's verdict, synthetic runs ------------------------------------------------------------
@@ -438,6 +478,9 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
     runs = {"fail": prev.runs.get("fail", 0.0), "pass": prev.runs.get("pass", 0.0)}
     runs[run_result(model, env.name, report)] += 1
     stamp = report.timestamp if report.timestamp is not None else time.time() if now is None else now
+    stamp = max(stamp, prev.last_run) if prev.last_run is not None else stamp  # never back in time
+    recent = prev.recent if report.timestamp is None else \
+        [report.timestamp, *(t for t in prev.recent if t != report.timestamp)][:RECENT_RUNS]
     families = [
         _family(m.step_failed, "gauge", "1 if the selftest step failed in the last run that ran it, else 0.", steps),
         _family(m.step_failures_total, "counter", "Selftest runs in which the step failed (FAIL or TIMEOUT).",
@@ -446,8 +489,12 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
                 [({**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
         _histogram(m.run_duration, m.duration_buckets, base, prev, report.duration_seconds),
         _family(m.last_run_timestamp, "gauge", "Unix time of the last selftest run.", [(base, stamp)]),
+        _family(m.recent_runs, "gauge", "Unix times of the last selftest runs counted here, newest first "
+                "(recent=\"1\"): a report of one of them is not counted again.",
+                [({**base, LABEL_RECENT: str(i)}, t) for i, t in enumerate(recent, 1)]),
     ]
-    names = [m.step_failed, m.step_failures_total, m.runs_total, m.run_duration, m.last_run_timestamp]
+    names = [m.step_failed, m.step_failures_total, m.runs_total, m.run_duration, m.last_run_timestamp,
+             m.recent_runs]
     collected = _Collected([family for _, family in sorted(zip(names, families), key=lambda nf: nf[0])])
     result = CollectorRegistry(auto_describe=False)
     result.register(collected)
@@ -461,12 +508,24 @@ def exposition(model: Model, env_name: str, report: Report, previous: str | None
     return _text(registry(model, env_name, report, previous, now, extra_labels, count_step_failures))
 
 
+def place(model: Model, env_name: str, report: Report, previous: str | None) -> tuple[str, float | None]:
+    """Where this run stands at a target holding `previous`: (COUNTED, REPLAYED or OLDER, the newest run
+    the target counted). REPLAYED: its time is one of the recent runs' (or the last run's, for a target
+    written before recent runs were kept). OLDER: it is older than the newest run counted."""
+    prev = _previous(previous, model, _environment(model, env_name).name)
+    when = report.timestamp
+    if when is None:
+        return COUNTED, prev.last_run
+    if when in prev.recent or when == prev.last_run:
+        return REPLAYED, prev.last_run
+    if prev.last_run is not None and when < prev.last_run:
+        return OLDER, prev.last_run
+    return COUNTED, prev.last_run
+
+
 def already_counted(model: Model, env_name: str, report: Report, previous: str | None) -> bool:
-    """True when `previous` (the target's metrics) shows this run counted: the report has a time, and the
-    target's last-run timestamp is that time. Emitting the same report again then changes nothing."""
-    if report.timestamp is None or previous is None:
-        return False
-    return _previous(previous, model, _environment(model, env_name).name).last_run == report.timestamp
+    """True when `previous` (the target's metrics) shows this run counted (`place`: REPLAYED)."""
+    return place(model, env_name, report, previous)[0] == REPLAYED
 
 
 class _Collected:
@@ -521,7 +580,7 @@ def _histogram(name: str, buckets: tuple[float, ...], base: dict[str, str], prev
 
 
 def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
-    reserved = {model.metrics.env_label, c.LABEL_STEP, c.LABEL_TIER, LABEL_RESULT, "le"}
+    reserved = {model.metrics.env_label, c.LABEL_STEP, c.LABEL_TIER, LABEL_RESULT, LABEL_RECENT, "le"}
     for name, value in extra.items():
         if not _NAME.fullmatch(name) or name.startswith("__") or name in reserved:
             raise ObsgenError(f"extra label {name!r}: not a label name obsgen may add (reserved: "
@@ -542,6 +601,7 @@ class _Previous:
     steps: dict[str, float] = field(default_factory=dict)
     step_failures: dict[str, float] = field(default_factory=dict)
     last_run: float | None = None
+    recent: list[float] = field(default_factory=list)  # newest first
 
 
 def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -588,6 +648,9 @@ def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
             prev.count = value
         elif name == m.last_run_timestamp:
             prev.last_run = value if prev.last_run is None else max(prev.last_run, value)
+        elif name == m.recent_runs and LABEL_RECENT in labels and value not in prev.recent:
+            prev.recent.append(value)
+    prev.recent.sort(reverse=True)
     return prev
 
 
@@ -636,11 +699,12 @@ def emit_to_textfile(model: Model, env_name: str, report: Report, path: str, now
     """Add this run to the textfile's metrics and write them back, unless the file has counted it already."""
     check_textfile(path)
     previous = read_textfile(path)
-    if already_counted(model, env_name, report, previous):
-        return Emitted(previous or "", counted=False)
+    status, last = place(model, env_name, report, previous)
+    if status != COUNTED:
+        return Emitted(previous or "", status, last)
     reg = registry(model, env_name, report, previous, now, extra_labels)
     write_textfile(path, reg)
-    return Emitted(_text(reg), counted=True)
+    return Emitted(_text(reg), COUNTED, last)
 
 
 # --- publishing: Pushgateway ----------------------------------------------------------------------
@@ -694,7 +758,7 @@ def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, j
                         grouping: Mapping[str, str] | None = None, now: float | None = None,
                         extra_labels: Mapping[str, str] | None = None, accumulate: bool = True) -> Emitted:
     """Push this run to the group job=<job, default the service name>, <env_label>=<env>, plus `grouping`,
-    on top of what the group holds, unless the group has counted this run already (`already_counted`:
+    on top of what the group holds, unless the group has counted this run already or a newer one (`place`:
     then nothing is pushed). A fire drill passes grouping=DRILL_GROUPING and accumulate=False: its counters
     then never increase (rate() sees no run, no error budget burns, the per-step failure counter stays 0),
     and `delete_group` removes it afterwards."""
@@ -706,11 +770,12 @@ def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, j
     job = job or model.service.name
     check_grouping(job, key)
     previous = fetch_group(url, job, key) if accumulate else None
-    if accumulate and already_counted(model, env_name, report, previous):
-        return Emitted(previous or "", counted=False)
+    status, last = place(model, env_name, report, previous) if accumulate else (COUNTED, None)
+    if status != COUNTED:
+        return Emitted(previous or "", status, last)
     reg = registry(model, env_name, report, previous, now, extra_labels, count_step_failures=accumulate)
     push(url, job, reg, key)
-    return Emitted(_text(reg), counted=True)
+    return Emitted(_text(reg), COUNTED, last)
 
 
 def _pushgateway(url: str) -> Http:

@@ -29,6 +29,7 @@ class Metrics:
     last_run_timestamp: str
     duration_buckets: tuple[float, ...]
     step_failures_total: str = "selftest_step_failures_total"  # counter: runs in which the step failed
+    recent_runs: str = "selftest_recent_run_timestamp_seconds"  # gauge: the last runs counted (obsgen emit)
 
 
 @dataclass(frozen=True)

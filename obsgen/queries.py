@@ -11,10 +11,19 @@ from obsgen.placeholders import fill
 
 
 def step_failed(model: Model, env: Environment, *matchers: str) -> str:
-    """Failed steps of the last run, one series per (env, tier, step_id)."""
+    """Failed steps of the last real run, one series per (env, tier, step_id); fire drills left out."""
+    m = model.metrics
+    sel = c.selector(m.step_failed, c.run_matchers(model, env), *matchers)
+    return f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}) ({sel})"
+
+
+def step_failed_alerting(model: Model, env: Environment, *matchers: str) -> str:
+    """Failed steps as the step alerts read them: real runs and fire drills apart, one series per (env,
+    tier, step_id, drill). A drill's series carry drill="true" on to the alert; a real run's have no such
+    label. So a drill fires its own alert beside (never instead of) a real one, and cannot resolve one."""
     m = model.metrics
     sel = c.selector(m.step_failed, c.env_matcher(model, env), *matchers)
-    return f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}) ({sel})"
+    return f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}, {c.DRILL_LABEL}) ({sel})"
 
 
 def failing_steps_by_tier(model: Model, env: Environment) -> str:
@@ -26,7 +35,7 @@ def sli_counts(model: Model, env: Environment, slo: SLO, window: str) -> tuple[s
     """(errors, events) of the SLI over `window`, each summed by env: runs (or the user's events) counted
     with `increase`, so that a window without runs counts 0 of 0."""
     m = model.metrics
-    e = c.env_matcher(model, env)
+    e = c.run_matchers(model, env)
     by = f"sum by ({m.env_label})"
     if slo.sli.kind == "pass_rate":
         fail = c.selector(m.runs_total, e, 'result="fail"')
@@ -46,7 +55,7 @@ def sli_error_ratio(model: Model, env: Environment, slo: SLO, window: str) -> st
     """The share of bad runs over `window` (0..1), labelled by env only; no sample (never NaN) when the
     window holds no run."""
     m = model.metrics
-    e = c.env_matcher(model, env)
+    e = c.run_matchers(model, env)
     by = f"sum by ({m.env_label})"
     if slo.sli.kind == "latency":
         le = c.fmt_number(slo.sli.threshold_seconds)
@@ -61,7 +70,7 @@ def sli_error_ratio(model: Model, env: Environment, slo: SLO, window: str) -> st
 def sli_good_total(model: Model, env: Environment, slo: SLO) -> tuple[str, str, str]:
     """(kind, numerator, denominator) as counter selectors for OpenSLO ratioMetric: kind is good or bad."""
     m = model.metrics
-    e = c.env_matcher(model, env)
+    e = c.run_matchers(model, env)
     if slo.sli.kind == "pass_rate":
         return ("bad", c.selector(m.runs_total, e, 'result="fail"'), c.selector(m.runs_total, e))
     if slo.sli.kind == "latency":
@@ -72,8 +81,7 @@ def sli_good_total(model: Model, env: Environment, slo: SLO) -> tuple[str, str, 
 
 # --- the run policy and per-step failures (obsgen emit and the dashboards) -------------------------
 
-DRILL_LABEL = "drill"  # `obsgen drill` pushes its synthetic runs in a group labelled drill="true"
-NOT_DRILL = f'{DRILL_LABEL}!="true"'
+DRILL_LABEL = c.DRILL_LABEL  # `obsgen drill` pushes its synthetic runs in a group labelled drill="true"
 
 
 def run_limits(model: Model, env: Environment) -> tuple[tuple[str, int], ...]:
@@ -117,7 +125,7 @@ def step_failures(model: Model, env: Environment, window: str, *matchers: str) -
     failure counter `obsgen emit` keeps, so the count does not depend on the scrape interval. Rounded:
     the counter moves by whole runs, and increase() extrapolates to the window's edges."""
     m = model.metrics
-    sel = c.selector(m.step_failures_total, c.env_matcher(model, env), *matchers)
+    sel = c.selector(m.step_failures_total, c.run_matchers(model, env), *matchers)
     return f"round(sum by ({c.LABEL_STEP}, {c.LABEL_TIER}) (increase({sel}[{window}])))"
 
 
@@ -125,8 +133,8 @@ def last_step_failure(model: Model, env: Environment, window: str, *matchers: st
     """Unix time of the last run within `window` in which each step failed, by (step_id, tier): the run's
     own timestamp while the step's gauge said 1 (searched at the evaluation interval), fire drills left out."""
     m = model.metrics
-    e = c.env_matcher(model, env)
-    failing = f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}) ({c.selector(m.step_failed, e, NOT_DRILL, *matchers)}) == 1"
-    run_time = f"max by ({m.env_label}) ({c.selector(m.last_run_timestamp, e, NOT_DRILL)})"
+    e = c.run_matchers(model, env)
+    failing = f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}) ({c.selector(m.step_failed, e, *matchers)}) == 1"
+    run_time = f"max by ({m.env_label}) ({c.selector(m.last_run_timestamp, e)})"
     return (f"max by ({c.LABEL_STEP}, {c.LABEL_TIER}) (max_over_time((\n({failing})\n* on ({m.env_label}) "
             f"group_left {run_time}\n)[{window}:]))")

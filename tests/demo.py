@@ -375,13 +375,27 @@ def print_exports(info: dict[str, Any], record: dict[str, Any], state: Path) -> 
     if venv_obsgen.exists() and shutil.which("obsgen") != str(venv_obsgen):
         print(f'export PATH={shlex.quote(str(venv_obsgen.parent))}:"$PATH"')
     print("\nthen try:")
-    reports = shlex.quote(str(ROOT / "tests" / "reports"))
+    reports = shlex.quote(str(fresh_reports(Path(record["dir"]) / "reports", time.time())))
     width = max(len(command) for command, _ in TRY if len(command) <= 40)
     for command, why in TRY:
         print(f"  {command.format(reports=reports):<{width}}  # {why}")
     print(f"\nwhat PagerDuty and Slack receive: tail -f {Path(record['dir']) / SINK_LOG}")
     pids = ", ".join(f"{p['name']} {p['pid']}" for p in record["processes"])
     print(f"make demo-stop stops it ({pids}) and removes {record['dir']}\n")
+
+
+def fresh_reports(directory: Path, now: float) -> Path:
+    """The sample reports of tests/reports the demo suggests emitting, dated now (the failing run one second
+    on, the passing run two), in the order the commands come: each is newer than the demo's own passing run,
+    so `obsgen emit` counts them, and the last-run time they set is the moment of the demo, not the day the
+    samples were written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for offset, name in enumerate(("kernel-failed.json", "passing.json"), 1):
+        report = json.loads((ROOT / "tests" / "reports" / name).read_text())
+        report.setdefault("metadata", {})["timestamp"] = \
+            datetime.fromtimestamp(int(now) + offset, timezone.utc).isoformat()
+        (directory / name).write_text(json.dumps(report, indent=2) + "\n")
+    return directory
 
 
 def run(keep: bool, drills: bool) -> int:

@@ -156,7 +156,7 @@ def test_every_run_is_recorded_with_what_it_did(run_cli, stack, grafana, tmp_pat
 
     monkeypatch.setattr("sys.stdin", Terminal("n\n"))
     declined = run_cli("apply", "--env", "dev")
-    assert declined.code == 0 and declined.out.endswith("Nothing applied.\n")
+    assert declined.code == 3 and declined.out.endswith("Nothing applied.\n")  # declining is no success
 
     monkeypatch.setenv("OBSGEN_DEV_GRAFANA_TOKEN", "glsa_wrong")
     bad_token = run_cli("apply", "--env", "dev", "--yes")

@@ -21,18 +21,30 @@ def _value(text: str, name: str, **labels: str) -> float | None:
         (name, tuple(sorted(labels.items()))))
 
 
+# SelftestNotReporting's limit: two run intervals plus 10m (dev runs every 15m, staging at least every 2h).
+LIMIT = {"dev": "40m", "staging": "4h10m"}
+
+
+def stale(report: str, when: str, env: str = "dev") -> str:
+    """The warning of a counted run older than the not-reporting limit (every sample report is: 2025)."""
+    return (f"obsgen: warning: {REPORTS / report}: the run of {when} is more than {LIMIT[env]} old, "
+            f"SelftestNotReporting's limit in {env}: {env} looks silent since then, and SelftestNotReporting "
+            f"fires until a newer run reports\n")
+
+
 def test_emit_to_a_textfile_writes_the_metrics_and_says_what_it_did(run_cli, tmp_path: Path) -> None:
     target = tmp_path / "selftest.prom"
     result = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "kernel-failed.json"),
                      "--textfile", str(target))
-    assert (result.code, result.err) == (0, "")
+    assert (result.code, result.err) == (0, stale("kernel-failed.json", "2025-11-30T16:30:00+00:00"))
     assert result.out == (f"obsgen emit: dev run fail (10 steps; 1 kernel failure above dev's tolerance of 0; "
                           f"failing: core-checks) -> {target}\n")
     text = target.read_text()
     assert _value(text, "selftest_step_failed", env="dev", step_id="core-checks", tier="kernel") == 1
     assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
-    again = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "passing.json"), "--textfile", str(target))
-    assert again.out == f"obsgen emit: dev run pass (10 steps, failing: none) -> {target}\n"
+    again = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "governance-failed.json"), "--textfile",
+                    str(target))  # an hour after kernel-failed.json
+    assert again.out.startswith("obsgen emit: dev run pass (10 steps; 2 governance failures within")
     assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == 1  # counters accumulate
     assert _value(target.read_text(), "selftest_runs_total", env="dev", result="fail") == 1
 
@@ -41,7 +53,7 @@ def test_the_summary_says_when_failures_were_within_the_tolerance(run_cli, tmp_p
     target = tmp_path / "selftest.prom"
     result = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "governance-failed.json"),
                      "--textfile", str(target))
-    assert (result.code, result.err) == (0, "")
+    assert (result.code, result.err) == (0, stale("governance-failed.json", "2025-11-30T17:30:00+00:00"))
     assert result.out == ("obsgen emit: dev run pass (10 steps; 2 governance failures within dev's tolerance of 3, "
                           "1 optional failure informational in dev; failing: bdd, ac-status, ac-coverage) "
                           f"-> {target}\n")
@@ -59,6 +71,37 @@ def test_emitting_the_same_report_twice_counts_the_run_once(run_cli, tmp_path: P
     assert target.read_bytes() == written
 
 
+def _dated(tmp_path: Path, name: str, when: str) -> Path:
+    data = json.loads((REPORTS / "passing.json").read_text())
+    data["metadata"]["timestamp"] = when
+    path = tmp_path / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_late_report_is_not_counted_and_says_so_with_exit_3(run_cli, tmp_path: Path) -> None:
+    a = _dated(tmp_path, "a.json", "2026-03-02T10:00:00+00:00")
+    b = _dated(tmp_path, "b.json", "2026-03-02T11:00:00+00:00")
+    target = tmp_path / "selftest.prom"
+    results = [run_cli("emit", "--env", "dev", "--report", str(r), "--textfile", str(target)) for r in (b, a, b)]
+    assert [r.code for r in results] == [0, 3, 0]
+    assert results[1].out == ""
+    assert results[1].err == (f"obsgen: warning: {a}: the run of 2026-03-02T10:00:00+00:00 is older than the last "
+                              f"run {target} counted (2026-03-02T11:00:00+00:00): a late report; not counted, and "
+                              f"the last-run time stays at 2026-03-02T11:00:00+00:00\n")
+    assert results[2].out == (f"obsgen emit: dev run of 2026-03-02T11:00:00+00:00 already counted, nothing written "
+                              f"-> {target}\n")
+    assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == 1
+    assert _value(target.read_text(), "selftest_last_run_timestamp_seconds", env="dev") == 1772449200.0  # 11:00
+
+    other = tmp_path / "aba.prom"
+    results = [run_cli("emit", "--env", "dev", "--report", str(r), "--textfile", str(other)) for r in (a, b, a)]
+    assert [r.code for r in results] == [0, 0, 0]
+    assert results[2].out == (f"obsgen emit: dev run of 2026-03-02T10:00:00+00:00 already counted, nothing written "
+                              f"-> {other}\n")
+    assert _value(other.read_text(), "selftest_runs_total", env="dev", result="pass") == 2
+
+
 def test_a_report_missing_spec_steps_warns_and_names_them(run_cli, tmp_path: Path) -> None:
     target = tmp_path / "selftest.prom"
     result = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "kernel-only.json"), "--textfile", str(target))
@@ -66,7 +109,8 @@ def test_a_report_missing_spec_steps_warns_and_names_them(run_cli, tmp_path: Pat
     assert result.err == (f"obsgen: warning: {REPORTS / 'kernel-only.json'}: 9 of the spec's 10 steps are not in "
                           "the report: skills-governance, agents-governance, bdd, ac-status, policy-tests, "
                           "devex-contract, graph-invariants, ac-coverage, extras; they count as neither passed nor "
-                          "failed (each keeps its last step_failed value, its failure counter does not move)\n")
+                          "failed (each keeps its last step_failed value, its failure counter does not move)\n"
+                          + stale("kernel-only.json", "2025-11-30T18:29:57+00:00"))
     assert result.out == f"obsgen emit: dev run pass (1 of 10 steps, failing: none) -> {target}\n"
     assert [labels["step_id"] for name, labels, _ in emit.parse_exposition(target.read_text())
             if name == "selftest_step_failed"] == ["core-checks"]  # the run is still emitted
@@ -141,7 +185,7 @@ def test_emitting_the_same_report_twice_to_a_real_pushgateway_moves_the_counters
             "--pushgateway", pushgateway)
     where = f"Pushgateway {pushgateway} (job=selftest, env=staging)"
     first = run_cli(*args)
-    assert (first.code, first.err) == (0, "")
+    assert (first.code, first.err) == (0, stale("governance-failed.json", "2025-11-30T17:30:00+00:00", "staging"))
     assert first.out.startswith("obsgen emit: staging run fail (10 steps; 2 governance failures above staging's")
     again = run_cli(*args)
     assert (again.code, again.err) == (0, "")

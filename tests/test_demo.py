@@ -108,6 +108,24 @@ def test_the_exports_let_obsgen_diff_run_from_another_shell(kept: Kept, tmp_path
     assert (kept.state / "ledger.sqlite").is_file()
 
 
+def test_the_suggested_emits_count_in_order_and_carry_times_of_the_moment(kept: Kept, tmp_path: Path) -> None:
+    """The sample reports the demo suggests are dated at the demo, so emitting them in the order shown counts
+    each (a failing run, then the passing run) without a warning that a run is late or old; the failing
+    one emitted again is a replay of a recent run: already counted."""
+    emits = [line.split("  # ")[0].strip() for line in kept.out.splitlines() if line.startswith("  obsgen emit ")]
+    assert len(emits) == 2
+    script = "\n".join(exports(kept.out)) + "\n" + "\n".join(f"{cmd}; echo \"exit $?\"" for cmd in
+                                                            [*emits, emits[0]]) + "\n"
+    shell = subprocess.run(["bash", "-c", script], cwd=tmp_path, check=False, capture_output=True, text=True,
+                           timeout=120, env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"})
+    out = shell.stdout.splitlines()
+    assert out[0].startswith("obsgen emit: dev run fail (") and out[1] == "exit 0", shell.stdout + shell.stderr
+    assert out[2].startswith("obsgen emit: dev run pass (") and out[3] == "exit 0", shell.stdout + shell.stderr
+    assert out[4].startswith("obsgen emit: dev run of ") and " already counted, nothing pushed" in out[4]
+    assert out[5:] == ["exit 0"], shell.stdout + shell.stderr
+    assert shell.stderr == ""
+
+
 def test_a_second_demo_refuses_while_one_is_kept(kept: Kept) -> None:
     again = subprocess.run([sys.executable, str(ROOT / "tests" / "demo.py"), "--keep"], env=kept.environ,
                            check=False, capture_output=True, text=True, timeout=60)

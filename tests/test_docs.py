@@ -188,7 +188,7 @@ def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Mode
     scope = '`service="selftest"`, `env="prod"`'  # obsgen's rules mute only its own alerts of this environment
     assert _section(_docs(model, "prod"), "Inhibition") == [
         "",
-        f'1. While an alert matching {scope}, `tier="kernel"`, `severity="critical"` fires, alerts matching '
+        f'1. While an alert matching {scope}, `tier="kernel"`, `severity="critical"`, `drill!="true"` fires, alerts matching '
         f'{scope}, `tier=~"governance|optional"` with the same `env` are not sent.',
         "   Here: SelftestKernelStepFailed mutes SelftestGovernanceFailuresAboveTolerance, "
         "SelftestOptionalStepFailed, SelftestNotReporting, SelftestNotReportingNoData, SelftestSlowRuns.",

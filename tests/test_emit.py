@@ -11,6 +11,7 @@ import errno
 import json
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -194,6 +195,9 @@ MINIMAL_EXPOSITION = """\
 # HELP selftest_last_run_timestamp_seconds Unix time of the last selftest run.
 # TYPE selftest_last_run_timestamp_seconds gauge
 selftest_last_run_timestamp_seconds{env="dev"} 1.7645166e+09
+# HELP selftest_recent_run_timestamp_seconds Unix times of the last selftest runs counted here, newest first (recent="1"): a report of one of them is not counted again.
+# TYPE selftest_recent_run_timestamp_seconds gauge
+selftest_recent_run_timestamp_seconds{env="dev",recent="1"} 1.7645166e+09
 # HELP selftest_run_duration_seconds Duration of whole selftest runs in seconds.
 # TYPE selftest_run_duration_seconds histogram
 selftest_run_duration_seconds_bucket{env="dev",le="5"} 0.0
@@ -334,7 +338,7 @@ def test_extra_labels_go_on_every_series_and_reserved_names_are_refused(minimal)
     report = _report("minimal-run.json", minimal)
     text = emit.exposition(minimal, "dev", report, extra_labels={"runner": 'ci "7"\\x'})
     series = [line for line in text.splitlines() if not line.startswith("#")]
-    assert len(series) == 15 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
+    assert len(series) == 16 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
     for name in ("env", "step_id", "le", "__name__", "bad-name"):
         with pytest.raises(ObsgenError, match=f"extra label '{name}'"):
             emit.exposition(minimal, "dev", report, extra_labels={name: "x"})
@@ -408,15 +412,57 @@ def test_the_same_report_emitted_twice_to_a_textfile_counts_once(model, tmp_path
     first = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
     before = path.read_bytes()
     again = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
-    assert (first.counted, again.counted) == (True, False)
+    assert (first.counted, again.status) == (True, emit.REPLAYED)
     assert path.read_bytes() == before  # nothing written
     assert _value(again.text, "selftest_runs_total", env="dev", result="fail") == 1
     assert _failures(again.text)["core-checks"] == 1
-    # Another run (an earlier one too: runs are told apart by their time, not ordered) is counted.
-    other = emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
-    assert other.counted and _value(other.text, "selftest_runs_total", env="dev", result="pass") == 1
-    # The run already counted is now not the last one: emitting it once more counts it again.
-    assert emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path)).counted
+    # An earlier run arriving late (passing.json is dated an hour before) is not counted, and says so.
+    late = emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
+    assert (late.status, late.last_run) == (emit.OLDER, 1764520200.0)  # kernel-failed's 2025-11-30T16:30:00Z
+    assert path.read_bytes() == before
+    # A later run counts; the first one, emitted once more after it, is a replay of a recent run.
+    later = emit.emit_to_textfile(model, "dev", _report("governance-failed.json", model), str(path))
+    assert later.counted and _value(later.text, "selftest_runs_total", env="dev", result="pass") == 1
+    assert emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path)).status == \
+        emit.REPLAYED
+
+
+def _dated(model, when: str) -> emit.Report:
+    return dataclasses.replace(_report("passing.json", model),
+                               timestamp=datetime.fromisoformat(when).timestamp())
+
+
+def _emit_all(model, path: Path, *reports: emit.Report) -> list[emit.Emitted]:
+    return [emit.emit_to_textfile(model, "dev", r, str(path)) for r in reports]
+
+
+def test_a_late_report_neither_counts_nor_moves_the_last_run_back(model, tmp_path: Path) -> None:
+    a, b = _dated(model, "2026-03-02T10:00:00+00:00"), _dated(model, "2026-03-02T11:00:00+00:00")
+    done = _emit_all(model, tmp_path / "bab.prom", b, a, b)
+    assert [d.status for d in done] == [emit.COUNTED, emit.OLDER, emit.REPLAYED]
+    assert done[1].last_run == b.timestamp
+    text = (tmp_path / "bab.prom").read_text()
+    assert _value(text, "selftest_runs_total", env="dev", result="pass") == 1
+    assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == b.timestamp
+
+    done = _emit_all(model, tmp_path / "aba.prom", a, b, a)
+    assert [d.status for d in done] == [emit.COUNTED, emit.COUNTED, emit.REPLAYED]
+    text = (tmp_path / "aba.prom").read_text()
+    assert _value(text, "selftest_runs_total", env="dev", result="pass") == 2
+    assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == b.timestamp
+
+
+def test_a_replay_of_any_of_the_last_16_runs_is_not_counted_again(model, tmp_path: Path) -> None:
+    path = tmp_path / "selftest.prom"
+    runs = [_dated(model, f"2026-03-02T{h:02d}:00:00+00:00") for h in range(20)]  # 00:00 .. 19:00
+    assert all(d.counted for d in _emit_all(model, path, *runs))
+    text = path.read_text()
+    kept = sorted(v for (name, _), v in _samples(text).items() if name == "selftest_recent_run_timestamp_seconds")
+    assert kept == [r.timestamp for r in runs[-16:]]
+    assert {emit.emit_to_textfile(model, "dev", r, str(path)).status for r in runs[4:]} == {emit.REPLAYED}
+    # Runs further back than the 16 kept are older than the last one: still not counted.
+    assert {emit.emit_to_textfile(model, "dev", r, str(path)).status for r in runs[:4]} == {emit.OLDER}
+    assert _value(path.read_text(), "selftest_runs_total", env="dev", result="pass") == 20
 
 
 def test_a_report_without_a_time_is_counted_each_time(minimal, tmp_path: Path) -> None:

@@ -73,9 +73,11 @@ def wait_for_resolve_notifications(live: LocalStack) -> None:
 
 
 def emit_report(run_cli, live: LocalStack, name: str, tmp_path: Path):
-    """`obsgen emit` of a report from tests/reports, dated now (an old run would be 'not reporting')."""
+    """`obsgen emit` of a report from tests/reports, dated now (an old run would be 'not reporting'), to the
+    microsecond: the baseline run `publish` pushed a moment ago is dated `now` too, and a report older than
+    the last run counted is a late one, not counted."""
     data = json.loads((REPORTS / name).read_text())
-    data["metadata"]["timestamp"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    data["metadata"]["timestamp"] = datetime.now(timezone.utc).isoformat()
     fresh = tmp_path / name
     fresh.write_text(json.dumps(data))
     return run_cli("emit", "--env", "dev", "--report", str(fresh), "--pushgateway", live.stack.pushgateway_url)

@@ -217,7 +217,7 @@ def test_a_multi_value_step_variable_from_the_step_ids_narrows_the_per_step_pane
         assert (step["type"], step["multi"], step["includeAll"]) == ("query", True, True)
         assert step["current"]["value"] == ["$__all"] and step["allValue"] == ".*"
         assert step["datasource"] == DATASOURCE
-        assert step["query"] == f'label_values({model.metrics.step_failed}{{{conventions.env_matcher(model, env)}}}, step_id)'
+        assert step["query"] == f'label_values({model.metrics.step_failed}{{{conventions.run_matchers(model, env)}}}, step_id)'
         per_step = {"Failures by step", "Recent failures (24 h)", "Time since last failure"}
         for p in out["panels"]:
             narrowed = ['step_id=~"$step"' in t["expr"] for t in p["targets"]]

@@ -287,12 +287,12 @@ def test_a_pass_rate_sli_counts_bad_runs_and_a_latency_sli_counts_good_ones():
     ratio = pass_rate["spec"]["indicator"]["spec"]["ratioMetric"]
     assert ratio == {
         "counter": True,
-        "bad": {"metricSource": {"type": "Prometheus", "spec": {"query": 'selftest_runs_total{env="dev",result="fail"}'}}},
-        "total": {"metricSource": {"type": "Prometheus", "spec": {"query": 'selftest_runs_total{env="dev"}'}}},
+        "bad": {"metricSource": {"type": "Prometheus", "spec": {"query": 'selftest_runs_total{env="dev",drill!="true",result="fail"}'}}},
+        "total": {"metricSource": {"type": "Prometheus", "spec": {"query": 'selftest_runs_total{env="dev",drill!="true"}'}}},
     }
     ratio = latency["spec"]["indicator"]["spec"]["ratioMetric"]
-    assert ratio["good"]["metricSource"]["spec"]["query"] == 'selftest_run_duration_seconds_bucket{env="dev",le="30"}'
-    assert ratio["total"]["metricSource"]["spec"]["query"] == 'selftest_run_duration_seconds_count{env="dev"}'
+    assert ratio["good"]["metricSource"]["spec"]["query"] == 'selftest_run_duration_seconds_bucket{env="dev",drill!="true",le="30"}'
+    assert ratio["total"]["metricSource"]["spec"]["query"] == 'selftest_run_duration_seconds_count{env="dev",drill!="true"}'
     assert "bad" not in ratio
 
 

@@ -24,7 +24,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Compile one selftest observability spec into Grafana dashboards, OpenSLO documents, "
                     "Prometheus rules and Alertmanager routing.",
         epilog="examples:\n  obsgen validate\n  obsgen build\n  obsgen check\n\n"
-               "exit codes: 0 ok, 1 drift or changes found, 2 error",
+               "exit codes: 0 ok, 1 drift or changes found, 2 error, 3 nothing done and no error\n"
+               "(apply declined at its prompt; emit of a report older than the last run counted)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"obsgen {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -10,6 +10,9 @@ from obsgen.errors import ObsgenError
 DEFAULT_SPEC = "specs/selftest.yaml"
 DEFAULT_OUT = "generated"
 EXIT_OK, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
+# 3: nothing was done, by rule or by choice, and that is not an error: `apply` declined at its prompt;
+# `emit` of a report older than the newest run the target counted (a late report, not counted).
+EXIT_NOT_DONE = 3
 
 # command(name, help, handler, examples) -> the subcommand's parser, with --spec already added
 Command = Callable[[str, str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obsgen.cli.common import (EXIT_CHANGES, EXIT_ERROR, EXIT_OK, Command, env_default, environment, notes, plural,
-                               url_type)
+from obsgen.cli.common import (EXIT_CHANGES, EXIT_ERROR, EXIT_NOT_DONE, EXIT_OK, Command, env_default, environment,
+                               notes, plural, url_type)
 from obsgen.errors import ObsgenError
 
 EXAMPLES = {
@@ -16,7 +16,9 @@ EXAMPLES = {
     "apply": """examples:
   obsgen apply --env dev --dry-run        # print the plan and stop
   obsgen apply --env dev --yes            # apply without asking
-  obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec""",
+  obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec
+
+exit codes: 0 applied, or nothing to change; 2 error; 3 declined at the prompt, nothing applied""",
     "doctor": """examples:
   obsgen doctor --env prod                # every backend of prod: URL, token, reachable, what apply needs
   obsgen doctor --env dev --pushgateway http://127.0.0.1:9091
@@ -135,7 +137,7 @@ def _apply(args: argparse.Namespace) -> int:
             if answer.strip().lower() not in ("y", "yes"):
                 print("Nothing applied.")
                 run.result = "declined"
-                return EXIT_OK
+                return EXIT_NOT_DONE
         run.applied = deploy.apply(session, prune=args.prune, force=args.force)
         run.result = "ok"
     print(f"{args.env}: applied {plural(len(run.applied), 'change')}.")

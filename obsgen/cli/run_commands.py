@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obsgen.cli.common import EXIT_CHANGES, EXIT_OK, Command, environment
+from obsgen.cli.common import EXIT_CHANGES, EXIT_NOT_DONE, EXIT_OK, Command, environment
 from obsgen.cli.common import env_default, url_type
 from obsgen.errors import ObsgenError
 
@@ -15,7 +15,11 @@ EXAMPLES = {
   selftest --json-v2 > run.json; obsgen emit --env staging --report run.json --pushgateway $PUSHGATEWAY
   obsgen emit --print-schema > selftest-report.schema.json   # the report format (JSON Schema)
 
-emitting the same report again does not count the run twice (a run is known by its metadata.timestamp)""",
+a run is known by its metadata.timestamp and counted once, in order: emitting a report of one of the
+last 16 runs counted again changes nothing (exit 0); a report older than the newest run counted is late:
+it is not counted and does not move the last-run time back (a warning, exit 3)
+
+exit codes: 0 counted, or counted already; 2 error; 3 older than the last run counted, not counted""",
     "drill": """examples:
   obsgen drill --env dev --tier kernel --pushgateway http://pushgateway:9091
   obsgen drill --env staging --tier governance --timeout 600
@@ -96,12 +100,20 @@ def _emit(args: argparse.Namespace) -> int:
     else:
         done = emit.emit_to_textfile(model, args.env, report, args.textfile)
         where = args.textfile
-    if not done.counted:
+    if done.status == emit.REPLAYED:
         print(f"obsgen emit: {args.env} run of {emit.run_time(report)} already counted, nothing "
               f"{'pushed' if args.pushgateway else 'written'} -> {where}")
-    else:
-        print(f"obsgen emit: {args.env} run {emit.run_result(model, args.env, report)} "
-              f"({emit.describe_run(model, args.env, report)}) -> {where}")
+        return EXIT_OK
+    if done.status == emit.OLDER:
+        _warn(f"{args.report}: the run of {emit.run_time(report)} is older than the last run {where} counted "
+              f"({emit.format_time(done.last_run)}): a late report; not counted, and the last-run time stays "
+              f"at {emit.format_time(done.last_run)}")
+        return EXIT_NOT_DONE
+    print(f"obsgen emit: {args.env} run {emit.run_result(model, args.env, report)} "
+          f"({emit.describe_run(model, args.env, report)}) -> {where}")
+    stale = emit.stale_report(model, args.env, report)
+    if stale:
+        _warn(f"{args.report}: {stale}")
     return EXIT_OK
 
 

@@ -27,28 +27,62 @@ from obsgen.compile.prometheus import dashboard_url
 from obsgen.model import Channel, Environment, Model
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
-PAGE_GROUP_BY = ["alertname", "env", c.LABEL_STEP, c.LABEL_SLO]  # one incident per failing step / SLO
-CHAT_GROUP_BY = ["alertname", "env", c.LABEL_SLO]  # one message lists every failing step
+# `drill` in every group_by: a fire drill's alerts (drill="true") form groups of their own, never one with a
+# real alert, so a drill neither joins a real incident nor changes what a real notification lists.
+PAGE_GROUP_BY = ["alertname", "env", c.LABEL_STEP, c.LABEL_SLO, c.DRILL_LABEL]  # one incident per step / SLO
+CHAT_GROUP_BY = ["alertname", "env", c.LABEL_SLO, c.DRILL_LABEL]  # one message lists every failing step
 
+# Notification texts. A group may hold firing and resolved alerts at once (Alertmanager sends the group
+# whenever it changes): a firing notification names only the alerts that fire, and counts the resolved
+# ones; a resolved notification names what resolved. A fire drill's notification says DRILL first.
+_DRILL = '{{ if eq .CommonLabels.drill "true" }}[DRILL] {{ end }}'
+_RESOLVED_ONLY = '{{ if eq .Status "resolved" }}%s{{ end }}'
+
+
+def _listing(alerts: str, item: str, sep: str = ", ") -> str:
+    """Go template text: `item` (with $a the alert) for each alert of `alerts`, separated by `sep`."""
+    return f'{{{{ range $i, $a := {alerts} }}}}{{{{ if $i }}}}{sep}{{{{ end }}}}{item}{{{{ end }}}}'
+
+
+_STEP = "{{ $a.Labels.step_id }}"
+_SUMMARY = "{{ $a.Annotations.summary }}"
+# What the notification is about: the firing alerts' summaries, or the resolved ones' when all resolved.
+_ABOUT = ('{{ if eq .Status "firing" }}' + _listing(".Alerts.Firing", _SUMMARY, "; ") +
+          '{{ else }}resolved: ' + _listing(".Alerts.Resolved", _SUMMARY, "; ") + '{{ end }}')
+
+# Alertmanager adds its own `firing`, `resolved`, `num_firing` and `num_resolved` details (the raw
+# "Labels:/Annotations:" dump of every alert) unless the config sets them: obsgen sets all four.
 _DETAILS = {
     "step_id": "{{ .CommonLabels.step_id }}",
     "tier": "{{ .CommonLabels.tier }}",
     "env": "{{ .CommonLabels.env }}",
-    "message": "{{ .CommonAnnotations.summary }}",
+    "drill": '{{ if eq .CommonLabels.drill "true" }}true{{ else }}false{{ end }}',
+    "message": _ABOUT,
     "description": "{{ .CommonAnnotations.description }}",
     "remediation": "{{ .CommonAnnotations.remediation }}",
     "runbook_url": "{{ .CommonAnnotations.runbook_url }}",
     "dashboard_url": "{{ .CommonAnnotations.dashboard_url }}",
-    "firing": "{{ .Alerts.Firing | len }}",
+    "firing": _listing(".Alerts.Firing", _STEP),
+    "resolved": _RESOLVED_ONLY % _listing(".Alerts.Resolved", _STEP),
+    "num_firing": "{{ .Alerts.Firing | len }}",
+    "num_resolved": "{{ .Alerts.Resolved | len }}",
 }
+_PAGERDUTY_DESCRIPTION = _DRILL + "{{ .CommonLabels.alertname }} ({{ .CommonLabels.env }}): " + _ABOUT
 _SLACK_TITLE = "[{{ .Status | toUpper }}{{ if eq .Status \"firing\" }}:{{ .Alerts.Firing | len }}{{ end }}] " \
-               "{{ .CommonLabels.alertname }} ({{ .CommonLabels.env }})"
-_SLACK_TEXT = (
-    "{{ range .Alerts }}*{{ .Labels.step_id }}* (tier {{ .Labels.tier }}, {{ .Labels.severity }}): "
-    "{{ .Annotations.summary }}\n"
+               + _DRILL + "{{ .CommonLabels.alertname }} ({{ .CommonLabels.env }})"
+_SLACK_ALERT = (
+    "*{{ .Labels.step_id }}* (tier {{ .Labels.tier }}, {{ .Labels.severity }}): {{ .Annotations.summary }}\n"
     "Remediation: {{ .Annotations.remediation }}\n"
     "Runbook: {{ .Annotations.runbook_url }}\n"
     "{{ if .Annotations.dashboard_url }}Dashboard: {{ .Annotations.dashboard_url }}\n{{ end }}"
+)
+_SLACK_TEXT = (
+    '{{ if eq .Status "firing" }}'
+    "{{ range .Alerts.Firing }}" + _SLACK_ALERT + "{{ end }}"
+    "{{ with .Alerts.Resolved }}({{ len . }} of this group resolved since the last message){{ end }}"
+    "{{ else }}Resolved:\n"
+    "{{ range .Alerts.Resolved }}*{{ .Labels.step_id }}* (tier {{ .Labels.tier }}, {{ .Labels.severity }}): "
+    "{{ .Annotations.summary }}\n{{ end }}"
     "{{ end }}"
 )
 
@@ -142,9 +176,9 @@ def _inhibit_rules(model: Model, owner: amtree.Owner) -> list[dict[str, Any]]:
     critical = [t.id for t in model.tiers if t.severity == "critical"]
     lesser = [t.id for t in model.tiers if t.severity != "critical"]
     for tier in critical:
-        if lesser:  # a failing critical tier silences the lesser tiers of the same environment
+        if lesser:  # a failing critical tier silences the lesser tiers of the same environment; a drill never
             rules.append({"source_matchers": [*scope, _matcher(c.LABEL_TIER, tier),
-                                              _matcher(c.LABEL_SEVERITY, "critical")],
+                                              _matcher(c.LABEL_SEVERITY, "critical"), c.NOT_DRILL],
                           "target_matchers": [*scope, _matcher(c.LABEL_TIER, "|".join(lesser), "=~")],
                           "equal": [env_label]})
     if model.slos:  # a page for an SLO silences its ticket
@@ -161,7 +195,7 @@ def _receiver(model: Model, env: Environment, channel: Channel) -> dict[str, Any
             "routing_key_file": target.routing_key_file,
             "send_resolved": True,
             "severity": '{{ if .CommonLabels.severity }}{{ .CommonLabels.severity }}{{ else }}critical{{ end }}',
-            "description": "{{ .CommonLabels.alertname }} ({{ .CommonLabels.env }}): {{ .CommonAnnotations.summary }}",
+            "description": _PAGERDUTY_DESCRIPTION,
             "client": f"obsgen {model.service.name}",
             "details": dict(_DETAILS),
             "links": [{"href": "{{ .CommonAnnotations.runbook_url }}", "text": "Runbook"}],

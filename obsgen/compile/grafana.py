@@ -140,7 +140,7 @@ class _Build:
                 "dataSource": DATASOURCE_VAR, "maxDataPoints": None}
 
     def selector(self, metric: str, *matchers: str) -> str:
-        return c.selector(metric, c.env_matcher(self.model, self.env), *matchers)
+        return c.selector(metric, c.run_matchers(self.model, self.env), *matchers)  # drills left out
 
     def no_runs(self, text: str = NO_RUNS) -> dict[str, Any]:
         """extraJson giving a panel grafanalib has no `noValue` for the text it shows without data."""
@@ -254,9 +254,9 @@ def time_since_last_failure_panel(b: _Build) -> Any:
     # At each subquery step: did a chosen step fail since the previous one? The inner window equals the
     # resolution so that no failing sample falls between steps; the answer errs by less than one
     # resolution, towards "recent". With runs but no failure in the lookback: -1, "None in <lookback>".
-    sel = b.selector(b.model.metrics.step_failed, q.NOT_DRILL, STEP_MATCHER)
+    sel = b.selector(b.model.metrics.step_failed, STEP_MATCHER)
     failing = f"sum(max_over_time({sel}[{FAILURE_RESOLUTION}])) > 0"
-    ran = f"group(last_over_time({b.selector(b.model.metrics.last_run_timestamp, q.NOT_DRILL)}[{FAILURE_LOOKBACK}]))"
+    ran = f"group(last_over_time({b.selector(b.model.metrics.last_run_timestamp)}[{FAILURE_LOOKBACK}]))"
     expr = (f"(time() - max_over_time(timestamp({failing})[{FAILURE_LOOKBACK}:{FAILURE_RESOLUTION}])) / 3600"
             f"\nor\n-1 * {ran}")
     return b.g.Stat(

@@ -144,12 +144,12 @@ def _alert_rule(alert: Alert, env: Environment, expr: str, labels: dict[str, str
 
 def _step_alert(model: Model, env: Environment, alert: Alert, step: Step) -> Rule:
     step_matcher = f'{c.LABEL_STEP}="{step.id}"'
-    expr = f"{queries.step_failed(model, env, step_matcher)} > 0"
+    expr = f"{queries.step_failed_alerting(model, env, step_matcher)} > 0"
     tolerance = env.policy.tolerance_for(alert.tier)
-    if tolerance > 0:
-        tier_failing = queries.step_failed(model, env, f'{c.LABEL_TIER}="{alert.tier}"')
-        expr += (f"\nand on ({model.metrics.env_label})\n"
-                 f"count by ({model.metrics.env_label}) ({tier_failing} > 0) > {tolerance}")
+    if tolerance > 0:  # a drill's failing steps and a real run's are counted apart
+        tier_failing = queries.step_failed_alerting(model, env, f'{c.LABEL_TIER}="{alert.tier}"')
+        on = f"{model.metrics.env_label}, {c.DRILL_LABEL}"
+        expr += f"\nand on ({on})\ncount by ({on}) ({tier_failing} > 0) > {tolerance}"
     tier = model.tier(alert.tier)
     allowed = f"{tolerance} {tier.id.upper()} failure{'s' if tolerance != 1 else ''} tolerated in {env.name}"
     return _alert_rule(alert, env, expr, _labels(model, env, alert.tier, step.id), {
@@ -161,7 +161,7 @@ def _step_alert(model: Model, env: Environment, alert: Alert, step: Step) -> Rul
 
 def _run_alert(model: Model, env: Environment, alert: Alert) -> Rule:
     m, p = model.metrics, alert.params_for(env.name)
-    env_m = c.env_matcher(model, env)
+    env_m = c.run_matchers(model, env)  # a fire drill is no run: it neither feeds nor resolves these
     if alert.kind == "not_reporting":  # only an environment that has reported can go stale: see _never_reported
         last = c.selector(m.last_run_timestamp, env_m)
         stale = stale_after(alert, env)
@@ -190,7 +190,7 @@ def _never_reported(model: Model, env: Environment, alert: Alert) -> Rule:
     m, tier = model.metrics, model.tier(notice_tier(model))
     labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: c.ALL_STEPS,
               c.LABEL_SERVICE: model.service.name, m.env_label: env.name}
-    last = c.selector(m.last_run_timestamp, c.env_matcher(model, env))
+    last = c.selector(m.last_run_timestamp, c.run_matchers(model, env))
     annotations = {
         "summary": f"Selftest in {env.name} has not reported any run yet",
         "description": (f"No last-run metric for {env.name}: no selftest run has reported since these rules "

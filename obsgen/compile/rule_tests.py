@@ -272,6 +272,25 @@ def _not_reporting(model: Model, env: Environment, alert: Alert, rules: Rules) -
            kit.alert_case(end, notice_name, [_notice(model, env, alert, mine)]),
            kit.alert_case(end, alert.name, [])])
 
+    # A fire drill is no run: the job dead after its second run, a drill reporting fresh times every minute
+    # from then on; the alert fires all the same. And where nothing ever reported, a drill does not count
+    # as a first run: the notice fires.
+    drill = {**mine, c.DRILL_LABEL: "true"}
+    drill_group = kit.group(
+        f"{env.name}: runs {env.cadence.describe()} then none, a fire drill reporting every minute after: "
+        f"{alert.name} fires all the same, stale_after {stale_text} after the last real run",
+        STEP, {kit.series(metric, mine): kit.gauge_notation([("0", cadence // STEP), (str(last),
+                                                                                      samples - cadence // STEP)]),
+               kit.series(metric, drill): f"{last}+{STEP}x{samples}"},
+        [kit.alert_case(fire_at - STEP, alert.name, []),
+         kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, mine, float(fire_at - last))])])
+    never_drill_group = kit.group(
+        f"{env.name}: never reported, a fire drill reporting every minute: the drill is no first run, "
+        f"{alert.name} stays quiet and the notice {notice_name} fires",
+        STEP, {kit.series(metric, drill): f"0+{STEP}x{end // STEP + TAIL}"},
+        [kit.alert_case(end, notice_name, [_notice(model, env, alert, mine)]),
+         kit.alert_case(end, alert.name, [])])
+
     # Runs at the cadence: at the end of the longest normal gap neither alert fires.
     runs = 4
     quiet_at = runs * cadence - STEP  # just before the fifth run
@@ -281,7 +300,7 @@ def _not_reporting(model: Model, env: Environment, alert: Alert, rules: Rules) -
         f"{env.name}: runs {env.cadence.describe()} fire neither {alert.name} nor {notice_name}",
         STEP, {kit.series(metric, mine): values},
         [kit.alert_case(quiet_at, alert.name, []), kit.alert_case(quiet_at, notice_name, [])])
-    return [stale_group, never_group, fresh_group]
+    return [stale_group, drill_group, never_group, never_drill_group, fresh_group]
 
 
 def _slow_runs(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
