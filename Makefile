@@ -39,8 +39,11 @@ backends:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(DEBS); \
 	fi
 
+# The suite runs one worker per core (pytest-xdist), a test file to a worker, so that each file's live
+# stack is started once; JOBS=1 runs it in one process.
+JOBS   ?= auto
 test: $(VENV)/.installed backends
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(if $(filter 1,$(JOBS)),,-n $(JOBS) --dist loadfile)
 
 verify: $(VENV)/.installed backends
 	$(BIN)/obsgen verify
