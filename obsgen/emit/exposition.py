@@ -1,0 +1,237 @@
+"""The exposition of a run: the spec's metrics, cumulative over what the target held, and where a run
+stands at the target (`place`: counted now, a replay of a recent run, or older than the newest counted).
+"""
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from obsgen import conventions as c
+from obsgen.emit.report import LABEL_RESULT, Report, _environment, check_report, run_result
+from obsgen.errors import ObsgenError
+from obsgen.model import Model
+
+LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # a label name obsgen may add or group by
+COUNTED, REPLAYED, OLDER = "counted", "replayed", "older"
+RECENT_RUNS = 16  # run times a target remembers, so that a replay of any of them is not counted again
+LABEL_RECENT = "recent"
+
+
+@dataclass(frozen=True)
+class Emitted:
+    """What an emit did: the metrics now at the target, and whether this run was counted now (`place`)."""
+
+    text: str  # the exposition the target holds after the emit
+    status: str = COUNTED  # COUNTED; REPLAYED or OLDER: nothing was written
+    last_run: float | None = None  # the newest run the target had counted before this emit
+
+    @property
+    def counted(self) -> bool:
+        return self.status == COUNTED
+
+
+# --- the exposition -------------------------------------------------------------------------------
+
+def registry(model: Model, env_name: str, report: Report, previous: str | None = None,
+             now: float | None = None, extra_labels: Mapping[str, str] | None = None,
+             count_step_failures: bool = True) -> Any:
+    """The metrics of this run as a prometheus_client CollectorRegistry, cumulative over `previous` (the
+    last exposition for the same target, or None to start over). Sorted and deterministic. A fire drill
+    passes count_step_failures=False: its failing steps are not counted as failed runs."""
+    from prometheus_client import CollectorRegistry
+
+    env = _environment(model, env_name)
+    check_report(model, report)
+    m = model.metrics
+    base = {m.env_label: env.name, **_extra_labels(model, extra_labels or {})}
+    prev = _previous(previous, model, env.name)
+    ran = {s.id: s for s in report.steps}
+    step_labels = {s.id: {**base, c.LABEL_STEP: s.id, c.LABEL_TIER: s.tier} for s in model.steps}
+    steps = []
+    for step in model.steps:
+        value = (1.0 if ran[step.id].failed else 0.0) if step.id in ran else prev.steps.get(step.id)
+        if value is not None:
+            steps.append((step_labels[step.id], value))
+    failures = [(step_labels[s.id], prev.step_failures.get(s.id, 0.0)
+                 + (1.0 if count_step_failures and s.id in ran and ran[s.id].failed else 0.0)) for s in model.steps]
+    runs = {"fail": prev.runs.get("fail", 0.0), "pass": prev.runs.get("pass", 0.0)}
+    runs[run_result(model, env.name, report)] += 1
+    stamp = report.timestamp if report.timestamp is not None else time.time() if now is None else now
+    stamp = max(stamp, prev.last_run) if prev.last_run is not None else stamp  # never back in time
+    recent = prev.recent if report.timestamp is None else \
+        [report.timestamp, *(t for t in prev.recent if t != report.timestamp)][:RECENT_RUNS]
+    families = [
+        _family(m.step_failed, "gauge", "1 if the selftest step failed in the last run that ran it, else 0.", steps),
+        _family(m.step_failures_total, "counter", "Selftest runs in which the step failed (FAIL or TIMEOUT).",
+                failures),
+        _family(m.runs_total, "counter", "Selftest runs by result under the environment's policy (pass or fail).",
+                [({**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
+        _histogram(m.run_duration, m.duration_buckets, base, prev, report.duration_seconds),
+        _family(m.last_run_timestamp, "gauge", "Unix time of the last selftest run.", [(base, stamp)]),
+        _family(m.recent_runs, "gauge", "Unix times of the last selftest runs counted here, newest first "
+                "(recent=\"1\"): a report of one of them is not counted again.",
+                [({**base, LABEL_RECENT: str(i)}, t) for i, t in enumerate(recent, 1)]),
+    ]
+    names = [m.step_failed, m.step_failures_total, m.runs_total, m.run_duration, m.last_run_timestamp,
+             m.recent_runs]
+    collected = _Collected([family for _, family in sorted(zip(names, families), key=lambda nf: nf[0])])
+    result = CollectorRegistry(auto_describe=False)
+    result.register(collected)
+    return result
+
+
+def exposition(model: Model, env_name: str, report: Report, previous: str | None = None,
+               now: float | None = None, extra_labels: Mapping[str, str] | None = None,
+               count_step_failures: bool = True) -> str:
+    """`registry` in the Prometheus text format (prometheus_client's)."""
+    return _text(registry(model, env_name, report, previous, now, extra_labels, count_step_failures))
+
+
+def place(model: Model, env_name: str, report: Report, previous: str | None) -> tuple[str, float | None]:
+    """Where this run stands at a target holding `previous`: (COUNTED, REPLAYED or OLDER, the newest run
+    the target counted). REPLAYED: its time is one of the recent runs' (or the last run's, for a target
+    written before recent runs were kept). OLDER: it is older than the newest run counted."""
+    prev = _previous(previous, model, _environment(model, env_name).name)
+    when = report.timestamp
+    if when is None:
+        return COUNTED, prev.last_run
+    if when in prev.recent or when == prev.last_run:
+        return REPLAYED, prev.last_run
+    if prev.last_run is not None and when < prev.last_run:
+        return OLDER, prev.last_run
+    return COUNTED, prev.last_run
+
+
+def already_counted(model: Model, env_name: str, report: Report, previous: str | None) -> bool:
+    """True when `previous` (the target's metrics) shows this run counted (`place`: REPLAYED)."""
+    return place(model, env_name, report, previous)[0] == REPLAYED
+
+
+class _Collected:
+    """A prometheus_client collector of metric families computed beforehand."""
+
+    def __init__(self, families: list[Any]):
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+def _text(reg: Any) -> str:
+    from prometheus_client import generate_latest
+
+    return generate_latest(reg).decode("utf-8")
+
+
+def _family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, str], float]]) -> Any:
+    """A gauge or counter family, samples sorted by their labels. A counter whose name does not end in
+    `_total` is written untyped: prometheus_client would otherwise append `_total` to the spec's name."""
+    from prometheus_client import core
+
+    names = sorted(samples[0][0]) if samples else []
+    if kind == "gauge":
+        family = core.GaugeMetricFamily(name, help_text, labels=names)
+    elif name.endswith("_total"):
+        family = core.CounterMetricFamily(name, help_text, labels=names)
+    else:
+        family = core.UnknownMetricFamily(name, help_text, labels=names)
+    for labels, value in sorted(samples, key=lambda s: sorted(s[0].items())):
+        family.add_metric([labels[n] for n in names], value)
+    return family
+
+
+def _histogram(name: str, buckets: tuple[float, ...], base: dict[str, str], prev: _Previous,
+               observed: float) -> Any:
+    from prometheus_client.core import HistogramMetricFamily
+
+    bounds = sorted(set(buckets)) + [math.inf]
+    counts = [prev.buckets.get(b, 0.0) for b in bounds]
+    consistent = (set(prev.buckets) == set(bounds) and prev.count == counts[-1]
+                  and all(a <= b for a, b in zip(counts, counts[1:])))
+    total = prev.sum if consistent else 0.0
+    counts = [(n if consistent else 0.0) + (observed <= b) for n, b in zip(counts, bounds)]
+    names = sorted(base)
+    family = HistogramMetricFamily(name, "Duration of whole selftest runs in seconds.", labels=names)
+    family.add_metric([base[n] for n in names],
+                      [("+Inf" if b == math.inf else c.fmt_number(b), n) for b, n in zip(bounds, counts)],
+                      sum_value=total + observed)
+    return family
+
+
+def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
+    reserved = {model.metrics.env_label, c.LABEL_STEP, c.LABEL_TIER, LABEL_RESULT, LABEL_RECENT, "le"}
+    for name, value in extra.items():
+        if not LABEL_NAME.fullmatch(name) or name.startswith("__") or name in reserved:
+            raise ObsgenError(f"extra label {name!r}: not a label name obsgen may add (reserved: "
+                              f"{', '.join(sorted(reserved))}; names match [a-zA-Z_][a-zA-Z0-9_]*)")
+        if not isinstance(value, str):
+            raise ObsgenError(f"extra label {name!r}: the value must be a string")
+    return dict(extra)
+
+
+# --- reading a previous exposition ----------------------------------------------------------------
+
+@dataclass
+class _Previous:
+    runs: dict[str, float] = field(default_factory=dict)
+    buckets: dict[float, float] = field(default_factory=dict)
+    sum: float = 0.0
+    count: float | None = None
+    steps: dict[str, float] = field(default_factory=dict)
+    step_failures: dict[str, float] = field(default_factory=dict)
+    last_run: float | None = None
+    recent: list[float] = field(default_factory=list)  # newest first
+
+
+def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
+    """(name, labels, value) of every sample of a Prometheus text exposition (prometheus_client's parser,
+    one line at a time so that a bad line is named)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        try:
+            parsed = [s for family in text_string_to_metric_families(line + "\n") for s in family.samples]
+        except (ValueError, IndexError, KeyError):
+            parsed = []
+        if len(parsed) != 1:
+            raise ObsgenError(f"previous metrics, line {number}: not a sample of the Prometheus text format: "
+                              f"{line[:80]!r}; delete the previous metrics to start the counters over")
+        samples.append((parsed[0].name, dict(parsed[0].labels), float(parsed[0].value)))
+    return samples
+
+
+def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
+    prev, m = _Previous(), model.metrics
+    for name, labels, value in parse_exposition(text or ""):
+        if labels.get(m.env_label) != env_name or math.isnan(value):
+            continue
+        if name == m.runs_total and LABEL_RESULT in labels:
+            prev.runs[labels[LABEL_RESULT]] = max(value, prev.runs.get(labels[LABEL_RESULT], 0.0))
+        elif name == m.step_failed and c.LABEL_STEP in labels:
+            prev.steps[labels[c.LABEL_STEP]] = value
+        elif name == m.step_failures_total and c.LABEL_STEP in labels:
+            step = labels[c.LABEL_STEP]
+            prev.step_failures[step] = max(value, prev.step_failures.get(step, 0.0))
+        elif name == f"{m.run_duration}_bucket" and "le" in labels:
+            try:
+                prev.buckets[float(labels["le"])] = value
+            except ValueError:
+                continue
+        elif name == f"{m.run_duration}_sum":
+            prev.sum = value
+        elif name == f"{m.run_duration}_count":
+            prev.count = value
+        elif name == m.last_run_timestamp:
+            prev.last_run = value if prev.last_run is None else max(prev.last_run, value)
+        elif name == m.recent_runs and LABEL_RECENT in labels and value not in prev.recent:
+            prev.recent.append(value)
+    prev.recent.sort(reverse=True)
+    return prev
