@@ -249,3 +249,15 @@ def test_a_freshly_applied_environment_that_never_reported_sends_nothing_to_page
         assert all("page" not in a["labels"] and a["labels"]["severity"] != "critical"
                    for a in fresh.stack.prometheus_alerts())
         assert fresh.sink.received(PAGERDUTY_PATH) == []
+
+        # A kernel fire drill now is no first run: it pages as a drill, and the notice neither resolves nor
+        # is inhibited by the drill's kernel alert.
+        assert main(["drill", "--env", "dev", "--tier", "kernel", "-q"]) == 0
+        held = fresh.stack.alerts()
+        assert [(a["labels"]["alertname"], a["status"]["state"]) for a in held] == [
+            ("SelftestNotReportingNoData", "active")]
+        assert [r for r in fresh.sink.received(slack_path("slack-info"))
+                if r.body["attachments"][0]["title"].startswith("[RESOLVED")] == []
+        pages = [r.body for r in fresh.sink.received(PAGERDUTY_PATH) if r.body["event_action"] == "trigger"]
+        assert pages and all(p["payload"]["summary"].startswith("[DRILL] SelftestKernelStepFailed (dev): ")
+                             and p["payload"]["custom_details"]["drill"] == "true" for p in pages)
