@@ -223,3 +223,19 @@ def test_docs_prints_the_catalog_that_generated_holds(run_cli) -> None:
     assert result.out == (GENERATED / "prod/docs/alerts.md").read_text()
     both = run_cli("docs", "--env", "dev", "--env", "prod")
     assert "<!-- dev/docs/alerts.md -->" in both.out and "<!-- prod/docs/alerts.md -->" in both.out
+
+
+def test_a_late_report_to_a_real_pushgateway_is_not_counted_and_the_last_run_stays(run_cli, pushgateway: str,
+                                                                                   tmp_path: Path) -> None:
+    a = _dated(tmp_path, "a.json", "2026-03-02T10:00:00+00:00")
+    b = _dated(tmp_path, "b.json", "2026-03-02T11:00:00+00:00")
+    where = f"Pushgateway {pushgateway} (job=selftest, env=prod)"
+    codes = [run_cli("emit", "--env", "prod", "--report", str(r), "--pushgateway", pushgateway) for r in (b, a, b)]
+    assert [r.code for r in codes] == [0, 3, 0]
+    assert codes[1].err.startswith(f"obsgen: warning: {a}: the run of 2026-03-02T10:00:00+00:00 is older than the "
+                                   f"last run {where} counted (2026-03-02T11:00:00+00:00)")
+    stored = emit.fetch_group(pushgateway, "selftest", {"env": "prod"})
+    assert stored is not None
+    group = {"env": "prod", "instance": "", "job": "selftest"}
+    assert _value(stored, "selftest_runs_total", result="pass", **group) == 1
+    assert _value(stored, "selftest_last_run_timestamp_seconds", **group) == 1772449200.0  # 11:00
