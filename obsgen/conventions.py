@@ -98,8 +98,16 @@ def fmt_number(value: Fraction | float | int) -> str:
 
 
 def burn_windows(slo: SLO, env: Environment) -> tuple[slo_windows.BurnWindow, ...]:
-    """The burn-rate windows of `slo` in `env`, fitted to the environment's run cadence."""
+    """The burn-rate windows of `slo` in `env`: fitted to the environment's run cadence for an SLI that counts
+    runs; the workbook's own for one that counts events (requests), whose stream the workbook assumes."""
+    if not slo.sli.run_based:
+        return slo_windows.workbook(durations.seconds(slo.period))
     return slo_windows.fit(durations.seconds(slo.period), slo.objective, env.cadence.seconds)
+
+
+def slo_basis(slo: SLO, env: Environment) -> str:
+    """What an SLO counts, for texts: `runs every 15m`, or `counts events` for an SLI on requests."""
+    return f"runs {env.cadence.describe()}" if slo.sli.run_based else "counts events"
 
 
 def burn_factor(period_seconds: float, long_window_seconds: float, budget_share: Fraction) -> Fraction:

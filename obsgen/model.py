@@ -152,6 +152,13 @@ class SLI:
     threshold_seconds: float = 0.0  # latency
     error_query: str = ""  # ratio: PromQL with {{window}} and {{env}} placeholders
     total_query: str = ""
+    counts: str = "runs"  # runs | events: what the SLI counts (pass_rate, latency: runs; ratio: events by default)
+
+    @property
+    def run_based(self) -> bool:
+        """The SLI counts the selftest's runs: burn windows are fitted to the cadence and a budget must hold
+        at least two runs. An event-based SLI (requests) uses the workbook's windows as they are."""
+        return self.counts == "runs"
 
 
 @dataclass(frozen=True)

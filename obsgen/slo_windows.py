@@ -80,6 +80,15 @@ def fit(period_s: float, objective: Fraction, cadence_s: float) -> tuple[BurnWin
     return tuple(fitted)
 
 
+@lru_cache(maxsize=64)
+def workbook(period_s: float) -> tuple[BurnWindow, ...]:
+    """The workbook's burn windows as they are, for an SLI that counts events (a request stream): over 30d
+    the factors are 14.4, 6, 3 and 1."""
+    period = Fraction(int(period_s))
+    return tuple(BurnWindow(severity, long0, short0, share0, share0 * period / int(durations.seconds(long0)),
+                            (long0, short0, share0)) for severity, long0, short0, share0 in WORKBOOK)
+
+
 def windows_used(fitted: tuple[BurnWindow, ...]) -> list[str]:
     """Every distinct window of `fitted`, shortest first."""
     return sorted({w for b in fitted for w in (b.long, b.short)}, key=durations.seconds)

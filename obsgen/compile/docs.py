@@ -100,7 +100,7 @@ def _threshold(model: Model, env: Environment, rule: Rule) -> str:
         burns = "; or ".join(slo_windows.describe(w, "×")
                              for w in burn_conditions(slo, env, labels[c.LABEL_SLO_ALERT]))
         return (f"SLO {code(slo.id)} (objective {c.fmt_number(slo.objective * 100)} % over {slo.period}, "
-                f"runs {env.cadence.describe()}): "
+                f"{c.slo_basis(slo, env)}): "
                 f"burn rate above {burns}")
     notice = next((a for a in model.alerts if a.kind == "not_reporting" and never_reported_name(a) == rule["alert"]),
                   None)

@@ -308,9 +308,13 @@ def burn_rate_panel(b: _Build) -> Any:
     ]
     factors = sorted({w.factor for _slo, w in pages})
     windows = list(dict.fromkeys(window for _slo, window in series))
+    kinds = {slo.sli.run_based for slo, _w in pages}
+    basis = (f"fitted to runs {b.env.cadence.describe()}" if kinds == {True} else "of the SRE workbook"
+             if kinds == {False} else f"fitted to runs {b.env.cadence.describe()} (the workbook's for SLIs on "
+             f"events)")
     return b.g.TimeSeries(
         **b.common("Burn rate", f"How fast each SLO spends its error budget over the {' and '.join(windows)} "
-                   f"windows fitted to runs {b.env.cadence.describe()} (1 = the whole budget over the period); "
+                   f"windows {basis} (1 = the whole budget over the period); "
                    "the lines are the page thresholds. No runs in a window: no point.", targets),
         unit="short", valueMin=0, thresholdsStyleMode="line",
         extraJson={"fieldConfig": {"defaults": {"noValue": "No runs"}}},

@@ -18,7 +18,6 @@ from obsgen.model import SLO, Alert, Environment, Model, Step
 from obsgen.placeholders import fill
 
 Rule = dict[str, Any]
-RUN_SLIS = ("pass_rate", "latency")  # SLIs that count the selftest's runs (not a user's own ratio)
 PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
 LIVENESS_MARGIN = "10m"  # run time, push, scrape and evaluation delays on top of two missed runs
 
@@ -262,7 +261,7 @@ def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
             factors.append(slo_windows.describe(window))
             conditions = [f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget})"
                           for w in dict.fromkeys((window.long, window.short))]
-            if slo.sli.kind in RUN_SLIS:
+            if slo.sli.run_based:
                 # at least two failed runs: with irregular runs a window may hold a single run, and one failing
                 # run must never page or ticket on its own (increase() of a sparse counter reads ~2 for 2)
                 errors, _ = queries.sli_counts(model, env, slo, window.long)
@@ -276,7 +275,7 @@ def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
             "annotations": {
                 "summary": f"SLO {slo.id} in {env.name} is burning its error budget too fast ({severity})",
                 "description": (f"{slo.description} Objective {c.fmt_number(slo.objective * 100)} % over "
-                                f"{slo.period}, runs {env.cadence.describe()}; burn rate above "
+                                f"{slo.period}, {c.slo_basis(slo, env)}; burn rate above "
                                 + "; or ".join(factors) + "."),
                 "remediation": slo.remediation or "Find what consumes the error budget on the dashboard.",
                 "runbook_url": model.service.runbook_url(slo.runbook),

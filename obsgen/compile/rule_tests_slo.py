@@ -68,13 +68,15 @@ def _sli(model: Model, env: Environment, slo: SLO) -> _Sli | None:
 class _Cases:
     def __init__(self, model: Model, env: Environment, slo: SLO, sli: _Sli, rule_groups: list[kit.Doc]):
         self.model, self.env, self.slo, self.sli = model, env, slo, sli
-        self.cadence = int(env.cadence.seconds)
+        # an event-based SLI: a batch of events at every sample, as a request stream scraped every STEP
+        self.cadence = int(env.cadence.seconds) if slo.sli.run_based else STEP
         self.windows = c.burn_windows(slo, env)  # the fitting rules applied to the spec
         self.budget = 1 - slo.objective
         self.records = {r["record"]: r.get("labels", {}) for g in rule_groups for r in g["rules"] if "record" in r}
         self.rules = {r["labels"][c.LABEL_SLO_ALERT]: r for g in rule_groups for r in g["rules"] if "alert" in r}
         self.matchers = c.slo_matchers(model, env, slo)
-        self.name = f"{env.name}: SLO {slo.id}, runs every {kit.dur(self.cadence)}"
+        self.name = (f"{env.name}: SLO {slo.id}, " + (f"runs every {kit.dur(self.cadence)}" if slo.sli.run_based
+                                                     else f"events every {kit.dur(self.cadence)}"))
 
     # -- the three groups -------------------------------------------------------------------------------
 
@@ -136,7 +138,7 @@ class _Cases:
             if any(r is not None and abs(r - threshold) < Fraction(1, 10**9) for r in ratios):
                 return None
             failed, _ = runs.count(at - durations.seconds(b.long), at)
-            enough = failed >= slo_windows.MIN_FAILED_RUNS or self.slo.sli.kind not in ("pass_rate", "latency")
+            enough = failed >= slo_windows.MIN_FAILED_RUNS or not self.slo.sli.run_based
             fires = fires or (all(r is not None and r > threshold for r in ratios) and enough)
         rule = self.rules[severity]
         firing = [kit.intended(*self._intended(severity), self.sli.labels, 0.0)] if fires else []
@@ -152,7 +154,7 @@ class _Cases:
         annotations = {
             "summary": f"SLO {slo.id} in {env.name} is burning its error budget too fast ({severity})",
             "description": (f"{slo.description} Objective {c.fmt_number(slo.objective * 100)} % over {slo.period}, "
-                            f"runs {env.cadence.describe()}; burn rate above {windows}."),
+                            f"{c.slo_basis(slo, env)}; burn rate above {windows}."),
             "remediation": slo.remediation or "Find what consumes the error budget on the dashboard.",
             "runbook_url": model.service.runbook_url(slo.runbook),
             **kit.intended_dashboard(model, env, c.ALL_STEPS),

@@ -156,7 +156,11 @@ def slos(doc: Located) -> Iterator[Problem]:
             for key in ("error_query", "total_query"):
                 if key in sli:
                     yield doc.problem(("slos", i, "sli", key), f"{key!r} applies only to kind ratio")
-        yield from _budget_in_runs(doc, i, slo)
+            if sli.get("counts") == "events":
+                yield doc.problem(("slos", i, "sli", "counts"), f"a {kind} SLI counts the selftest's runs; "
+                                  f"counts: events applies only to kind ratio (an SLI on requests)")
+        if sli.get("counts", "events" if kind == "ratio" else "runs") == "runs":
+            yield from _budget_in_runs(doc, i, slo)
 
 
 def cadences(doc: Located) -> Iterator[Problem]:

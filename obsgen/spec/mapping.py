@@ -88,7 +88,8 @@ def _slo(s: dict[str, Any]) -> m.SLO:
         id=s["id"], description=s.get("description", ""),
         objective=Fraction(str(s["objective"])), period=s.get("period", "30d"),
         sli=m.SLI(kind=sli["kind"], threshold_seconds=float(sli.get("threshold_seconds", 0)),
-                  error_query=sli.get("error_query", ""), total_query=sli.get("total_query", "")),
+                  error_query=sli.get("error_query", ""), total_query=sli.get("total_query", ""),
+                  counts=sli.get("counts", "events" if sli["kind"] == "ratio" else "runs")),
         remediation=s.get("remediation", ""), runbook=s.get("runbook", ""))
 
 

@@ -1,0 +1,104 @@
+"""SLIs on requests: a `ratio` SLI counts events unless the spec says it counts runs. The run cadence is a
+property of the selftest's runs, not of a request stream: an event SLI gets the SRE workbook's windows and
+factors as they are (no fitting, no two-run budget rule), as Sloth gives them.
+
+Sloth's getting-started SLO (service myservice, requests-availability: 99.9 % over Sloth's default 30d,
+errors `code=~"(5..|429)"` over all requests) is added to the reference spec. Sloth's alerts for it,
+from its documentation: page when the 1h and 5m error ratios both exceed 14.4 x the budget, or the 6h and
+30m ratios 6 x; ticket when 1d and 2h exceed 3 x, or 3d and 6h 1 x.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from conftest import REFERENCE_SPEC, ROOT
+
+from obsgen import slo_windows
+
+SLOTH = {
+    "id": "requests-availability",
+    "description": "Common SLO based on availability for HTTP request responses.",
+    "objective": 0.999,
+    "period": "30d",
+    "sli": {
+        "kind": "ratio",
+        "error_query": 'sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[{{window}}]))',
+        "total_query": 'sum(rate(http_request_duration_seconds_count{job="myservice"}[{{window}}]))',
+    },
+}
+# (severity, long, short, factor) of Sloth's page and ticket alerts.
+SLOTH_ALERTS = [("page", "1h", "5m", "14.4"), ("page", "6h", "30m", "6"),
+                ("ticket", "1d", "2h", "3"), ("ticket", "3d", "6h", "1")]
+
+
+def _spec(tmp_path: Path, **sli: str) -> Path:
+    data = yaml.safe_load(REFERENCE_SPEC.read_text())
+    data["slos"].append({**SLOTH, "sli": {**SLOTH["sli"], **sli}})
+    path = tmp_path / "selftest.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def test_workbook_windows_over_30d_are_sloths() -> None:
+    windows = slo_windows.workbook(30 * 86400)
+    assert [(w.severity, w.long, w.short, float(w.factor)) for w in windows] == \
+        [(s, long, short, float(f)) for s, long, short, f in SLOTH_ALERTS]
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from obsgen.cli import main
+
+    tmp = tmp_path_factory.mktemp("sloth")
+    out = tmp / "generated"
+    assert main(["build", "--spec", str(_spec(tmp)), "--out", str(out), "-q"]) == 0
+    return out
+
+
+@pytest.mark.parametrize("env", ["dev", "staging", "prod"])
+def test_sloths_example_slo_builds_in_every_environment_with_sloths_windows_and_factors(built: Path, env: str) -> None:
+    rules = yaml.safe_load((built / env / "prometheus" / "slo-requests-availability.rules.yaml").read_text())
+    alerts = {r["labels"]["slo_alert"]: r for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    for severity, long, short, factor in SLOTH_ALERTS:
+        expr = alerts[severity]["expr"]
+        for window in (long, short):
+            sel = f'slo:sli_error:ratio_rate{window}{{env="{env}",slo="requests-availability"}}'
+            assert f"{sel} > ({factor} * 0.001)" in expr, (severity, window, expr)
+    # no two-failed-runs clause: requests are not runs
+    assert "increase(" not in alerts["page"]["expr"] and "increase(" not in alerts["ticket"]["expr"]
+    records = {r["record"]: r for g in rules["groups"] for r in g["rules"] if "record" in r}
+    assert records["slo:sli_error:ratio_rate5m"]["expr"] == (
+        '(sum(rate(http_request_duration_seconds_count{job="myservice",code=~"(5..|429)"}[5m])))\n/\n'
+        '((sum(rate(http_request_duration_seconds_count{job="myservice"}[5m]))) > 0)')
+    assert "counts events" in alerts["page"]["annotations"]["description"]
+
+
+def test_generated_rule_tests_feed_an_event_slo_a_request_stream() -> None:
+    """The large test spec's custom-ratio SLO (errors and requests of their own metrics; promtool runs its
+    generated tests with every other in test_rule_tests): events every sample, not runs at the cadence."""
+    tests = sorted(ROOT.glob("tests/goldens/large/*/tests/rules/slo-custom-ratio.test.yaml"))
+    assert tests
+    for test in tests:
+        names = [g["name"] for g in yaml.safe_load(test.read_text())["tests"]]
+        assert names and all(": SLO custom-ratio, events every 5m: " in name for name in names), names
+
+
+def test_a_ratio_that_counts_runs_keeps_the_two_run_budget_rule(run_cli, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, counts="runs")
+    result = run_cli("validate", "--spec", str(spec))
+    assert result.code == 2
+    # staging runs at least every 2h: 30d * 0.001 / 2h = 0.36 runs
+    assert "in staging (runs at least every 2h) the error budget of objective 0.999 over 30d is 0.36 run(s), " \
+           "fewer than 2" in result.err
+
+
+def test_counts_events_on_a_run_sli_is_refused(run_cli, tmp_path: Path) -> None:
+    data = yaml.safe_load(REFERENCE_SPEC.read_text())
+    data["slos"][0]["sli"]["counts"] = "events"
+    spec = tmp_path / "selftest.yaml"
+    spec.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = run_cli("validate", "--spec", str(spec))
+    assert result.code == 2
+    assert "a pass_rate SLI counts the selftest's runs; counts: events applies only to kind ratio" in result.err
