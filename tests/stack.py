@@ -315,13 +315,14 @@ class Stack:
     Odd Prometheus set-ups, for clients that must cope with them: `relative_config=True` starts
     Prometheus with a relative `--config.file` and the glob `rules/*.yaml`, so /api/v1/rules reports
     rule files as `rules/<name>` (relative to Prometheus's working directory, not the client's);
-    `lifecycle=False` leaves out --web.enable-lifecycle, so /-/reload answers 403.
+    `lifecycle=False` leaves out --web.enable-lifecycle, so /-/reload answers 403. Prometheus keeps
+    `retention` (30d: the reference spec's SLO periods fit); `retention=None` leaves Prometheus's default (15d).
     """
 
     def __init__(self, alertmanager_config: str | None = None, sink: Sink | None = None,
                  scrape_interval: str = "1s", evaluation_interval: str | None = None,
                  components: Iterable[str] = COMPONENTS, resend_delay: str = "3s",
-                 relative_config: bool = False, lifecycle: bool = True) -> None:
+                 relative_config: bool = False, lifecycle: bool = True, retention: str | None = "30d") -> None:
         components = tuple(components)
         unknown = set(components) - set(COMPONENTS)
         if unknown:
@@ -331,7 +332,7 @@ class Stack:
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval or scrape_interval
         self.resend_delay = resend_delay
-        self.relative_config, self.lifecycle = relative_config, lifecycle
+        self.relative_config, self.lifecycle, self.retention = relative_config, lifecycle, retention
         self._am_config = alertmanager_config if alertmanager_config is not None else default_alertmanager_config(sink)
         self._tmp = Path(tempfile.mkdtemp(prefix="obsgen-stack-"))
         self._rules_dir = self._tmp / "rules"
@@ -431,6 +432,7 @@ class Stack:
         return [BINARIES[name], f"--config.file={config}",
                 f"--storage.tsdb.path={self._tmp / 'prometheus-data'}", f"--web.listen-address={addr}",
                 *(["--web.enable-lifecycle"] if self.lifecycle else []), f"--web.external-url={url}",
+                *([f"--storage.tsdb.retention.time={self.retention}"] if self.retention else []),
                 f"--rules.alert.resend-delay={self.resend_delay}"]
 
     def _prometheus_config(self, port: int) -> str:

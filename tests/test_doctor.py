@@ -24,7 +24,7 @@ from obsgen import http
 
 GRAFANA_TOKEN = "glsa_doctor_test_token_0123456789"
 MIMIR_TOKEN = "mimir_doctor_test_token_0123456789"
-LINE = re.compile(r"(?P<mark>[✓✗-]) (?P<backend>[^:]+): (?P<what>[^:]+): (?P<detail>.*)")
+LINE = re.compile(r"(?P<mark>[✓✗!-]) (?P<backend>[^:]+): (?P<what>[^:]+): (?P<detail>.*)")
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +78,8 @@ def marks(checks) -> dict[tuple[str, str], str]:
 def test_a_healthy_dev_passes_every_check(run_cli, stack, grafana) -> None:
     result, checks, summary = doctor(run_cli, *dev_flags(stack, grafana), "--pushgateway", stack.pushgateway_url)
     expected = {("Grafana (dev)", what) for what in ("URL", "token", "reachable", "token accepted", "dashboards")}
-    expected |= {("Prometheus (dev)", what) for what in ("URL", "token", "reachable", "lifecycle API", "rules_dir")}
+    expected |= {("Prometheus (dev)", what) for what in ("URL", "token", "reachable", "lifecycle API", "retention",
+                                                        "rules_dir")}
     expected |= {("Alertmanager (dev)", what) for what in ("URL", "token", "reachable", "status API", "config_file")}
     expected |= {("Pushgateway", "URL"), ("Pushgateway", "reachable")}
     assert marks(checks) == {key: "✓" for key in expected}, result.out
@@ -104,7 +105,25 @@ def test_prometheus_without_the_lifecycle_api_is_a_problem_with_its_fix(run_cli,
     line = checks[("Prometheus (dev)", "lifecycle API")]
     assert line.group(0) == ("✗ Prometheus (dev): lifecycle API: off: Prometheus refuses POST /-/reload, so apply "
                              "cannot load new rules — fix: start Prometheus with --web.enable-lifecycle")
-    assert (result.code, summary) == (2, "dev: 1 problem (Prometheus (dev) lifecycle API); 4 checks passed")
+    assert (result.code, summary) == (2, "dev: 1 problem (Prometheus (dev) lifecycle API); 5 checks passed")
+
+
+def test_prometheus_keeping_less_than_the_longest_slo_period_is_a_warning_with_its_fix(run_cli) -> None:
+    # the reference spec's SLOs are over 28d; Prometheus keeps 15d unless told otherwise
+    with Stack(components=("prometheus",), retention=None) as default:
+        result, checks, summary = doctor(run_cli, "--env", "dev", "--only", "prometheus", "--prometheus-url",
+                                         default.prometheus_url, "--prometheus-rules-dir", str(default.rules_dir))
+    line = checks[("Prometheus (dev)", "retention")]
+    assert line.group(0) == ("! Prometheus (dev): retention: Prometheus keeps 15d, less than SLO pass-rate's period "
+                             "of 28d: its error budget and period ratio silently cover 15d only — fix: start "
+                             "Prometheus with --storage.tsdb.retention.time=28d or more")
+    assert (result.code, summary) == (0, "dev: all 5 checks passed, 1 warning")
+
+
+def test_prometheus_keeping_the_longest_slo_period_says_so(run_cli, stack, grafana) -> None:
+    _, checks, _ = doctor(run_cli, *dev_flags(stack, grafana), "--only", "prometheus")
+    assert checks[("Prometheus (dev)", "retention")].group(0) == (
+        "✓ Prometheus (dev): retention: Prometheus keeps 30d, at least SLO pass-rate's period of 28d")
 
 
 def test_prometheus_with_the_lifecycle_api_says_so(run_cli, stack, grafana) -> None:

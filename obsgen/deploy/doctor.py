@@ -6,87 +6,28 @@ authenticated read -- the read `diff` starts with -- that shows it reachable, th
 Mimir) the tenant served; then what `apply` will need: Prometheus's lifecycle API (it reloads the
 rules) and a writable rules directory, a readable Alertmanager config file in a writable directory,
 Mimir's secret files under OBSGEN_SECRET_DIRS. A Pushgateway is checked when one is given. A check
-that depends on one that failed is not run (and says so). Nothing is written anywhere.
+that depends on one that failed is not run (and says so). A warning (Prometheus keeps less than the longest
+SLO period) is said but fails nothing. Nothing is written anywhere.
 """
 from __future__ import annotations
 
 import errno
 import getpass
 import os
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
 from obsgen import access
 from obsgen import conventions as c
+from obsgen import durations
+from obsgen.deploy.checks import SKIP, Check, Checks, Report
 from obsgen.deploy.session import Overrides
 from obsgen.http import BackendError, Http, parallel
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment, Model
 
-OK, FAIL, SKIP = "ok", "fail", "skip"
-MARKS = {OK: "\u2713", FAIL: "\u2717", SKIP: "-"}
 ANY_STATUS = tuple(range(100, 600))  # the checks read every answer themselves
-
-
-@dataclass(frozen=True)
-class Check:
-    backend: str  # e.g. "Grafana (prod)"
-    what: str  # e.g. "token"
-    state: str  # OK, FAIL or SKIP
-    detail: str
-    fix: str = ""
-
-    def __str__(self) -> str:
-        fix = f" \u2014 fix: {self.fix}" if self.state == FAIL and self.fix else ""
-        return f"{MARKS[self.state]} {self.backend}: {self.what}: {self.detail}{fix}"
-
-
-@dataclass
-class Report:
-    env: str
-    checks: list[Check]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed
-
-    @property
-    def failed(self) -> list[Check]:
-        return [check for check in self.checks if check.state == FAIL]
-
-    def summary(self) -> str:
-        passed = sum(1 for check in self.checks if check.state == OK)
-        skipped = sum(1 for check in self.checks if check.state == SKIP)
-        not_run = f", {skipped} not run" if skipped else ""
-        if self.ok:
-            return f"{self.env}: all {passed} checks passed{not_run}"
-        problems = len(self.failed)
-        return (f"{self.env}: {problems} problem{'s' if problems > 1 else ''} "
-                f"({', '.join(dict.fromkeys(f'{ch.backend} {ch.what}' for ch in self.failed))}); "
-                f"{passed} check{'' if passed == 1 else 's'} passed{not_run}")
-
-
-@dataclass
-class _Checks:
-    """The checks of one backend, in order; `halted` once one fails that later ones depend on."""
-
-    backend: str
-    checks: list[Check] = field(default_factory=list)
-    halted: str = ""
-    url_fix: str = ""  # how to point obsgen at another URL
-
-    def ok(self, what: str, detail: str) -> None:
-        self.checks.append(Check(self.backend, what, OK, detail))
-
-    def fail(self, what: str, detail: str, fix: str, halt: bool = False) -> None:
-        self.checks.append(Check(self.backend, what, FAIL, detail, fix))
-        if halt and not self.halted:
-            self.halted = what
-
-    def skip(self, what: str, why: str = "") -> None:
-        self.checks.append(Check(self.backend, what, SKIP, why or f"not checked: the {self.halted} check failed"))
 
 
 LABELS = {("grafana", "grafana"): "Grafana", ("prometheus", "prometheus"): "Prometheus",
@@ -120,7 +61,7 @@ def run(model: Model, env: Environment, overrides: Overrides, only: tuple[str, .
 
 def _backend(model: Model, env: Environment, spec: BackendSpec, label: str, overrides: Overrides,
              source: str) -> list[Check]:
-    checks = _Checks(label)
+    checks = Checks(label)
     url = overrides.urls.get(spec.kind)
     http = _access(checks, env, spec, url, source)
     read = {("grafana", "grafana"): _grafana, ("prometheus", "prometheus"): _prometheus,
@@ -131,7 +72,7 @@ def _backend(model: Model, env: Environment, spec: BackendSpec, label: str, over
     return checks.checks
 
 
-def _access(checks: _Checks, env: Environment, spec: BackendSpec, url: str | None, source: str) -> Http | None:
+def _access(checks: Checks, env: Environment, spec: BackendSpec, url: str | None, source: str) -> Http | None:
     """URL, may credentials go there, is the token there: the checks no request is needed for.
     An Http client for the backend when they passed, else None."""
     where = f"from {source or 'an override'}" if url else "the spec's"
@@ -164,7 +105,7 @@ def _access(checks: _Checks, env: Environment, spec: BackendSpec, url: str | Non
         return None
 
 
-def _token(checks: _Checks, env: Environment, spec: BackendSpec) -> None:
+def _token(checks: Checks, env: Environment, spec: BackendSpec) -> None:
     name = checks.backend.rsplit(" (", 1)[0]
     if spec.token_env:
         if not os.environ.get(spec.token_env, "").strip():
@@ -188,7 +129,7 @@ def _token(checks: _Checks, env: Environment, spec: BackendSpec) -> None:
         checks.ok("token", f"token_file {spec.token_file} is readable")
 
 
-def _get(checks: _Checks, http: Http | None, spec: BackendSpec, path: str, **kwargs: Any) -> Any:
+def _get(checks: Checks, http: Http | None, spec: BackendSpec, path: str, **kwargs: Any) -> Any:
     """One authenticated read: the `reachable` and `token accepted` checks; the answer when both pass."""
     if http is None:
         checks.skip("reachable")
@@ -217,7 +158,7 @@ def _get(checks: _Checks, http: Http | None, spec: BackendSpec, path: str, **kwa
     return None if checks.halted else response
 
 
-def _grafana(checks: _Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
+def _grafana(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
              overrides: Overrides) -> None:
     folder = c.grafana_folder_uid(model, env)
     response = _get(checks, http, spec, "/api/search", params={
@@ -238,7 +179,7 @@ def _grafana(checks: _Checks, http: Http | None, model: Model, env: Environment,
                             f"obsgen's")
 
 
-def _prometheus(checks: _Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
+def _prometheus(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
                 overrides: Overrides) -> None:
     response = _get(checks, http, spec, "/api/v1/rules")
     if response is not None and response.status_code != 200:
@@ -248,10 +189,42 @@ def _prometheus(checks: _Checks, http: Http | None, model: Model, env: Environme
         checks.skip("lifecycle API")
     else:
         _lifecycle(checks, http)
+        _retention(checks, http, model)
     _rules_dir(checks, Path(overrides.prometheus_rules_dir or spec.rules_dir))
 
 
-def _lifecycle(checks: _Checks, http: Http) -> None:
+def _retention(checks: Checks, http: Http, model: Model) -> None:
+    """An SLO's budget and period ratio cover only what Prometheus keeps: its retention (runtimeinfo's
+    storageRetention: `15d`, `45d or 1GiB`, `1GiB`) against the longest SLO period. A warning, not a failure:
+    nothing obsgen writes breaks, but the numbers cover less than the spec says."""
+    if not model.slos:
+        return
+    longest = max(model.slos, key=lambda slo: durations.seconds(slo.period))
+    need, fix = f"SLO {longest.id}'s period of {longest.period}", \
+        f"start Prometheus with --storage.tsdb.retention.time={longest.period} or more"
+    try:
+        response = http.request("GET", "/api/v1/status/runtimeinfo", ok=ANY_STATUS)
+        data = http.json(response, dict).get("data") if response.status_code == 200 else None
+    except BackendError as exc:
+        checks.skip("retention", f"could not tell: {exc}")
+        return
+    kept = data.get("storageRetention") if isinstance(data, dict) else None
+    if not isinstance(kept, str) or not kept:
+        checks.skip("retention", "could not tell: GET /api/v1/status/runtimeinfo names no storageRetention")
+        return
+    by_time = kept.split(" or ")[0].strip()
+    if not durations.is_duration(by_time):
+        checks.warn("retention", f"Prometheus keeps data by size only ({kept}): how far back that reaches "
+                                 f"depends on the data, and {need} may not fit", fix)
+    elif durations.seconds(by_time) < durations.seconds(longest.period):
+        checks.warn("retention", f"Prometheus keeps {kept}, less than {need}: its error budget and period "
+                                 f"ratio silently cover {by_time} only", fix)
+    else:
+        size = " (the size limit may cut it shorter)" if " or " in kept else ""
+        checks.ok("retention", f"Prometheus keeps {kept}, at least {need}{size}")
+
+
+def _lifecycle(checks: Checks, http: Http) -> None:
     """Prometheus reloads its rules on POST /-/reload only with --web.enable-lifecycle. Without a reload
     to try (a reload is not harmless: it restarts the notifier's discovery), the flags it runs with say:
     GET /-/reload answers 405 whether the API is on or off (checked against Prometheus 2.42)."""
@@ -272,7 +245,7 @@ def _lifecycle(checks: _Checks, http: Http) -> None:
                                      f"{response.status_code} without web.enable-lifecycle")
 
 
-def _rules_dir(checks: _Checks, path: Path) -> None:
+def _rules_dir(checks: Checks, path: Path) -> None:
     if not path.is_dir():
         what = "is not a directory" if path.exists() else "does not exist"
         checks.fail("rules_dir", f"{path} {what}",
@@ -285,7 +258,7 @@ def _rules_dir(checks: _Checks, path: Path) -> None:
         checks.ok("rules_dir", f"{path} exists and is writable")
 
 
-def _mimir_ruler(checks: _Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
+def _mimir_ruler(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
                  overrides: Overrides) -> None:
     from obsgen.deploy.backends.mimir_ruler import DEFAULT_PATH
 
@@ -294,7 +267,7 @@ def _mimir_ruler(checks: _Checks, http: Http | None, model: Model, env: Environm
                                   "enabled (-ruler.enable-api)")
 
 
-def _mimir_alertmanager(checks: _Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
+def _mimir_alertmanager(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
                         overrides: Overrides) -> None:
     from obsgen.deploy.backends.mimir_alertmanager import DEFAULT_PATH
 
@@ -304,7 +277,7 @@ def _mimir_alertmanager(checks: _Checks, http: Http | None, model: Model, env: E
     _secret_files(checks, env, spec, overrides.alertmanager_url)
 
 
-def _tenant(checks: _Checks, http: Http | None, spec: BackendSpec, path: str, api: str, empty: str,
+def _tenant(checks: Checks, http: Http | None, spec: BackendSpec, path: str, api: str, empty: str,
             empty_means: str, fix: str) -> None:
     """Mimir's answer for the tenant: 200, or 404 with the body that means "nothing stored for it yet"."""
     response = _get(checks, http, spec, path)
@@ -321,7 +294,7 @@ def _tenant(checks: _Checks, http: Http | None, spec: BackendSpec, path: str, ap
                               f"{': ' + first[0][:120] if first else ''})", fix)
 
 
-def _secret_files(checks: _Checks, env: Environment, spec: BackendSpec, url: str | None) -> None:
+def _secret_files(checks: Checks, env: Environment, spec: BackendSpec, url: str | None) -> None:
     """Mimir refuses *_file secrets, so obsgen reads them and sends their values: only from under
     OBSGEN_SECRET_DIRS, and only to an endpoint the operator allows."""
     paths = sorted({p for target in env.channels for p in (target.routing_key_file, target.api_url_file) if p})
@@ -349,7 +322,7 @@ def _secret_files(checks: _Checks, env: Environment, spec: BackendSpec, url: str
                                   f"{access.SECRET_DIRS}")
 
 
-def _alertmanager(checks: _Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
+def _alertmanager(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
                   overrides: Overrides) -> None:
     response = _get(checks, http, spec, "/api/v2/status")
     if response is None:
@@ -367,7 +340,7 @@ def _alertmanager(checks: _Checks, http: Http | None, model: Model, env: Environ
     _config_file(checks, Path(overrides.alertmanager_config_file or spec.config_file))
 
 
-def _config_file(checks: _Checks, path: Path) -> None:
+def _config_file(checks: Checks, path: Path) -> None:
     import yaml
 
     fix_path = "point the spec's config_file (or --alertmanager-config-file) at the file Alertmanager runs " \
@@ -397,7 +370,7 @@ def _config_file(checks: _Checks, path: Path) -> None:
 
 
 def _pushgateway(url: str, source: str) -> list[Check]:
-    checks = _Checks("Pushgateway")
+    checks = Checks("Pushgateway")
     checks.ok("URL", f"{url} (from {source or 'an override'})")
     try:
         response = Http("Pushgateway", url).request("GET", "/api/v1/status", ok=ANY_STATUS)
