@@ -202,12 +202,10 @@ def _retention(checks: Checks, http: Http, model: Model) -> None:
     longest = max(model.slos, key=lambda slo: durations.seconds(slo.period))
     need, fix = f"SLO {longest.id}'s period of {longest.period}", \
         f"start Prometheus with --storage.tsdb.retention.time={longest.period} or more"
-    try:
-        response = http.request("GET", "/api/v1/status/runtimeinfo", ok=ANY_STATUS)
-        data = http.json(response, dict).get("data") if response.status_code == 200 else None
-    except BackendError as exc:
-        checks.skip("retention", f"could not tell: {exc}")
+    status = _status(checks, http, "runtimeinfo", "retention")
+    if status is None:
         return
+    data, _code = status
     kept = data.get("storageRetention") if isinstance(data, dict) else None
     if not isinstance(kept, str) or not kept:
         checks.skip("retention", "could not tell: GET /api/v1/status/runtimeinfo names no storageRetention")
@@ -224,16 +222,26 @@ def _retention(checks: Checks, http: Http, model: Model) -> None:
         checks.ok("retention", f"Prometheus keeps {kept}, at least {need}{size}")
 
 
+def _status(checks: Checks, http: Http, page: str, what: str) -> tuple[Any, int] | None:
+    """The `data` of Prometheus's /api/v1/status/<page> (None unless HTTP 200) and the HTTP status; None,
+    with `what` skipped as "could not tell", when the request fails."""
+    try:
+        response = http.request("GET", f"/api/v1/status/{page}", ok=ANY_STATUS)
+        data = http.json(response, dict).get("data") if response.status_code == 200 else None
+    except BackendError as exc:
+        checks.skip(what, f"could not tell: {exc}")
+        return None
+    return data, response.status_code
+
+
 def _lifecycle(checks: Checks, http: Http) -> None:
     """Prometheus reloads its rules on POST /-/reload only with --web.enable-lifecycle. Without a reload
     to try (a reload is not harmless: it restarts the notifier's discovery), the flags it runs with say:
     GET /-/reload answers 405 whether the API is on or off (checked against Prometheus 2.42)."""
-    try:
-        response = http.request("GET", "/api/v1/status/flags", ok=ANY_STATUS)
-        flags = http.json(response, dict).get("data") if response.status_code == 200 else None
-    except BackendError as exc:
-        checks.skip("lifecycle API", f"could not tell: {exc}")
+    status = _status(checks, http, "flags", "lifecycle API")
+    if status is None:
         return
+    flags, code = status
     value = flags.get("web.enable-lifecycle") if isinstance(flags, dict) else None
     if value == "true":
         checks.ok("lifecycle API", "on (--web.enable-lifecycle): apply can reload the rules")
@@ -242,7 +250,7 @@ def _lifecycle(checks: Checks, http: Http) -> None:
                     "start Prometheus with --web.enable-lifecycle")
     else:
         checks.skip("lifecycle API", f"could not tell: GET /api/v1/status/flags answered HTTP "
-                                     f"{response.status_code} without web.enable-lifecycle")
+                                     f"{code} without web.enable-lifecycle")
 
 
 def _rules_dir(checks: Checks, path: Path) -> None:
