@@ -30,6 +30,8 @@ class Metrics:
     duration_buckets: tuple[float, ...]
     step_failures_total: str = "selftest_step_failures_total"  # counter: runs in which the step failed
     recent_runs: str = "selftest_recent_run_timestamp_seconds"  # gauge: the last runs counted (obsgen emit)
+    step_last_failure: str = "selftest_step_last_failure_timestamp_seconds"  # gauge: the step's last failed run
+    step_last_pass: str = "selftest_step_last_pass_timestamp_seconds"  # gauge: the step's last passing run
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,19 @@ def step_failed_alerting(model: Model, env: Environment, *matchers: str) -> str:
     return f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}, {c.DRILL_LABEL}) ({sel})"
 
 
+def step_failed_since_pass(model: Model, env: Environment, hold_seconds: float, *matchers: str) -> str:
+    """A step's failure as its alert reads it, from the times `obsgen emit` keeps per step (not the gauge of
+    the last run): it failed after it last passed, or it failed within the last `hold_seconds`. So a passing
+    retry seconds after a failure cannot hide it (the failure holds the alert long enough to fire), and the
+    alert resolves on a passing run, never on silence. Real runs and drills apart, as in
+    step_failed_alerting; a step that never failed has no failure series, so it never fires."""
+    m = model.metrics
+    by = f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}, {c.DRILL_LABEL})"
+    failed = f"{by} ({c.selector(m.step_last_failure, c.env_matcher(model, env), *matchers)})"
+    passed = f"{by} ({c.selector(m.step_last_pass, c.env_matcher(model, env), *matchers)})"
+    return f"{failed} > {passed}\nor\n{failed} > time() - {c.fmt_number(hold_seconds)}"
+
+
 def failing_steps_by_tier(model: Model, env: Environment) -> str:
     m = model.metrics
     return f"sum by ({m.env_label}, {c.LABEL_TIER}) ({step_failed(model, env)})"

@@ -141,7 +141,9 @@ def test_the_default_summaries_read_as_the_issue_expects(run_cli, tmp_path: Path
     out = build(run_cli, _without_summaries(SPEC), tmp_path)
     rules = out / "prod/prometheus/selftest.rules.yaml"
     seen = run_cases(rules, {
-        'selftest_step_failed{env="prod",step_id="core-checks",tier="kernel"}': "1x10",
+        # core-checks failed at 60 s and has not passed since (as obsgen emit writes a failing run)
+        'selftest_step_last_failure_timestamp_seconds{env="prod",step_id="core-checks",tier="kernel"}': "_ 60x9",
+        'selftest_step_last_pass_timestamp_seconds{env="prod",step_id="core-checks",tier="kernel"}': "0x10",
         'selftest_queue_depth{env="prod"}': "9x10"}, [(5 * 60, "SelftestKernelStepFailed"),
                                                      (5 * 60, "SelftestQueueBacklog"),
                                                      (5 * 60, "SelftestNotReportingNoData")], tmp_path)

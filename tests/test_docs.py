@@ -189,9 +189,10 @@ def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Mode
     assert _section(_docs(model, "prod"), "Inhibition") == [
         "",
         f'1. While an alert matching {scope}, `tier="kernel"`, `severity="critical"`, `drill!="true"` fires, alerts matching '
-        f'{scope}, `tier=~"governance|optional"` with the same `env` are not sent.',
+        f'{scope}, `tier=~"governance|optional"`, `step_id!="all"` with the same `env` are not sent.',
+        # not the alerts about whole runs: a job that failed and then died must still say it stopped
         "   Here: SelftestKernelStepFailed mutes SelftestGovernanceFailuresAboveTolerance, "
-        "SelftestOptionalStepFailed, SelftestNotReporting, SelftestNotReportingNoData, SelftestSlowRuns.",
+        "SelftestOptionalStepFailed.",
         f'2. While an alert matching {scope}, `slo_alert="page"` fires, alerts matching {scope}, '
         '`slo_alert="ticket"` with the same `env`, `slo` are not sent.',
         "   Here: SLOBurnRatePage mutes SLOBurnRateTicket.",

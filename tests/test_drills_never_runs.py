@@ -67,12 +67,15 @@ def test_a_drill_fires_its_own_kernel_alert_beside_a_real_one_and_resolves_nothi
     wait = durations.seconds(KERNEL.params_for(env).for_ or "0s")
     at = int(wait) + 3 * STEP
     samples = at // STEP + 5
-    metric = MODEL.metrics.step_failed
+    failed, passed = MODEL.metrics.step_last_failure, MODEL.metrics.step_last_pass
     labels = f'env="{env}",job="selftest",step_id="{KERNEL_STEP}",tier="kernel"'
-    # The real run failed the step; a drill of the same step, later, passes it (0) and then fails it (1).
+    # As obsgen emit writes them: the real run failed the step at 0 s and it has not passed since; a drill
+    # group, later, passes it (at 60 s) and then fails it (at 120 s).
     series = [
-        {"series": f"{metric}{{{labels}}}", "values": f"1x{samples}"},
-        {"series": f'{metric}{{{labels},drill="true"}}', "values": f"0x2 1x{samples - 2}"},
+        {"series": f"{failed}{{{labels}}}", "values": f"0x{samples}"},
+        {"series": f"{passed}{{{labels}}}", "values": f"-1x{samples}"},
+        {"series": f'{failed}{{{labels},drill="true"}}', "values": f"_x2 120x{samples - 2}"},
+        {"series": f'{passed}{{{labels},drill="true"}}', "values": f"_ 60x{samples - 1}"},
     ]
     test = {"interval": "1m", "input_series": series, "promql_expr_test": [
         {"expr": _firing(KERNEL.name, env, ", drill"), "eval_time": f"{at}s", "exp_samples": [
@@ -87,7 +90,7 @@ def test_no_rule_reads_run_data_without_leaving_drills_out() -> None:
     """Every selector of a run metric in the committed rules says drill!="true", except the step alerts'
     (which group by drill instead)."""
     names = (MODEL.metrics.runs_total, MODEL.metrics.run_duration, MODEL.metrics.last_run_timestamp,
-             MODEL.metrics.step_failures_total, MODEL.metrics.step_failed)
+             MODEL.metrics.step_failures_total, MODEL.metrics.step_failed)  # the step times only the step alerts read
     for env in ENVS:
         for path in sorted((ROOT / "generated" / env / "prometheus").glob("*.yaml")):
             for group in yaml.safe_load(path.read_text())["groups"]:

@@ -220,6 +220,13 @@ selftest_step_failed{env="dev",step_id="docs",tier="governance"} 0.0
 # TYPE selftest_step_failures_total counter
 selftest_step_failures_total{env="dev",step_id="build",tier="kernel"} 1.0
 selftest_step_failures_total{env="dev",step_id="docs",tier="governance"} 0.0
+# HELP selftest_step_last_failure_timestamp_seconds Unix time of the last run in which the step failed (no series before it first fails).
+# TYPE selftest_step_last_failure_timestamp_seconds gauge
+selftest_step_last_failure_timestamp_seconds{env="dev",step_id="build",tier="kernel"} 1.7645166e+09
+# HELP selftest_step_last_pass_timestamp_seconds Unix time of the last run in which the step passed (0: never).
+# TYPE selftest_step_last_pass_timestamp_seconds gauge
+selftest_step_last_pass_timestamp_seconds{env="dev",step_id="build",tier="kernel"} 0.0
+selftest_step_last_pass_timestamp_seconds{env="dev",step_id="docs",tier="governance"} 1.7645166e+09
 """
 
 
@@ -287,6 +294,22 @@ def test_the_step_failure_counter_is_counted_in_every_environment_alike(model) -
         assert {k for k, v in _failures(text).items() if v} == {"bdd", "ac-status", "ac-coverage"}
 
 
+def test_each_step_keeps_the_time_it_last_failed_and_last_passed_whatever_runs_since(model) -> None:
+    # kernel-failed (16:30): core-checks fails; governance-failed (17:30): bdd, ac-status, ac-coverage fail,
+    # extras is skipped, core-checks passes; a partial run (18:29:57) runs core-checks alone, and passes it.
+    first = emit.exposition(model, "dev", _report("kernel-failed.json", model))
+    second = emit.exposition(model, "dev", _report("governance-failed.json", model), previous=first)
+    third = emit.exposition(model, "dev", _report("kernel-only.json", model), previous=second)
+    failed = {labels["step_id"]: v for name, labels, v in emit.parse_exposition(third)
+              if name == "selftest_step_last_failure_timestamp_seconds"}
+    passed = {labels["step_id"]: v for name, labels, v in emit.parse_exposition(third)
+              if name == "selftest_step_last_pass_timestamp_seconds"}
+    h1630, h1730, h1829 = 1764520200.0, 1764523800.0, 1764527397.0
+    assert failed == {"core-checks": h1630, "bdd": h1730, "ac-status": h1730, "ac-coverage": h1730}
+    assert passed["core-checks"] == h1829 and passed["bdd"] == h1630 and passed["extras"] == h1630  # SKIP at 17:30
+    assert passed["skills-governance"] == h1730  # not in the partial run: unchanged
+
+
 def test_the_step_failure_counter_is_read_back_like_the_other_counters(model) -> None:
     first = emit.exposition(model, "dev", _report("kernel-failed.json", model))
     # The same exposition twice over (a Pushgateway answer can hold a series per group member) counts
@@ -338,7 +361,7 @@ def test_extra_labels_go_on_every_series_and_reserved_names_are_refused(minimal)
     report = _report("minimal-run.json", minimal)
     text = emit.exposition(minimal, "dev", report, extra_labels={"runner": 'ci "7"\\x'})
     series = [line for line in text.splitlines() if not line.startswith("#")]
-    assert len(series) == 16 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
+    assert len(series) == 19 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
     for name in ("env", "step_id", "le", "__name__", "bad-name"):
         with pytest.raises(ObsgenError, match=f"extra label '{name}'"):
             emit.exposition(minimal, "dev", report, extra_labels={name: "x"})

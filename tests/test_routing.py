@@ -300,8 +300,12 @@ def test_a_kernel_alert_inhibits_governance_and_optional_alerts_of_its_own_envir
     governance = _find(prod, alertname="SelftestGovernanceFailuresAboveTolerance", step_id="bdd")
     optional = _find(prod, alertname="SelftestOptionalStepFailed", step_id="extras")
     slow = _find(prod, alertname="SelftestSlowRuns")
-    for target in (governance, optional, slow):
+    stale = _find(prod, alertname="SelftestNotReporting")
+    for target in (slow, stale):  # about whole runs: a job that failed and died must still say so
+        assert not inhibited(config, target, [kernel])
+    for target in (governance, optional):
         assert inhibited(config, target, [kernel])
+        assert not inhibited(config, target, [{**kernel, "drill": "true"}])  # a drill mutes nothing
         assert not inhibited(config, target, [_find(prod, alertname="SelftestNotReporting")])  # governance tier
         assert not inhibited(config, target, [_find(dev, alertname="SelftestKernelStepFailed")])
         assert not inhibited(config, target, [])

@@ -179,7 +179,10 @@ def _inhibit_rules(model: Model, owner: amtree.Owner) -> list[dict[str, Any]]:
         if lesser:  # a failing critical tier silences the lesser tiers of the same environment; a drill never
             rules.append({"source_matchers": [*scope, _matcher(c.LABEL_TIER, tier),
                                               _matcher(c.LABEL_SEVERITY, "critical"), c.NOT_DRILL],
-                          "target_matchers": [*scope, _matcher(c.LABEL_TIER, "|".join(lesser), "=~")],
+                          # not the alerts about whole runs (liveness, slow runs): a job that failed and then
+                          # died must still say it stopped reporting
+                          "target_matchers": [*scope, _matcher(c.LABEL_TIER, "|".join(lesser), "=~"),
+                                              _matcher(c.LABEL_STEP, c.ALL_STEPS, "!=")],
                           "equal": [env_label]})
     if model.slos:  # a page for an SLO silences its ticket
         rules.append({"source_matchers": [*scope, _matcher(c.LABEL_SLO_ALERT, "page")],

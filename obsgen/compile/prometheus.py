@@ -141,10 +141,21 @@ def _alert_rule(alert: Alert, env: Environment, expr: str, labels: dict[str, str
     return rule
 
 
+def failure_hold(model: Model, env: Environment, alert: Alert) -> float:
+    """Seconds a step alert of a tier without tolerance keeps a failure after it happened, whatever runs
+    after it: its `for` and three evaluations, so that the alert fires even when a passing retry follows
+    within seconds."""
+    return (durations.seconds(alert.params_for(env.name).for_ or "0s")
+            + 3 * durations.seconds(model.timing.evaluation_interval))
+
+
 def _step_alert(model: Model, env: Environment, alert: Alert, step: Step) -> Rule:
     step_matcher = f'{c.LABEL_STEP}="{step.id}"'
-    expr = f"{queries.step_failed_alerting(model, env, step_matcher)} > 0"
     tolerance = env.policy.tolerance_for(alert.tier)
+    if tolerance == 0:  # every failure counts: from the step's last failure and last pass, not the gauge
+        expr = queries.step_failed_since_pass(model, env, failure_hold(model, env, alert), step_matcher)
+    else:
+        expr = f"{queries.step_failed_alerting(model, env, step_matcher)} > 0"
     if tolerance > 0:  # a drill's failing steps and a real run's are counted apart
         tier_failing = queries.step_failed_alerting(model, env, f'{c.LABEL_TIER}="{alert.tier}"')
         on = f"{model.metrics.env_label}, {c.DRILL_LABEL}"

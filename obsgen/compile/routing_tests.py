@@ -22,9 +22,10 @@ so a hand edit of either file is caught.
 
 `obsgen verify` checks each routing case with `amtool config routes test`
 and evaluates the inhibition cases itself (amtool cannot): a failing
-critical-tier alert silences the lesser tiers of the same environment, an SLO
-page silences the ticket of the same SLO, and obsgen's inhibit rules never
-mute another team's alert.
+critical-tier alert silences the lesser tiers' step alerts of the same
+environment but never an alert about whole runs (not reporting, slow runs),
+nor a fire drill's alert anything; an SLO page silences the ticket of the same
+SLO, and obsgen's inhibit rules never mute another team's alert.
 """
 from __future__ import annotations
 
@@ -190,10 +191,20 @@ def _inhibition_cases(model: Model, env: Environment, alerts: list[dict[str, str
     critical = {t.id for t in model.tiers if t.severity == "critical"}
     sources = [a for a in alerts if a.get(c.LABEL_TIER) in critical and a.get(c.LABEL_SEVERITY) == "critical"]
     lesser = [a for a in alerts if a.get(c.LABEL_TIER) not in critical | {c.ALL_STEPS}]
+    runs = [a for a in lesser if a.get(c.LABEL_STEP) == c.ALL_STEPS]  # about whole runs: never silenced
+    lesser = [a for a in lesser if a not in runs]
     cases: list[dict[str, Any]] = []
     if sources:
         source = sources[0]
         other_env = {**source, env_label: f"not-{env.name}"}
+        for target in runs:
+            cases.append({"name": f"{target[c.LABEL_TIER]} {target['alertname']} (about whole runs) is not "
+                                  f"silenced while {source['alertname']} fires in {env.name}",
+                          "labels": target, "firing": [source], "inhibited": False})
+        for target in lesser[:1]:
+            cases.append({"name": f"{target[c.LABEL_TIER]} {target['alertname']} is not silenced by a fire "
+                                  f"drill's {source['alertname']}",
+                          "labels": target, "firing": [{**source, c.DRILL_LABEL: "true"}], "inhibited": False})
         for target in lesser:
             cases.append({"name": f"{target[c.LABEL_TIER]} {target['alertname']} is silenced while "
                                   f"{source['alertname']} fires in {env.name}",

@@ -190,12 +190,23 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
     def labels(step_id: str) -> dict[str, str]:
         return {env_label: env.name, c.LABEL_TIER: tier.id, c.LABEL_STEP: step_id}
 
-    def inputs(failing: list[str], shown: list[str] | None = None) -> dict[str, str]:
-        """Series of the `shown` steps (default: every step of the tier); the `failing` ones fail at ONSET."""
+    def inputs(failing: list[str], shown: list[str] | None = None, retry: int | None = None) -> dict[str, str]:
+        """Series of the `shown` steps (default: every step of the tier) as `obsgen emit` writes them; the
+        `failing` ones fail at ONSET (and, with `retry`, pass `retry` seconds later). Every step passed at 0."""
         healthy = ONSET // STEP
-        return {kit.series(model.metrics.step_failed, labels(s.id)): kit.gauge_notation(
-            [("0", healthy), ("1", samples - healthy)] if s.id in failing else [("0", samples)])
+        out = {kit.series(model.metrics.step_failed, labels(s.id)): kit.gauge_notation(
+            [("0", healthy), ("1", samples - healthy)] if s.id in failing and retry is None else [("0", samples)])
             for s in steps if shown is None or s.id in shown}
+        if tolerance == 0:  # the alert reads the step's last failure and last pass
+            for s in steps:
+                if shown is None or s.id in shown:
+                    passed = [("0", healthy), (str(ONSET + retry), samples - healthy)] if s.id in failing \
+                        and retry is not None else [("0", samples)]
+                    out[kit.series(model.metrics.step_last_pass, labels(s.id))] = kit.gauge_notation(passed)
+                    if s.id in failing:
+                        out[kit.series(model.metrics.step_last_failure, labels(s.id))] = \
+                            f"_x{healthy} " + kit.gauge_notation([(str(ONSET), samples - healthy)])
+        return out
 
     def with_neighbour(chunk: list[str]) -> list[str]:
         """The chunk and one passing step: per-chunk groups stay small, so tests grow linearly with steps
@@ -216,17 +227,39 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
         groups.append(kit.group(f"{name} {what}", STEP, inputs(failing), [kit.alert_case(end, alert.name, [])],
                                 [failing_sum(end, len(failing))]))
     size = tolerance + 1
+    value = float(ONSET) if tolerance == 0 else 1.0  # the failure's time, or the gauge
     if len(steps) >= size:
         for index, chunk in enumerate(_chunks([s.id for s in steps], size)):
-            firing = [_intended(model, env, alert, labels(s), 1.0, step=by_id[s]) for s in sorted(chunk)]
+            firing = [_intended(model, env, alert, labels(s), value, step=by_id[s]) for s in sorted(chunk)]
             what = f"above tolerance ({size} failing: {', '.join(chunk)})" if tolerance else f"step {chunk[0]} failing"
             each = " for each failing step" if size > 1 else ""
             groups.append(kit.group(
                 f"{name} {what} fires {alert.name}{each}{_after(for_text, wait, 'before the failure')}",
                 STEP, inputs(chunk, None if index == 0 and tolerance == 0 else with_neighbour(chunk)),
-                [kit.alert_case(fire_at - STEP, alert.name, []), kit.alert_case(fire_at, alert.name, firing)],
+                [kit.alert_case(fire_at - STEP, alert.name, []), kit.alert_case(fire_at, alert.name, firing)]
+                + ([kit.alert_case(end, alert.name, firing)] if tolerance == 0 else []),
                 [failing_sum(fire_at, size)]))
+    if tolerance == 0 and steps:
+        groups.append(_passing_retry(model, env, alert, steps[0], inputs, labels, value, end, samples))
     return groups
+
+
+def _passing_retry(model: Model, env: Environment, alert: Alert, step: Step, inputs, labels, value: float,
+                   end: int, samples: int) -> kit.Doc:
+    """A failure and a passing retry 20 s later, both seen by the same scrape: the alert fires all the same
+    (`for` after the failure), and resolves once the failure is older than its hold, the pass being newer."""
+    from obsgen.compile.prometheus import failure_hold
+
+    for_text, wait = _wait(alert, env)
+    hold = kit.ceil_to(failure_hold(model, env, alert), STEP)
+    fire_at, resolved = ONSET + wait, ONSET + hold + STEP
+    firing = [_intended(model, env, alert, labels(step.id), value, step=step)]
+    return kit.group(
+        f"{env.name}: {model.tier(alert.tier).id.upper()} step {step.id} fails and a retry passes 20 s later: "
+        f"{alert.name} fires all the same{_after(for_text, wait, 'before the failure')}, and resolves "
+        f"{kit.dur(hold)} after the failure", STEP, inputs([step.id], [step.id], retry=20),
+        [kit.alert_case(fire_at - STEP, alert.name, []), kit.alert_case(fire_at, alert.name, firing),
+         kit.alert_case(resolved, alert.name, [])])
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:

@@ -60,8 +60,13 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
                  + (1.0 if count_step_failures and s.id in ran and ran[s.id].failed else 0.0)) for s in model.steps]
     runs = {"fail": prev.runs.get("fail", 0.0), "pass": prev.runs.get("pass", 0.0)}
     runs[run_result(model, env.name, report)] += 1
-    stamp = report.timestamp if report.timestamp is not None else time.time() if now is None else now
-    stamp = max(stamp, prev.last_run) if prev.last_run is not None else stamp  # never back in time
+    when = report.timestamp if report.timestamp is not None else time.time() if now is None else now
+    stamp = max(when, prev.last_run) if prev.last_run is not None else when  # never back in time
+    last_failed, last_passed = dict(prev.step_last_failure), dict(prev.step_last_pass)
+    for step in report.steps:  # a skipped step neither failed nor passed
+        seen = last_failed if step.failed else last_passed if step.status == "PASS" else None
+        if seen is not None:
+            seen[step.id] = max(when, seen.get(step.id, when))
     recent = prev.recent if report.timestamp is None else \
         [report.timestamp, *(t for t in prev.recent if t != report.timestamp)][:RECENT_RUNS]
     families = [
@@ -72,12 +77,17 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
                 [({**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
         _histogram(m.run_duration, m.duration_buckets, base, prev, report.duration_seconds),
         _family(m.last_run_timestamp, "gauge", "Unix time of the last selftest run.", [(base, stamp)]),
+        _family(m.step_last_failure, "gauge", "Unix time of the last run in which the step failed (no series "
+                "before it first fails).", [(step_labels[s.id], last_failed[s.id]) for s in model.steps
+                                             if s.id in last_failed]),
+        _family(m.step_last_pass, "gauge", "Unix time of the last run in which the step passed (0: never).",
+                [(step_labels[s.id], last_passed.get(s.id, 0.0)) for s in model.steps]),
         _family(m.recent_runs, "gauge", "Unix times of the last selftest runs counted here, newest first "
                 "(recent=\"1\"): a report of one of them is not counted again.",
                 [({**base, LABEL_RECENT: str(i)}, t) for i, t in enumerate(recent, 1)]),
     ]
     names = [m.step_failed, m.step_failures_total, m.runs_total, m.run_duration, m.last_run_timestamp,
-             m.recent_runs]
+             m.step_last_failure, m.step_last_pass, m.recent_runs]
     collected = _Collected([family for _, family in sorted(zip(names, families), key=lambda nf: nf[0])])
     result = CollectorRegistry(auto_describe=False)
     result.register(collected)
@@ -185,6 +195,8 @@ class _Previous:
     step_failures: dict[str, float] = field(default_factory=dict)
     last_run: float | None = None
     recent: list[float] = field(default_factory=list)  # newest first
+    step_last_failure: dict[str, float] = field(default_factory=dict)
+    step_last_pass: dict[str, float] = field(default_factory=dict)
 
 
 def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -233,5 +245,8 @@ def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
             prev.last_run = value if prev.last_run is None else max(prev.last_run, value)
         elif name == m.recent_runs and LABEL_RECENT in labels and value not in prev.recent:
             prev.recent.append(value)
+        elif name in (m.step_last_failure, m.step_last_pass) and c.LABEL_STEP in labels:
+            seen = prev.step_last_failure if name == m.step_last_failure else prev.step_last_pass
+            seen[labels[c.LABEL_STEP]] = max(value, seen.get(labels[c.LABEL_STEP], value))
     prev.recent.sort(reverse=True)
     return prev

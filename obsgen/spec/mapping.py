@@ -15,6 +15,8 @@ DEFAULT_METRICS = {
     "last_run_timestamp": "selftest_last_run_timestamp_seconds",
     "step_failures_total": "selftest_step_failures_total",
     "recent_runs": "selftest_recent_run_timestamp_seconds",
+    "step_last_failure": "selftest_step_last_failure_timestamp_seconds",
+    "step_last_pass": "selftest_step_last_pass_timestamp_seconds",
     "duration_buckets": [5, 10, 20, 30, 60],
 }
 # Default summaries. `{{env}}` is filled with the environment's name when the rules are compiled (as in
