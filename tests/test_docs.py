@@ -147,7 +147,9 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
     dev, staging, prod = (_rows(_docs(model, env)) for env in ENVS)
     assert _row(dev, "SelftestKernelStepFailed", "core-checks") == {
         "Alert": "SelftestKernelStepFailed", "Step": "core-checks", "Tier": "kernel", "Severity": "critical",
-        "Receivers": "selftest/dev/pagerduty-oncall", "For": "1m", "Threshold": "tolerance 0: any failing step",
+        "Receivers": "selftest/dev/pagerduty-oncall", "For": "1m",
+        # 1m for and three 1m evaluations
+        "Threshold": "tolerance 0: the step failed after it last passed, or within 4m (a passing retry cannot hide it)",
         "Runbook": f"[scenario-4-core-checks-fails-kernel]({RUNBOOK}scenario-4-core-checks-fails-kernel)",
         "Dashboard": "[dashboard](http://grafana.dev.example.internal:3000/d/selftest-dev-selftest-overview"
                      "?var-step=core-checks)",
@@ -155,9 +157,11 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
                        "`make kernel-smoke`."}
     assert _row(prod, "SelftestKernelStepFailed", "core-checks")["For"] == "0s"
     governance = "SelftestGovernanceFailuresAboveTolerance"
-    assert _row(dev, governance, "bdd")["Threshold"] == "tolerance 3: more than 3 failing governance steps"
-    assert _row(staging, governance, "bdd")["Threshold"] == "tolerance 1: more than 1 failing governance step"
-    assert _row(prod, governance, "bdd")["Threshold"] == "tolerance 0: any failing step"
+    assert _row(dev, governance, "bdd")["Threshold"] == "tolerance 3: more than 3 failing governance steps in the last run"
+    assert _row(staging, governance, "bdd")["Threshold"] == "tolerance 1: more than 1 failing governance step in the last run"
+    # prod pages on any failure: no governance tolerance, and for 0m: three 1m evaluations
+    assert _row(prod, governance, "bdd")["Threshold"] == ("tolerance 0: the step failed after it last passed, or "
+                                                          "within 3m (a passing retry cannot hide it)")
     assert _row(dev, governance, "ac-status")["Severity"] == "warning"
     assert _row(dev, governance, "policy-tests")["Runbook"] == (
         f"[scenario-2-ac-policy-tests-warns-but-code-seems-fine]({RUNBOOK}"

@@ -14,10 +14,11 @@ from typing import Any, Iterable
 
 from obsgen import amtree
 from obsgen import conventions as c
-from obsgen import render, routing, slo_windows
+from obsgen import durations, render, routing, slo_windows
 from obsgen.artifact import Artifact
 from obsgen.compile.alertmanager import STANDALONE, SUBTREE, compile_alertmanager
-from obsgen.compile.prometheus import burn_conditions, never_reported_name, rule_documents, stale_after
+from obsgen.compile.prometheus import (burn_conditions, failure_hold, never_reported_name, rule_documents,
+                                       stale_after)
 from obsgen.model import Environment, Model
 
 Rule = dict[str, Any]
@@ -112,9 +113,11 @@ def _threshold(model: Model, env: Environment, rule: Rule) -> str:
     params = alert.params_for(env.name)
     if alert.kind == "step_failed":
         tolerance = env.policy.tolerance_for(alert.tier)
+        hold = durations.format_seconds(failure_hold(model, env, alert))
         return f"tolerance {tolerance}: " + (
-            "any failing step" if tolerance == 0 else
-            f"more than {tolerance} failing {alert.tier} step{'s' if tolerance != 1 else ''}")
+            f"the step failed after it last passed, or within {hold} (a passing retry cannot hide it)"
+            if tolerance == 0 else
+            f"more than {tolerance} failing {alert.tier} step{'s' if tolerance != 1 else ''} in the last run")
     if alert.kind == "not_reporting":
         stale = stale_after(alert, env)
         return f"stale_after {stale}: the last reported run is older than {stale} (runs {env.cadence.describe()})"
