@@ -111,6 +111,17 @@ def stale_after(alert: Alert, env: Environment) -> str:
     return durations.format_seconds(2 * env.cadence.seconds + durations.seconds(LIVENESS_MARGIN))
 
 
+LIVENESS_LOOKBACK_MIN = "7d"
+
+
+def liveness_lookback(alert: Alert, env: Environment) -> str:
+    """How far back the liveness rules look for the last run: at least a week, and twice `stale_after`. A
+    last-run series that disappears (a Pushgateway restarted without persistence) still holds its last time
+    this long, so a dead job keeps alerting instead of reading as never reported."""
+    return durations.format_seconds(max(durations.seconds(LIVENESS_LOOKBACK_MIN),
+                                        2 * durations.seconds(stale_after(alert, env))))
+
+
 def never_reported_name(alert: Alert) -> str:
     """The informational alert beside a not_reporting alert: no run has reported (yet) in the environment."""
     return f"{alert.name}NoData"
@@ -173,7 +184,7 @@ def _run_alert(model: Model, env: Environment, alert: Alert) -> Rule:
     m, p = model.metrics, alert.params_for(env.name)
     env_m = c.run_matchers(model, env)  # a fire drill is no run: it neither feeds nor resolves these
     if alert.kind == "not_reporting":  # only an environment that has reported can go stale: see _never_reported
-        last = c.selector(m.last_run_timestamp, env_m)
+        last = f"max_over_time({c.selector(m.last_run_timestamp, env_m)}[{liveness_lookback(alert, env)}])"
         stale = stale_after(alert, env)
         expr = f"time() - max by ({m.env_label}) ({last}) > {c.fmt_number(durations.seconds(stale))}"
         description = (f"The last selftest run in {env.name} reported more than {stale} ago; it runs "
@@ -201,16 +212,17 @@ def _never_reported(model: Model, env: Environment, alert: Alert) -> Rule:
     labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: c.ALL_STEPS,
               c.LABEL_SERVICE: model.service.name, m.env_label: env.name}
     last = c.selector(m.last_run_timestamp, c.run_matchers(model, env))
+    lookback = liveness_lookback(alert, env)
     annotations = {
         "summary": f"Selftest in {env.name} has not reported any run yet",
-        "description": (f"No last-run metric for {env.name}: no selftest run has reported since these rules "
-                        f"were loaded, or its metrics were deleted. Informational; {alert.name} alerts once "
-                        f"runs have reported and then stop for {stale_after(alert, env)}."),
+        "description": (f"No last-run metric for {env.name} in {lookback}: no selftest run has reported since "
+                        f"these rules were loaded, or none for {lookback}. Informational; {alert.name} alerts "
+                        f"once runs have reported and then stop for {stale_after(alert, env)}."),
         "remediation": alert.remediation or model.tier(alert.tier).description,
         "runbook_url": model.service.runbook_url(alert.runbook),
     }
-    rule: Rule = {"alert": never_reported_name(alert), "expr": f"absent({last})", "labels": labels,
-                  "annotations": annotations}
+    rule: Rule = {"alert": never_reported_name(alert), "expr": f"absent_over_time({last}[{lookback}])",
+                  "labels": labels, "annotations": annotations}
     wait = alert.params_for(env.name).for_
     if durations.seconds(wait) > 0:
         rule["for"] = wait

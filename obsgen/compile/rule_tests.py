@@ -155,9 +155,10 @@ def _notice(model: Model, env: Environment, alert: Alert, series_labels: dict[st
               c.LABEL_SERVICE: model.service.name, model.metrics.env_label: env.name}
     annotations = {
         "summary": f"Selftest in {env.name} has not reported any run yet",
-        "description": (f"No last-run metric for {env.name}: no selftest run has reported since these rules "
-                        f"were loaded, or its metrics were deleted. Informational; {alert.name} alerts once "
-                        f"runs have reported and then stop for {_stale_text(alert, env)}."),
+        "description": (f"No last-run metric for {env.name} in {_lookback_text(alert, env)}: no selftest run "
+                        f"has reported since these rules were loaded, or none for {_lookback_text(alert, env)}. "
+                        f"Informational; {alert.name} alerts once runs have reported and then stop for "
+                        f"{_stale_text(alert, env)}."),
         "remediation": alert.remediation or model.tier(alert.tier).description,
         "runbook_url": model.service.runbook_url(alert.runbook),
         **kit.intended_dashboard(model, env, c.ALL_STEPS),
@@ -172,6 +173,11 @@ def _stale_seconds(alert: Alert, env: Environment) -> int:
 
 def _stale_text(alert: Alert, env: Environment) -> str:
     return alert.params_for(env.name).stale_after or kit.dur(_stale_seconds(alert, env))
+
+
+def _lookback_text(alert: Alert, env: Environment) -> str:
+    """The README's liveness lookback: at least 7d, and twice stale_after."""
+    return durations.format_seconds(max(7 * 86400, 2 * _stale_seconds(alert, env)))
 
 
 # --- step_failed ------------------------------------------------------------------------------------
@@ -324,6 +330,19 @@ def _not_reporting(model: Model, env: Environment, alert: Alert, rules: Rules) -
         [kit.alert_case(end, notice_name, [_notice(model, env, alert, mine)]),
          kit.alert_case(end, alert.name, [])])
 
+    # A Pushgateway restarted without persistence: the last-run series disappears while the alert fires. The
+    # rules still see the last run, so the alert keeps firing and the never-reported notice stays quiet.
+    gone = fire_at + STEP
+    check = gone + 10 * STEP  # well past Prometheus's 5m staleness
+    restart_group = kit.group(
+        f"{env.name}: runs {env.cadence.describe()} then none, and the last-run series disappears (a Pushgateway "
+        f"restart) while {alert.name} fires: it keeps firing, and {notice_name} stays quiet",
+        STEP, {kit.series(metric, mine): kit.gauge_notation([("0", cadence // STEP), (str(last),
+                                                                                      (gone - last) // STEP)])
+               + f" _x{(check - gone) // STEP + TAIL}"},
+        [kit.alert_case(check, alert.name, [_intended(model, env, alert, mine, float(check - last))]),
+         kit.alert_case(check, notice_name, [])])
+
     # Runs at the cadence: at the end of the longest normal gap neither alert fires.
     runs = 4
     quiet_at = runs * cadence - STEP  # just before the fifth run
@@ -333,7 +352,7 @@ def _not_reporting(model: Model, env: Environment, alert: Alert, rules: Rules) -
         f"{env.name}: runs {env.cadence.describe()} fire neither {alert.name} nor {notice_name}",
         STEP, {kit.series(metric, mine): values},
         [kit.alert_case(quiet_at, alert.name, []), kit.alert_case(quiet_at, notice_name, [])])
-    return [stale_group, drill_group, never_group, never_drill_group, fresh_group]
+    return [stale_group, drill_group, restart_group, never_group, never_drill_group, fresh_group]
 
 
 def _slow_runs(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
