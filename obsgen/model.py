@@ -172,6 +172,7 @@ class SLO:
     sli: SLI
     remediation: str
     runbook: str
+    page: bool = True  # a burn-rate page besides the ticket (default: only for an SLI on events)
 
 
 @dataclass(frozen=True)

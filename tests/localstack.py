@@ -85,6 +85,8 @@ def local_spec(directory: Path, sink_url: str, *, fast: bool = True, source: Pat
             url_file = secrets / f"{channel}-webhook-url"
             url_file.write_text(sink_url + slack_path(channel) + "\n")
             target["api_url_file"] = str(url_file)
+    for slo in data.get("slos", []):  # a team that asked its SLOs to page: the SLO page route is live too
+        slo.setdefault("page", True)
     if fast:
         data["timing"] = {"evaluation_interval": "1s", "group_wait": "1s", "group_interval": "1s",
                           "repeat_interval": "1h"}
@@ -93,7 +95,7 @@ def local_spec(directory: Path, sink_url: str, *, fast: bool = True, source: Pat
             for override in (alert.get("overrides") or {}).values():
                 override.pop("for", None)
     path = directory / "selftest.yaml"
-    header = (f"# Derived from {source.name}: dev notifies a local sink"
+    header = (f"# Derived from {source.name}: dev notifies a local sink, its SLOs page"
               + ("; fast timing (1s evaluation, 1s group_wait, for: 0s)" if fast else "") + ".\n")
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path

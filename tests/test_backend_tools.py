@@ -37,7 +37,8 @@ ROUTES = [
     (["tier=kernel", "severity=critical"], "selftest/{env}/pagerduty-oncall"),
     (["tier=governance", "severity=warning"], "selftest/{env}/slack-tickets"),
     (["tier=optional", "severity=info"], "selftest/{env}/slack-info"),
-    (["slo_alert=page", "severity=critical", "slo=pass-rate"], "selftest/{env}/pagerduty-oncall"),
+    # the reference SLOs count runs and do not page: no SLO page route, so the root's receiver
+    (["slo_alert=page", "severity=critical", "slo=pass-rate"], "selftest/{env}/slack-info"),
     (["slo_alert=ticket", "severity=warning", "slo=pass-rate"], "selftest/{env}/slack-tickets"),
     (["alertname=Unknown"], "selftest/{env}/slack-info"),
 ]

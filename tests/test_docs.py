@@ -95,7 +95,7 @@ def test_every_alerting_rule_has_exactly_one_row(model: Model, env: str) -> None
             keys += [(r["alert"], r["labels"]["step_id"], r["labels"].get("slo", "")) for r in group["rules"]
                      if "alert" in r]
     rows = _rows(_docs(model, env))
-    assert len(rows) == len(keys) == 17
+    assert len(rows) == len(keys) == 15  # the reference SLOs count runs and do not page: tickets only
     assert sorted((r["Alert"], r["Step"]) for r in rows) == sorted((a, s) for a, s, _ in keys)
     steps = {r["Step"] for r in rows if r["Alert"] == "SelftestGovernanceFailuresAboveTolerance"}
     assert steps == {s.id for s in model.steps_of("governance")}
@@ -122,8 +122,8 @@ def test_each_alert_lists_the_receivers_the_generated_routing_sends_it_to(model:
         want = ", ".join(f"selftest/{env}/{channel}" for channel in channels[env == "prod"])
         assert _row(rows, alert, step)["Receivers"] == want, (alert, step)
     for slo in ("pass-rate", "run-duration"):
-        assert _row(rows, "SLOBurnRatePage", threshold=f"`{slo}`")["Receivers"] == f"selftest/{env}/pagerduty-oncall"
         assert _row(rows, "SLOBurnRateTicket", threshold=f"`{slo}`")["Receivers"] == f"selftest/{env}/slack-tickets"
+    assert not [r for r in rows if r["Alert"] == "SLOBurnRatePage"]
 
 
 def test_receivers_follow_the_routing_tree_not_the_convention(model: Model) -> None:
@@ -140,7 +140,8 @@ def test_receivers_follow_the_routing_tree_not_the_convention(model: Model) -> N
     config = next(yaml.safe_load(a.content) for a in compile_alertmanager(swapped, env)
                   if a.path == "dev/alertmanager/alertmanager.yaml")
     [route] = config["route"]["routes"]  # obsgen's route, the only one under its minimal root
-    assert route["routes"][3]["receiver"] == "selftest/dev/slack-info"
+    [governance] = [r for r in route["routes"] if r["matchers"] == ['tier="governance"']]
+    assert governance["receiver"] == "selftest/dev/slack-info"
 
 
 def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
@@ -176,7 +177,8 @@ def test_rows_carry_for_threshold_runbook_and_remediation(model: Model) -> None:
         "Dashboard": "[dashboard](http://grafana.dev.example.internal:3000/d/selftest-dev-selftest-overview)",
         "Remediation": "Find the slowest steps in the run report; look for a performance regression in the last "
                        "merge."}
-    page = _row(dev, "SLOBurnRatePage", threshold="`pass-rate`")
+    paging = _rows(_docs(_paging(model), "dev"))  # as if the spec asked the pass-rate SLO to page
+    page = _row(paging, "SLOBurnRatePage", threshold="`pass-rate`")
     assert (page["Tier"], page["Severity"], page["For"]) == ("all", "critical", "0s")
     # dev runs every 15m: the workbook's 5m short window cannot hold a run, so it becomes 1.5 cadences rounded
     # up (23m); 95 % over 28d is 134.4 runs of budget, so the shares and long windows stand
@@ -197,10 +199,16 @@ def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Mode
         # not the alerts about whole runs: a job that failed and then died must still say it stopped
         "   Here: SelftestKernelStepFailed mutes SelftestGovernanceFailuresAboveTolerance, "
         "SelftestOptionalStepFailed.",
+        ""]  # the reference SLOs do not page: nothing mutes their tickets
+    assert _section(_docs(_paging(model), "prod"), "Inhibition")[3:5] == [
         f'2. While an alert matching {scope}, `slo_alert="page"` fires, alerts matching {scope}, '
         '`slo_alert="ticket"` with the same `env`, `slo` are not sent.',
-        "   Here: SLOBurnRatePage mutes SLOBurnRateTicket.",
-        ""]
+        "   Here: SLOBurnRatePage mutes SLOBurnRateTicket."]
+
+
+def _paging(model: Model) -> Model:
+    """The reference model with every SLO paging (`page: true` in the spec)."""
+    return dataclasses.replace(model, slos=tuple(dataclasses.replace(s, page=True) for s in model.slos))
 
 
 def test_receivers_table_names_each_destination(model: Model) -> None:

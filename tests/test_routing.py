@@ -117,7 +117,8 @@ def test_matcher_semantics(matcher: Matcher, labels: dict[str, str], expected: b
     ("dev", {"tier": "kernel", "severity": "critical"}, ["selftest/dev/pagerduty-oncall"]),
     ("dev", {"tier": "governance", "severity": "warning"}, ["selftest/dev/slack-tickets"]),
     ("dev", {"tier": "optional", "severity": "info"}, ["selftest/dev/slack-info"]),
-    ("dev", {"slo_alert": "page", "tier": "all"}, ["selftest/dev/pagerduty-oncall"]),
+    # no SLO of the reference spec pages (run-based SLOs page only where the spec asks): no SLO page route
+    ("dev", {"slo_alert": "page", "tier": "all"}, ["selftest/dev/slack-info"]),
     ("dev", {"slo_alert": "ticket", "tier": "all"}, ["selftest/dev/slack-tickets"]),
     ("dev", {"alertname": "Unknown"}, ["selftest/dev/slack-info"]),
     ("dev", {"page": "oncall", "tier": "governance"}, ["selftest/dev/slack-tickets"]),  # dev has no page route
@@ -156,7 +157,8 @@ def test_every_generated_alert_reaches_the_receivers_of_its_class(env: str) -> N
                 "governance": [pager, tickets] if pages else [tickets],
                 "optional": [pager, info] if pages else [info]}
     alerts = _generated_alerts(env)
-    assert len(alerts) == 17
+    assert len(alerts) == 15  # 10 step alerts, 3 about runs, 2 SLO tickets (the reference SLOs do not page)
+    assert not [a for a in alerts if a.get("slo_alert") == "page"]
     for alert in alerts:
         if "slo_alert" in alert:
             want = [pager] if alert["slo_alert"] == "page" else [tickets]
@@ -315,17 +317,30 @@ def test_a_kernel_alert_inhibits_governance_and_optional_alerts_of_its_own_envir
     assert not inhibited(config, kernel, [kernel])  # nor itself
 
 
+LARGE = ROOT / "tests" / "goldens" / "large"  # its custom-ratio SLO counts events, and so pages
+
+
 def test_an_slo_page_inhibits_the_ticket_of_the_same_slo_and_environment_only() -> None:
-    config = _config("dev")
-    alerts = _generated_alerts("dev")
-    page = _find(alerts, alertname="SLOBurnRatePage", slo="pass-rate")
-    ticket = _find(alerts, alertname="SLOBurnRateTicket", slo="pass-rate")
-    other_ticket = _find(alerts, alertname="SLOBurnRateTicket", slo="run-duration")
+    config = _config("staging", LARGE)
+    alerts = _generated_alerts("staging", LARGE)
+    page = _find(alerts, alertname="SLOBurnRatePage", slo="custom-ratio")
+    ticket = _find(alerts, alertname="SLOBurnRateTicket", slo="custom-ratio")
+    other_ticket = _find(alerts, alertname="SLOBurnRateTicket", slo="pass-rate-1")
     assert inhibited(config, ticket, [page])
-    assert inhibiting_rules(config, ticket, [page]) == [1]
+    [index] = inhibiting_rules(config, ticket, [page])
+    assert 'slo_alert="page"' in config["inhibit_rules"][index]["source_matchers"]
     assert not inhibited(config, other_ticket, [page])
     assert not inhibited(config, ticket, [{**page, "env": "prod"}])
     assert not inhibited(config, page, [ticket, other_ticket])
+
+
+def test_no_slo_of_the_reference_spec_pages_so_governance_failures_only_ticket_in_dev_and_staging() -> None:
+    for env in ("dev", "staging"):
+        alerts = _generated_alerts(env)
+        assert {a["alertname"] for a in alerts if "slo" in a} == {"SLOBurnRateTicket"}
+        governance = [a for a in alerts if a.get("tier") == "governance" or "slo" in a]
+        assert governance and all(receivers_for(_config(env), a) == [f"selftest/{env}/slack-tickets"]
+                                  for a in governance), env
 
 
 @pytest.mark.parametrize("env", ENVS)

@@ -102,3 +102,18 @@ def test_counts_events_on_a_run_sli_is_refused(run_cli, tmp_path: Path) -> None:
     result = run_cli("validate", "--spec", str(spec))
     assert result.code == 2
     assert "a pass_rate SLI counts the selftest's runs; counts: events applies only to kind ratio" in result.err
+
+
+def test_run_based_slos_page_only_where_the_spec_asks_and_event_slos_page_by_default(tmp_path: Path) -> None:
+    from obsgen.spec import load_spec
+
+    data = yaml.safe_load(_spec(tmp_path).read_text())
+    by_id = {s.id: s for s in load_spec(str(_spec(tmp_path))).slos}
+    assert (by_id["pass-rate"].page, by_id["run-duration"].page, by_id["requests-availability"].page) == \
+        (False, False, True)
+    data["slos"][0]["page"] = True
+    data["slos"][2]["page"] = False
+    path = tmp_path / "asked.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    by_id = {s.id: s for s in load_spec(str(path)).slos}
+    assert (by_id["pass-rate"].page, by_id["requests-availability"].page) == (True, False)

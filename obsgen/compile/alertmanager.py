@@ -154,8 +154,9 @@ def _route(model: Model, env: Environment) -> dict[str, Any]:
     if env.policy.page_on_any_failure:
         page_channel = next((t.channel for t in model.tiers if t.severity == "critical"), model.slo_alerting.page_channel)
         routes.append(_child(model, env, page_channel, _matcher(c.LABEL_PAGE, "oncall"), cont=True))
-    if model.slos:
+    if any(slo.page for slo in model.slos):
         routes.append(_child(model, env, model.slo_alerting.page_channel, _matcher(c.LABEL_SLO_ALERT, "page")))
+    if model.slos:
         routes.append(_child(model, env, model.slo_alerting.ticket_channel, _matcher(c.LABEL_SLO_ALERT, "ticket")))
     routes += [_child(model, env, t.channel, _matcher(c.LABEL_TIER, t.id)) for t in model.tiers]
     return {
@@ -184,7 +185,7 @@ def _inhibit_rules(model: Model, owner: amtree.Owner) -> list[dict[str, Any]]:
                           "target_matchers": [*scope, _matcher(c.LABEL_TIER, "|".join(lesser), "=~"),
                                               _matcher(c.LABEL_STEP, c.ALL_STEPS, "!=")],
                           "equal": [env_label]})
-    if model.slos:  # a page for an SLO silences its ticket
+    if any(slo.page for slo in model.slos):  # a page for an SLO silences its ticket
         rules.append({"source_matchers": [*scope, _matcher(c.LABEL_SLO_ALERT, "page")],
                       "target_matchers": [*scope, _matcher(c.LABEL_SLO_ALERT, "ticket")],
                       "equal": [env_label, c.LABEL_SLO]})

@@ -300,7 +300,9 @@ def error_budget_remaining_panel(b: _Build) -> Any:
 
 
 def burn_rate_panel(b: _Build) -> Any:
-    pages = [(slo, w) for slo in b.model.slos for w in c.burn_windows(slo, b.env) if w.severity == "page"]
+    # each SLO's first alerting class: its page conditions, or its ticket conditions when it does not page
+    pages = [(slo, w) for slo in b.model.slos for w in c.burn_windows(slo, b.env)
+             if w.severity == ("page" if slo.page else "ticket")]
     series = list(dict.fromkeys((slo, w.long) for slo, w in pages))  # the page conditions' long windows
     targets = [
         b.target(burn_rate_expr(b.model, b.env, slo, window), _ref(i), f"{slo.id} {window}")
@@ -309,13 +311,15 @@ def burn_rate_panel(b: _Build) -> Any:
     factors = sorted({w.factor for _slo, w in pages})
     windows = list(dict.fromkeys(window for _slo, window in series))
     kinds = {slo.sli.run_based for slo, _w in pages}
+    classes = {slo.page for slo, _w in pages}
+    lines = "page" if classes == {True} else "ticket" if classes == {False} else "page (ticket where an SLO does not page)"
     basis = (f"fitted to runs {b.env.cadence.describe()}" if kinds == {True} else "of the SRE workbook"
              if kinds == {False} else f"fitted to runs {b.env.cadence.describe()} (the workbook's for SLIs on "
              f"events)")
     return b.g.TimeSeries(
         **b.common("Burn rate", f"How fast each SLO spends its error budget over the {' and '.join(windows)} "
                    f"windows {basis} (1 = the whole budget over the period); "
-                   "the lines are the page thresholds. No runs in a window: no point.", targets),
+                   f"the lines are the {lines} thresholds. No runs in a window: no point.", targets),
         unit="short", valueMin=0, thresholdsStyleMode="line",
         extraJson={"fieldConfig": {"defaults": {"noValue": "No runs"}}},
         thresholds=b.thresholds("green", *(("red", f) for f in factors)),

@@ -184,8 +184,8 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
     }
     period = openslo_duration(slo.period)
     runbook = model.service.runbook_url(slo.runbook)
-    windows = c.BURN_WINDOWS  # names and order: the workbook's; windows and thresholds: fitted to the cadence
-    fitted = c.burn_windows(slo, env)
+    # names and order: the workbook's; windows and thresholds: fitted to the cadence; no page unless it pages
+    pairs = [(w, used) for w, used in zip(c.BURN_WINDOWS, c.burn_windows(slo, env)) if slo.page or w[0] != "page"]
     slo_doc = _document(
         "SLO",
         _metadata(names[slo_key(slo)], labels, f"{model.service.name} {slo.id} ({env.name})"),
@@ -195,14 +195,14 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
             "timeWindow": [{"duration": period, "isRolling": True}],
             "budgetingMethod": BUDGETING_METHOD,
             "objectives": [{"displayName": f"{percent(slo.objective)} over {period}", "target": float(slo.objective)}],
-            "alertPolicies": [names[policy_key(slo, sev, long)] for sev, long, _s, _b in windows],
+            "alertPolicies": [names[policy_key(slo, sev, long)] for (sev, long, _s, _b), _u in pairs],
         },
     )
     if slo.description.strip():
         slo_doc["spec"]["description"] = description(slo.description)
     docs = [slo_doc]
     channels = {"page": model.slo_alerting.page_channel, "ticket": model.slo_alerting.ticket_channel}
-    for (severity, long, _short, _share), used in zip(windows, fitted):
+    for (severity, long, _short, _share), used in pairs:
         factor, share = used.factor, used.share
         alert_labels = {**labels, c.LABEL_SLO_ALERT: severity}
         summary = (
@@ -245,7 +245,7 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
                 },
             )
         )
-    for channel_id in alert_channels(model):
+    for channel_id in dict.fromkeys(channels[severity] for (severity, _l, _s, _b), _u in pairs):
         channel = model.channel(channel_id)
         try:
             where = env.target(channel_id).slack_channel

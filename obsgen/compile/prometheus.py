@@ -268,7 +268,9 @@ def _slo_period_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
 
 
 def burn_conditions(slo: SLO, env: Environment, severity: str) -> list[slo_windows.BurnWindow]:
-    """The fitted burn-rate conditions of one severity."""
+    """The fitted burn-rate conditions of one severity (none for the page of an SLO that does not page)."""
+    if severity == "page" and not slo.page:
+        return []
     return [w for w in c.burn_windows(slo, env) if w.severity == severity]
 
 
@@ -278,6 +280,8 @@ def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
     matchers = c.slo_matchers(model, env, slo)
     for severity, alertname, level in (("page", "SLOBurnRatePage", "critical"),
                                        ("ticket", "SLOBurnRateTicket", "warning")):
+        if severity == "page" and not slo.page:
+            continue
         clauses, factors = [], []
         for window in burn_conditions(slo, env, severity):
             factor = c.fmt_number(window.factor)

@@ -92,7 +92,9 @@ def _slo(s: dict[str, Any]) -> m.SLO:
         sli=m.SLI(kind=sli["kind"], threshold_seconds=float(sli.get("threshold_seconds", 0)),
                   error_query=sli.get("error_query", ""), total_query=sli.get("total_query", ""),
                   counts=sli.get("counts", "events" if sli["kind"] == "ratio" else "runs")),
-        remediation=s.get("remediation", ""), runbook=s.get("runbook", ""))
+        remediation=s.get("remediation", ""), runbook=s.get("runbook", ""),
+        # a run-based SLO pages only where the spec asks: the step alerts page on failures by the policy
+        page=s.get("page", sli.get("counts", "events" if sli["kind"] == "ratio" else "runs") == "events"))
 
 
 def _params(a: dict[str, Any], base: m.AlertParams | None = None) -> m.AlertParams:
