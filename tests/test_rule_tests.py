@@ -195,7 +195,7 @@ def test_a_changed_annotation_fails_the_groups_where_that_alert_fires(built, tmp
 
 def test_a_changed_recording_rule_fails_the_exact_values_group_naming_it(built, tmp_path: Path) -> None:
     out = _mutated(built, tmp_path, "dev/prometheus/slo-run-duration.rules.yaml",
-                   "1 - slo:sli_error:ratio_period", "0.9 - slo:sli_error:ratio_period")
+                   "1 - sum_over_time(slo:sli_errors", "0.9 - sum_over_time(slo:sli_errors")
     test_file = out / "dev/tests/rules/slo-run-duration.test.yaml"
     code, output = promtool_test(test_file)
     assert code == 1

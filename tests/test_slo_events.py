@@ -117,3 +117,28 @@ def test_run_based_slos_page_only_where_the_spec_asks_and_event_slos_page_by_def
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     by_id = {s.id: s for s in load_spec(str(path)).slos}
     assert (by_id["pass-rate"].page, by_id["requests-availability"].page) == (True, False)
+
+
+def test_a_new_environments_first_failed_run_spends_one_run_of_budget_not_nineteen_budgets(tmp_path: Path) -> None:
+    """dev runs every 15m; 95 % over 28d is B = 28d * 0.05 / 15m = 134.4 runs of budget. The first run of a new
+    environment fails: the budget remaining is 1 - 1/134.4 = 0.99256 (it read 1 - 1/0.05 = -19 before). The
+    recorded counts count each run twice (10m counts every 5m), as the rule does."""
+    import subprocess
+
+    from conftest import require_tool
+
+    rules = ROOT / "generated" / "dev" / "prometheus" / "slo-pass-rate.rules.yaml"
+    errors, events = 'slo:sli_errors:increase10m{env="dev",slo="pass-rate"}', \
+        'slo:sli_events:increase10m{env="dev",slo="pass-rate"}'
+    test = {"rule_files": [str(rules)], "evaluation_interval": "5m", "tests": [{
+        "interval": "5m",
+        # the two count records as the period group would record them for one failed run, then nothing
+        "input_series": [{"series": errors, "values": "1 1 0x10"}, {"series": events, "values": "1 1 0x10"}],
+        "promql_expr_test": [{"expr": 'slo:error_budget_remaining:ratio{env="dev",slo="pass-rate"}', "eval_time": "30m",
+                              "exp_samples": [{"labels": 'slo:error_budget_remaining:ratio{env="dev",slo="pass-rate"}',
+                                               "value": 1 - 1 / 134.4}]}],
+    }]}
+    path = tmp_path / "budget.test.yaml"
+    path.write_text(yaml.safe_dump(test, sort_keys=False))
+    proc = subprocess.run([require_tool("promtool"), "test", "rules", str(path)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -7,6 +7,7 @@ needs (summary, description, remediation, runbook_url).
 """
 from __future__ import annotations
 
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -262,9 +263,21 @@ def _slo_period_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
         {"record": c.slo_count_record("events", window), "expr": events, "labels": labels},
         {"record": c.SLO_ERROR_RATIO_PERIOD, "expr": f"{summed['errors']}\n/\n({summed['events']} > 0)",
          "labels": labels},
-        {"record": c.SLO_BUDGET_REMAINING,
-         "expr": f"1 - {period} / {c.fmt_number(1 - slo.objective)}\nor on ()\nvector(1)", "labels": labels},
+        {"record": c.SLO_BUDGET_REMAINING, "expr": _budget_remaining(slo, env, summed, period), "labels": labels},
     ]
+
+
+def _budget_remaining(slo: SLO, env: Environment, summed: dict[str, str], period: str) -> str:
+    """1 - the share of the period's error budget spent; 1 while the period holds no run. A run-based SLO's
+    budget is counted in runs, over at least the runs its cadence promises in a period (P/T): one failed
+    run of a new environment spends 1/B of it, not the whole budget nineteen times over. The sums count each
+    run twice (count_window), so the floor is 2·P/T. An SLI on events has no such floor."""
+    budget = c.fmt_number(1 - slo.objective)
+    if not slo.sli.run_based:
+        return f"1 - {period} / {budget}\nor on ()\nvector(1)"
+    floor = c.fmt_number(2 * Fraction(int(durations.seconds(slo.period))) / Fraction(int(env.cadence.seconds)))
+    return (f"1 - {summed['errors']}\n/\n({budget} * clamp_min({summed['events']}, {floor}))\n"
+            f"or on ()\nvector(1)")
 
 
 def burn_conditions(slo: SLO, env: Environment, severity: str) -> list[slo_windows.BurnWindow]:
