@@ -7,6 +7,7 @@ has to read another target's output to agree with it.
 from __future__ import annotations
 
 import hashlib
+import math
 from fractions import Fraction
 
 from obsgen import amtree, durations, slo_windows
@@ -103,6 +104,36 @@ def burn_windows(slo: SLO, env: Environment) -> tuple[slo_windows.BurnWindow, ..
     if not slo.sli.run_based:
         return slo_windows.workbook(durations.seconds(slo.period))
     return slo_windows.fit(durations.seconds(slo.period), slo.objective, env.cadence.seconds)
+
+
+def burns(slo: SLO, env: Environment) -> bool:
+    """Whether `slo` gets burn-rate alerts in `env`: not where a run-based SLO's error budget is fewer than
+    two runs (a daily or weekly job), too few to tell a bad run from a bad SLO. Its budget and dashboards
+    stay; its failures page through the step alerts."""
+    if not slo.sli.run_based:
+        return True
+    runs = slo_windows.budget_runs(durations.seconds(slo.period), slo.objective, env.cadence.seconds)
+    return runs >= slo_windows.MIN_BUDGET_RUNS
+
+
+def slo_notes(model: Model) -> list[str]:
+    """What the operator should know about SLOs that get no burn-rate alerts somewhere, with the options."""
+    notes = []
+    for slo in model.slos:
+        for env in model.environments:
+            if burns(slo, env):
+                continue
+            period, cadence = durations.seconds(slo.period), env.cadence.seconds
+            runs = slo_windows.budget_runs(period, slo.objective, cadence)
+            most = 1 - Fraction(slo_windows.MIN_BUDGET_RUNS) * Fraction(int(cadence)) / Fraction(int(period))
+            options = (f"lower the objective to {fmt_number(math.floor(most * 1000) / 1000)} or less, "
+                       if most > 0 else "")
+            notes.append(f"SLO {slo.id} in {env.name} (runs {env.cadence.describe()}): its error budget, "
+                         f"{fmt_number(slo.objective)} over {slo.period}, is {float(runs):.3g} run(s), too few to "
+                         f"tell a bad run from a bad SLO, so {env.name} gets no burn-rate alerts for it (its budget "
+                         f"and dashboards stay; failures there page through the step alerts). For burn-rate "
+                         f"alerts there: {options}lengthen the period, or run more often")
+    return notes
 
 
 def slo_basis(slo: SLO, env: Environment) -> str:

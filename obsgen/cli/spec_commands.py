@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from obsgen.cli.common import DEFAULT_OUT, EXIT_CHANGES, EXIT_OK, Command, plural
+from obsgen.cli.common import DEFAULT_OUT, EXIT_CHANGES, EXIT_OK, Command, notes, plural
 from obsgen.errors import ObsgenError
 
 DIFF_LINES = 40  # `check` summarises a longer diff unless --full
@@ -79,9 +79,11 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
+    from obsgen.conventions import slo_notes
     from obsgen.spec import load_spec
 
     model = load_spec(args.spec)
+    notes(slo_notes(model))
     counts = ", ".join(plural(n, what) for n, what in (
         (len(model.steps), "step"), (len(model.environments), "environment"), (len(model.slos), "SLO"),
         (len(model.alerts), "alert"), (len(model.dashboards), "dashboard")))
@@ -90,9 +92,11 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
+    from obsgen.conventions import slo_notes
     from obsgen.generate import build
 
     result, report = build(args.spec, Path(args.out), args.env, allow_nonempty=args.allow_nonempty)
+    notes(slo_notes(result.model))
     for path in report.written if not args.quiet else ():
         print(f"wrote   {Path(args.out, path).as_posix()}")
     for path in report.removed if not args.quiet else ():

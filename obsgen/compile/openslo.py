@@ -185,7 +185,8 @@ def slo_documents(model: Model, env: Environment, slo: SLO, names: dict[tuple[st
     period = openslo_duration(slo.period)
     runbook = model.service.runbook_url(slo.runbook)
     # names and order: the workbook's; windows and thresholds: fitted to the cadence; no page unless it pages
-    pairs = [(w, used) for w, used in zip(c.BURN_WINDOWS, c.burn_windows(slo, env)) if slo.page or w[0] != "page"]
+    pairs = [(w, used) for w, used in zip(c.BURN_WINDOWS, c.burn_windows(slo, env))
+             if c.burns(slo, env) and (slo.page or w[0] != "page")]
     slo_doc = _document(
         "SLO",
         _metadata(names[slo_key(slo)], labels, f"{model.service.name} {slo.id} ({env.name})"),

@@ -282,13 +282,15 @@ def _budget_remaining(slo: SLO, env: Environment, summed: dict[str, str], period
 
 def burn_conditions(slo: SLO, env: Environment, severity: str) -> list[slo_windows.BurnWindow]:
     """The fitted burn-rate conditions of one severity (none for the page of an SLO that does not page)."""
-    if severity == "page" and not slo.page:
+    if (severity == "page" and not slo.page) or not c.burns(slo, env):
         return []
     return [w for w in c.burn_windows(slo, env) if w.severity == severity]
 
 
 def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
-    rules = []
+    rules: list[Rule] = []
+    if not c.burns(slo, env):  # too few runs in the budget: see conventions.burns
+        return rules
     budget = c.fmt_number(1 - slo.objective)
     matchers = c.slo_matchers(model, env, slo)
     for severity, alertname, level in (("page", "SLOBurnRatePage", "critical"),

@@ -140,8 +140,8 @@ class _Cases:
             failed, _ = runs.count(at - durations.seconds(b.long), at)
             enough = failed >= slo_windows.MIN_FAILED_RUNS or not self.slo.sli.run_based
             fires = fires or (all(r is not None and r > threshold for r in ratios) and enough)
-        if severity not in self.rules:  # an SLO that does not page: its burn never pages, whatever the runs
-            return kit.alert_case(at, "SLOBurnRatePage", [])
+        if severity not in self.rules:  # no such alert here (an SLO that does not page, or too few runs)
+            return kit.alert_case(at, {"page": "SLOBurnRatePage", "ticket": "SLOBurnRateTicket"}[severity], [])
         rule = self.rules[severity]
         firing = [kit.intended(*self._intended(severity), self.sli.labels, 0.0)] if fires else []
         return kit.alert_case(at, rule["alert"], firing)

@@ -159,8 +159,7 @@ def slos(doc: Located) -> Iterator[Problem]:
             if sli.get("counts") == "events":
                 yield doc.problem(("slos", i, "sli", "counts"), f"a {kind} SLI counts the selftest's runs; "
                                   f"counts: events applies only to kind ratio (an SLI on requests)")
-        if sli.get("counts", "events" if kind == "ratio" else "runs") == "runs":
-            yield from _budget_in_runs(doc, i, slo)
+
 
 
 def cadences(doc: Located) -> Iterator[Problem]:
@@ -172,28 +171,6 @@ def cadences(doc: Located) -> Iterator[Problem]:
                 yield doc.problem(("environments", i, "cadence", key),
                                   f"cadence {key} {value} is zero: give the longest normal gap between two runs, "
                                   f"e.g. 15m, 1h, 1d")
-
-
-def _budget_in_runs(doc: Located, i: int, slo: dict) -> Iterator[Problem]:
-    """An SLO whose error budget is fewer than two runs in some environment cannot alert on a burn."""
-    from fractions import Fraction
-
-    from obsgen import slo_windows
-
-    objective, period = slo.get("objective"), slo.get("period", "30d")
-    if not (isinstance(objective, (int, float)) and not isinstance(objective, bool) and 0 < objective < 1
-            and durations.is_duration(period)):
-        return
-    for _, env in _items(doc.data, "environments"):
-        interval, said = _cadence(env)
-        if durations.seconds(interval) <= 0:
-            continue
-        runs = slo_windows.budget_runs(durations.seconds(period), Fraction(str(objective)), durations.seconds(interval))
-        if runs < slo_windows.MIN_BUDGET_RUNS:
-            yield doc.problem(("slos", i, "objective"),
-                              f"in {env.get('name')} (runs {said}) the error budget of objective {objective:g} over "
-                              f"{period} is {float(runs):.3g} run(s), fewer than {slo_windows.MIN_BUDGET_RUNS}: one "
-                              f"failing run would spend it; lower the objective, lengthen the period or run more often")
 
 
 _ALERT_NEEDS = {"custom": ("expr",), "slow_runs": ("threshold_seconds",)}
