@@ -49,8 +49,6 @@ Rules = dict[tuple[str, str], kit.Doc]  # (alertname, step_id) -> alerting rule
 
 
 def compile_rule_tests(model: Model, env: Environment) -> list[Artifact]:
-    import yaml
-
     from obsgen.compile.prometheus import rule_documents
     from obsgen.compile.rule_tests_slo import EVAL as SLO_EVAL
     from obsgen.compile.rule_tests_slo import slo_groups
