@@ -28,6 +28,7 @@ WORKBOOK: tuple[tuple[str, str, str, Fraction], ...] = (
 )
 MIN_BUDGET_RUNS = 2  # a budget of fewer runs than this cannot tell a bad run from a bad SLO
 MIN_FAILED_RUNS = 2  # a burn-rate alert also needs this many failed runs in its long window
+TIE = Fraction(1, 10**9)  # a run-counting error ratio must exceed a threshold by this much to be above it
 
 
 @dataclass(frozen=True)

@@ -301,7 +301,10 @@ def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
         for window in burn_conditions(slo, env, severity):
             factor = c.fmt_number(window.factor)
             factors.append(slo_windows.describe(window))
-            conditions = [f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget})"
+            # a run-counting ratio right at a threshold (one run's share of the budget) is not above it: the
+            # margin keeps float rounding from deciding, which made a ticket open and close on alternate days
+            margin = f" + {c.fmt_number(slo_windows.TIE)}" if slo.sli.run_based else ""
+            conditions = [f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget}{margin})"
                           for w in dict.fromkeys((window.long, window.short))]
             if slo.sli.run_based:
                 # at least two failed runs: with irregular runs a window may hold a single run, and one failing

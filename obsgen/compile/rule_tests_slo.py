@@ -12,7 +12,8 @@ factors from the fitting rules (`obsgen.slo_windows`) applied to the spec's obje
   page state every 15m from the first failure to two cadences after the last, as the run counts say.
 - ticket: one run in six fails for 3d (runs every T): the ticket and page states every 2h, as the run
   counts say.
-A check whose run-count ratio is within 1e-9 of a threshold is left out (the float comparison decides it).
+A run-count ratio exactly on a threshold is below it (the rules' margin, slo_windows.TIE); for an SLI on
+events such a check is left out (the float comparison decides it).
 """
 from __future__ import annotations
 
@@ -135,11 +136,13 @@ class _Cases:
         for b in (w for w in self.windows if w.severity == severity):
             threshold = b.threshold(self.slo.objective)
             ratios = [self._ratio(runs, at, w) for w in (b.long, b.short)]
-            if any(r is not None and abs(r - threshold) < Fraction(1, 10**9) for r in ratios):
-                return None
+            run_based = self.slo.sli.run_based
+            if not run_based and any(r is not None and abs(r - threshold) < slo_windows.TIE for r in ratios):
+                return None  # an event ratio on a threshold: the float comparison decides
+            above = threshold + slo_windows.TIE if run_based else threshold  # the rule's margin: ties stay below
             failed, _ = runs.count(at - durations.seconds(b.long), at)
-            enough = failed >= slo_windows.MIN_FAILED_RUNS or not self.slo.sli.run_based
-            fires = fires or (all(r is not None and r > threshold for r in ratios) and enough)
+            enough = failed >= slo_windows.MIN_FAILED_RUNS or not run_based
+            fires = fires or (all(r is not None and r > above for r in ratios) and enough)
         if severity not in self.rules:  # no such alert here (an SLO that does not page, or too few runs)
             return kit.alert_case(at, {"page": "SLOBurnRatePage", "ticket": "SLOBurnRateTicket"}[severity], [])
         rule = self.rules[severity]
