@@ -47,9 +47,20 @@ def slo_count_record(kind: str, window: str) -> str:
     return f"slo:sli_{kind}:increase{window}"
 
 
+def slo_run_count_record(kind: str, window: str) -> str:
+    """Bad runs (`kind` errors) or all runs (`kind` events) of a run-based SLI within `window`."""
+    return f"slo:sli_{kind}:count{window}"
+
+
+def slo_period_count_record(kind: str) -> str:
+    """Bad runs (`kind` errors) or all runs (`kind` events) of a run-based SLI over its period."""
+    return f"slo:sli_{kind}:count_period"
+
+
 SLO_ERROR_RATIO_PERIOD = "slo:sli_error:ratio_period"
 SLO_BUDGET_REMAINING = "slo:error_budget_remaining:ratio"
 FAILING_STEPS_RECORD = "selftest:failing_steps:sum"
+LAST_RUN_FAILURES_RECORD = "selftest:last_run_failing_steps:count"  # by (env, tier, drill), while fresh
 
 
 def am_owner(model: Model, env: Environment) -> amtree.Owner:
@@ -66,6 +77,21 @@ def env_matcher(model: Model, env: Environment) -> str:
 # to fire read drill series, and carry the label on, so a drill's alert is told apart from a real one.
 DRILL_LABEL = "drill"
 NOT_DRILL = f'{DRILL_LABEL}!="true"'
+
+
+# The per-run series `obsgen emit` writes (one per run, never rewritten) and the rules count: labelled by the
+# run itself, its result under the environment's policy and its outcome there.
+LABEL_RUN = "run"  # the run's time, `run_id`
+LABEL_RESULT = "result"  # pass | fail
+LABEL_OUTCOME = "outcome"  # OUTCOME_PASS | OUTCOME_TICKET | OUTCOME_PAGE: what the run's failures lead to
+OUTCOME_PASS, OUTCOME_TICKET, OUTCOME_PAGE = "pass", "ticket", "page"
+RUN_GROUP_KEEP = 3600  # seconds a run's own Pushgateway group stays after its push: scraped many times over
+
+
+def run_id(when: float) -> str:
+    """The `run` label of a run at `when`: its Unix time in seconds, to the millisecond, as text."""
+    text = f"{when:.3f}".rstrip("0").rstrip(".")
+    return text or "0"
 
 
 def run_matchers(model: Model, env: Environment) -> str:
@@ -131,8 +157,8 @@ def slo_notes(model: Model) -> list[str]:
             notes.append(f"SLO {slo.id} in {env.name} (runs {env.cadence.describe()}): its error budget, "
                          f"{fmt_number(slo.objective)} over {slo.period}, is {float(runs):.3g} run(s), too few to "
                          f"tell a bad run from a bad SLO, so {env.name} gets no burn-rate alerts for it (its budget "
-                         f"and dashboards stay; failures there page through the step alerts). For burn-rate "
-                         f"alerts there: {options}lengthen the period, or run more often")
+                         f"and dashboards stay; failures there page through the step alerts and a no_passing_run "
+                         f"alert). For burn-rate alerts there: {options}lengthen the period, or run more often")
     return notes
 
 

@@ -24,10 +24,9 @@ class Service:
 class Metrics:
     env_label: str
     step_failed: str
-    runs_total: str
-    run_duration: str
+    run_duration: str  # gauge per run: the run's duration (obsgen emit)
     last_run_timestamp: str
-    duration_buckets: tuple[float, ...]
+    run_timestamp: str = "selftest_run_timestamp_seconds"  # gauge per run: the run's time, labelled by run
     step_failures_total: str = "selftest_step_failures_total"  # counter: runs in which the step failed
     recent_runs: str = "selftest_recent_run_timestamp_seconds"  # gauge: the last runs counted (obsgen emit)
     step_last_failure: str = "selftest_step_last_failure_timestamp_seconds"  # gauge: the step's last failed run
@@ -196,7 +195,7 @@ class AlertParams:
     """The parameters of an alert that an environment may override."""
 
     for_: str
-    stale_after: str = ""  # not_reporting
+    stale_after: str = ""  # not_reporting, no_passing_run
     threshold_seconds: float = 0.0  # slow_runs
     quantile: float = 0.0  # slow_runs
     window: str = ""  # slow_runs
@@ -206,7 +205,7 @@ class AlertParams:
 @dataclass(frozen=True)
 class Alert:
     name: str
-    kind: str  # step_failed | not_reporting | slow_runs | custom
+    kind: str  # step_failed | not_reporting | no_passing_run | slow_runs | custom
     tier: str
     summary: str
     remediation: str

@@ -6,6 +6,7 @@ series; they get the same text from here.
 from __future__ import annotations
 
 from obsgen import conventions as c
+from obsgen import durations
 from obsgen.model import SLO, Environment, Model
 from obsgen.placeholders import fill
 
@@ -26,17 +27,40 @@ def step_failed_alerting(model: Model, env: Environment, *matchers: str) -> str:
     return f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}, {c.DRILL_LABEL}) ({sel})"
 
 
-def step_failed_since_pass(model: Model, env: Environment, hold_seconds: float, *matchers: str) -> str:
+def step_failed_since_pass(model: Model, env: Environment, hold_seconds: float, lookback: str,
+                           *matchers: str) -> str:
     """A step's failure as its alert reads it, from the times `obsgen emit` keeps per step (not the gauge of
-    the last run): it failed after it last passed, or it failed within the last `hold_seconds`. So a passing
-    retry seconds after a failure cannot hide it (the failure holds the alert long enough to fire), and the
-    alert resolves on a passing run, never on silence. Real runs and drills apart, as in
-    step_failed_alerting; a step that never failed has no failure series, so it never fires."""
+    the last run), the newest over `lookback` (in the environment's group and in each run's own group): it
+    failed after it last passed, or it failed within the last `hold_seconds`. So a passing retry seconds
+    after a failure cannot hide it (the failure holds the alert long enough to fire), the alert resolves on
+    a passing run, never on silence, and neither a Pushgateway restart, a restored older file nor a
+    concurrent emit rewriting the environment's group takes a failure back. Real runs and drills apart, as
+    in step_failed_alerting (a drill's times are read as they are, so that deleting its group resolves its
+    alert); a step that never failed has no failure series, so it never fires."""
+    m = model.metrics
+    by = f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}, {c.DRILL_LABEL})"
+
+    def newest(metric: str) -> str:  # a drill's own times only while its group is there: deleting it ends it
+        real = c.selector(metric, c.env_matcher(model, env), c.NOT_DRILL, *matchers)
+        drill = c.selector(metric, c.env_matcher(model, env), f'{c.DRILL_LABEL}="true"', *matchers)
+        return f"{by} (max_over_time({real}[{lookback}]) or {drill})"
+    failed, passed = newest(m.step_last_failure), newest(m.step_last_pass)
+    return f"{failed} > {passed}\nor\n{failed} > time() - {c.fmt_number(hold_seconds)}"
+
+
+def last_run(model: Model, env: Environment) -> str:
+    """The time of the newest run, by (env, drill): real runs and drills apart."""
+    m = model.metrics
+    return f"max by ({m.env_label}, {c.DRILL_LABEL}) ({c.selector(m.last_run_timestamp, c.env_matcher(model, env))})"
+
+
+def step_failed_in_last_run(model: Model, env: Environment, *matchers: str) -> str:
+    """The steps that failed in the newest run, by (env, tier, step_id, drill): their last failure is that
+    run's time. A step the newest run did not run (a partial run) is not among them, whatever its gauge says."""
     m = model.metrics
     by = f"max by ({m.env_label}, {c.LABEL_TIER}, {c.LABEL_STEP}, {c.DRILL_LABEL})"
     failed = f"{by} ({c.selector(m.step_last_failure, c.env_matcher(model, env), *matchers)})"
-    passed = f"{by} ({c.selector(m.step_last_pass, c.env_matcher(model, env), *matchers)})"
-    return f"{failed} > {passed}\nor\n{failed} > time() - {c.fmt_number(hold_seconds)}"
+    return f"{failed}\n== on ({m.env_label}, {c.DRILL_LABEL}) group_left\n{last_run(model, env)}"
 
 
 def failing_steps_by_tier(model: Model, env: Environment) -> str:
@@ -44,52 +68,71 @@ def failing_steps_by_tier(model: Model, env: Environment) -> str:
     return f"sum by ({m.env_label}, {c.LABEL_TIER}) ({step_failed(model, env)})"
 
 
-def sli_counts(model: Model, env: Environment, slo: SLO, window: str) -> tuple[str, str]:
-    """(errors, events) of the SLI over `window`, each summed by env: runs (or the user's events) counted
-    with `increase`, so that a window without runs counts 0 of 0."""
+def runs(model: Model, env: Environment, window: str, *matchers: str, metric: str = "") -> str:
+    """The environment's real runs whose time lies within the last `window`, one series per run (`obsgen
+    emit` writes one per run, labelled by the run's time), from `metric` (default the run's time) as its
+    maximum over the window. A run is one series, however often it was scraped, pushed again or restored."""
     m = model.metrics
-    e = c.run_matchers(model, env)
-    by = f"sum by ({m.env_label})"
-    if slo.sli.kind == "pass_rate":
-        fail = c.selector(m.runs_total, e, 'result="fail"')
-        return (f"{by} (increase({fail}[{window}]))",
-                f"{by} (increase({c.selector(m.runs_total, e)}[{window}]))")
+    sel = c.selector(metric or m.run_timestamp, c.run_matchers(model, env), *matchers)
+    if metric and metric != m.run_timestamp:
+        return f"max_over_time({sel}[{window}])"
+    return f"max_over_time({sel}[{window}]) > time() - {c.fmt_number(durations.seconds(window))}"
+
+
+def run_count(model: Model, env: Environment, window: str, *matchers: str) -> str:
+    """Real runs within the last `window`, by env; no sample when there is none."""
+    return f"count by ({model.metrics.env_label}) ({runs(model, env, window, *matchers)})"
+
+
+def bad_runs(model: Model, env: Environment, slo: SLO, window: str) -> str:
+    """Runs within `window` that are bad for a run-based SLI, one series per run: failed under the
+    environment's policy (pass_rate), or slower than the threshold (latency)."""
     if slo.sli.kind == "latency":
-        le = c.fmt_number(slo.sli.threshold_seconds)
-        bucket = c.selector(m.run_duration + "_bucket", e, f'le="{le}"')
-        total = f"{by} (increase({c.selector(m.run_duration + '_count', e)}[{window}]))"
-        return f"{total} - {by} (increase({bucket}[{window}]))", total
+        slow = runs(model, env, window, metric=model.metrics.run_duration)
+        return f"{slow} > {c.fmt_number(slo.sli.threshold_seconds)}\nand\n{runs(model, env, window)}"
+    return runs(model, env, window, 'result="fail"')
+
+
+def run_counts(model: Model, env: Environment, slo: SLO, window: str) -> tuple[str, str]:
+    """(bad runs, all runs) of a run-based SLI within `window`, each by env: no sample where there is none
+    (the rules record them, then read 0 bad runs as `or 0 * all`)."""
+    by = f"count by ({model.metrics.env_label})"
+    return f"{by} (\n{bad_runs(model, env, slo, window)}\n)", run_count(model, env, window)
+
+
+def sli_counts(model: Model, env: Environment, slo: SLO, window: str) -> tuple[str, str]:
+    """(errors, events) of the SLI over `window`, each by env. Runs are counted as distinct per-run series
+    (no sample before the first run; errors 0 once there is one); the user's events with their queries."""
+    if slo.sli.run_based:
+        by = f"count by ({model.metrics.env_label})"
+        events = run_count(model, env, window)
+        return f"({by} (\n{bad_runs(model, env, slo, window)}\n) or 0 * {events})", events
     bad = fill(slo.sli.error_query, env=env.name, window=window)
     total = fill(slo.sli.total_query, env=env.name, window=window)
     return f"({bad})", f"({total})"
 
 
 def sli_error_ratio(model: Model, env: Environment, slo: SLO, window: str) -> str:
-    """The share of bad runs over `window` (0..1), labelled by env only; no sample (never NaN) when the
-    window holds no run."""
-    m = model.metrics
-    e = c.run_matchers(model, env)
-    by = f"sum by ({m.env_label})"
-    if slo.sli.kind == "latency":
-        le = c.fmt_number(slo.sli.threshold_seconds)
-        bucket = c.selector(m.run_duration + "_bucket", e, f'le="{le}"')
-        good = f"{by} (increase({bucket}[{window}]))"
-        total = f"{by} (increase({c.selector(m.run_duration + '_count', e)}[{window}]))"
-        return f"1 - (\n{good}\n/\n({total} > 0)\n)"
+    """The share of bad runs (or events) over `window` (0..1), labelled by env only; no sample (never NaN)
+    when the window holds none."""
     errors, events = sli_counts(model, env, slo, window)
+    if slo.sli.run_based:
+        return f"{errors}\n/\n{events}"
     return f"{errors}\n/\n({events} > 0)"
 
 
-def sli_good_total(model: Model, env: Environment, slo: SLO) -> tuple[str, str, str]:
-    """(kind, numerator, denominator) as counter selectors for OpenSLO ratioMetric: kind is good or bad."""
-    m = model.metrics
-    e = c.run_matchers(model, env)
-    if slo.sli.kind == "pass_rate":
-        return ("bad", c.selector(m.runs_total, e, 'result="fail"'), c.selector(m.runs_total, e))
-    if slo.sli.kind == "latency":
-        le = c.fmt_number(slo.sli.threshold_seconds)
-        return ("good", c.selector(m.run_duration + "_bucket", e, f'le="{le}"'), c.selector(m.run_duration + "_count", e))
-    return ("bad", fill(slo.sli.error_query, env=env.name), fill(slo.sli.total_query, env=env.name))
+OPENSLO_SLICE = "5m"  # run-based OpenSLO queries count the runs of each such slice (counter: false)
+
+
+def sli_good_total(model: Model, env: Environment, slo: SLO) -> tuple[str, str, str, bool]:
+    """(kind, numerator, denominator, counter) for OpenSLO ratioMetric: kind is good or bad. A run-based
+    SLI counts the runs of the last OPENSLO_SLICE (counter false: each sample is a count of occurrences);
+    one on events gives the user's counters."""
+    if slo.sli.run_based:
+        by = f"count by ({model.metrics.env_label})"
+        return ("bad", f"{by} ({bad_runs(model, env, slo, OPENSLO_SLICE)})",
+                run_count(model, env, OPENSLO_SLICE), False)
+    return ("bad", fill(slo.sli.error_query, env=env.name), fill(slo.sli.total_query, env=env.name), True)
 
 
 # --- the run policy and per-step failures (obsgen emit and the dashboards) -------------------------
@@ -104,6 +147,12 @@ def run_limits(model: Model, env: Environment) -> tuple[tuple[str, int], ...]:
     dashboard's Status reads the last run by it."""
     return tuple((t.id, env.policy.tolerance_for(t.id)) for t in model.tiers
                  if t.severity != "info" or env.policy.page_on_any_failure)
+
+
+def paging_tiers(model: Model, env: Environment) -> tuple[str, ...]:
+    """The tiers whose failures page in `env`: a critical tier everywhere, every tier where the environment
+    pages on any failure (the step alerts' routing)."""
+    return tuple(t.id for t in model.tiers if t.severity == "critical" or env.policy.page_on_any_failure)
 
 
 def tolerated_weights(model: Model, env: Environment) -> tuple[tuple[str, int, int], ...]:

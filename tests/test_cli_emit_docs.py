@@ -21,6 +21,24 @@ def _value(text: str, name: str, **labels: str) -> float | None:
         (name, tuple(sorted(labels.items()))))
 
 
+def _results(text: str) -> list[str]:
+    """The result of every run the exposition holds (one series per run), oldest first."""
+    return [r for _, r in sorted((v, labels["result"]) for name, labels, v in emit.parse_exposition(text)
+                                 if name == "selftest_run_timestamp_seconds")]
+
+
+def _pushed_runs(url: str, env: str) -> list[tuple[str, str]]:
+    """(run, result) of the Pushgateway's run groups of `env` (each run is a group of its own)."""
+    import requests
+
+    out = []
+    for group in requests.get(f"{url}/api/v1/metrics", timeout=5).json()["data"]:
+        if group["labels"].get("env") == env and "run" in group["labels"]:
+            [metric] = group["selftest_run_timestamp_seconds"]["metrics"]
+            out.append((group["labels"]["run"], metric["labels"]["result"]))
+    return sorted(out)
+
+
 # SelftestNotReporting's limit: two run intervals plus 10m (dev runs every 15m, staging at least every 2h).
 LIMIT = {"dev": "40m", "staging": "4h10m"}
 
@@ -41,12 +59,11 @@ def test_emit_to_a_textfile_writes_the_metrics_and_says_what_it_did(run_cli, tmp
                           f"failing: core-checks) -> {target}\n")
     text = target.read_text()
     assert _value(text, "selftest_step_failed", env="dev", step_id="core-checks", tier="kernel") == 1
-    assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
+    assert _results(text) == ["fail"]
     again = run_cli("emit", "--env", "dev", "--report", str(REPORTS / "governance-failed.json"), "--textfile",
                     str(target))  # an hour after kernel-failed.json
     assert again.out.startswith("obsgen emit: dev run pass (10 steps; 2 governance failures within")
-    assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == 1  # counters accumulate
-    assert _value(target.read_text(), "selftest_runs_total", env="dev", result="fail") == 1
+    assert _results(target.read_text()) == ["fail", "pass"]  # the textfile keeps the last runs
 
 
 def test_the_summary_says_when_failures_were_within_the_tolerance(run_cli, tmp_path: Path) -> None:
@@ -91,7 +108,7 @@ def test_a_late_report_is_not_counted_and_says_so_with_exit_3(run_cli, tmp_path:
                               f"the last-run time stays at 2026-03-02T11:00:00+00:00\n")
     assert results[2].out == (f"obsgen emit: dev run of 2026-03-02T11:00:00+00:00 already counted, nothing written "
                               f"-> {target}\n")
-    assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == 1
+    assert _results(target.read_text()) == ["pass"]
     assert _value(target.read_text(), "selftest_last_run_timestamp_seconds", env="dev") == 1772449200.0  # 11:00
 
     other = tmp_path / "aba.prom"
@@ -99,7 +116,7 @@ def test_a_late_report_is_not_counted_and_says_so_with_exit_3(run_cli, tmp_path:
     assert [r.code for r in results] == [0, 0, 0]
     assert results[2].out == (f"obsgen emit: dev run of 2026-03-02T10:00:00+00:00 already counted, nothing written "
                               f"-> {other}\n")
-    assert _value(other.read_text(), "selftest_runs_total", env="dev", result="pass") == 2
+    assert _results(other.read_text()) == ["pass", "pass"]
 
 
 def test_a_report_missing_spec_steps_warns_and_names_them(run_cli, tmp_path: Path) -> None:
@@ -129,7 +146,7 @@ def test_a_report_without_a_time_warns_that_it_counts_each_time(run_cli, tmp_pat
                                                 f"results[].timestamp_end): the run cannot be told from a "
                                                 f"re-emitted one, so emitting this report again would count it "
                                                 f"again\n")
-        assert _value(target.read_text(), "selftest_runs_total", env="dev", result="pass") == runs
+        assert _results(target.read_text()) == ["pass"] * runs
 
 
 def test_a_step_the_spec_does_not_define_is_an_error_with_a_suggestion(run_cli, tmp_path: Path) -> None:
@@ -179,8 +196,8 @@ def pushgateway() -> Iterator[str]:
         yield stack.pushgateway_url
 
 
-def test_emitting_the_same_report_twice_to_a_real_pushgateway_moves_the_counters_once(run_cli,
-                                                                                       pushgateway: str) -> None:
+def test_emitting_the_same_report_twice_to_a_real_pushgateway_counts_the_run_once(run_cli,
+                                                                                   pushgateway: str) -> None:
     args = ("emit", "--env", "staging", "--report", str(REPORTS / "governance-failed.json"),
             "--pushgateway", pushgateway)
     where = f"Pushgateway {pushgateway} (job=selftest, env=staging)"
@@ -193,12 +210,9 @@ def test_emitting_the_same_report_twice_to_a_real_pushgateway_moves_the_counters
                          f"-> {where}\n")
     stored = emit.fetch_group(pushgateway, "selftest", {"env": "staging"})
     assert stored is not None
-    group = {"env": "staging", "instance": "", "job": "selftest"}
-    assert _value(stored, "selftest_runs_total", result="fail", **group) == 1
-    assert _value(stored, "selftest_runs_total", result="pass", **group) == 0
+    assert _pushed_runs(pushgateway, "staging") == [("1764523800", "fail")]  # 17:30, one run group
     assert {labels["step_id"]: v for name, labels, v in emit.parse_exposition(stored)
             if name == "selftest_step_failures_total" and v} == {"bdd": 1, "ac-status": 1, "ac-coverage": 1}
-    assert _value(stored, "selftest_run_duration_seconds_count", **group) == 1
 
 
 def test_emit_rejects_a_malformed_report_with_every_problem_and_writes_nothing(run_cli, tmp_path: Path) -> None:
@@ -237,5 +251,5 @@ def test_a_late_report_to_a_real_pushgateway_is_not_counted_and_the_last_run_sta
     stored = emit.fetch_group(pushgateway, "selftest", {"env": "prod"})
     assert stored is not None
     group = {"env": "prod", "instance": "", "job": "selftest"}
-    assert _value(stored, "selftest_runs_total", result="pass", **group) == 1
+    assert _pushed_runs(pushgateway, "prod") == [("1772449200", "pass")]  # 11:00 only
     assert _value(stored, "selftest_last_run_timestamp_seconds", **group) == 1772449200.0  # 11:00

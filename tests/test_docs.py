@@ -95,7 +95,7 @@ def test_every_alerting_rule_has_exactly_one_row(model: Model, env: str) -> None
             keys += [(r["alert"], r["labels"]["step_id"], r["labels"].get("slo", "")) for r in group["rules"]
                      if "alert" in r]
     rows = _rows(_docs(model, env))
-    assert len(rows) == len(keys) == 15  # the reference SLOs count runs and do not page: tickets only
+    assert len(rows) == len(keys) == 16  # the reference SLOs count runs and do not page: tickets only
     assert sorted((r["Alert"], r["Step"]) for r in rows) == sorted((a, s) for a, s, _ in keys)
     steps = {r["Step"] for r in rows if r["Alert"] == "SelftestGovernanceFailuresAboveTolerance"}
     assert steps == {s.id for s in model.steps_of("governance")}
@@ -109,7 +109,9 @@ RECEIVERS = {
     ("SelftestGovernanceFailuresAboveTolerance", "graph-invariants"):
         (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),
     ("SelftestOptionalStepFailed", "extras"): (["slack-info"], ["pagerduty-oncall", "slack-info"]),
-    ("SelftestNotReporting", "all"): (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),  # governance tier
+    # a silent job pages through SelftestNoPassingRun (kernel tier); SelftestNotReporting says why, a ticket
+    ("SelftestNoPassingRun", "all"): (["pagerduty-oncall"], ["pagerduty-oncall"]),
+    ("SelftestNotReporting", "all"): (["slack-tickets"], ["slack-tickets"]),
     ("SelftestNotReportingNoData", "all"): (["slack-info"], ["slack-info"]),  # never reported: a notice, never a page
     ("SelftestSlowRuns", "all"): (["slack-tickets"], ["pagerduty-oncall", "slack-tickets"]),
 }
@@ -194,7 +196,7 @@ def test_inhibition_is_described_in_words_with_the_alerts_it_affects(model: Mode
     scope = '`service="selftest"`, `env="prod"`'  # obsgen's rules mute only its own alerts of this environment
     assert _section(_docs(model, "prod"), "Inhibition") == [
         "",
-        f'1. While an alert matching {scope}, `tier="kernel"`, `severity="critical"`, `drill!="true"` fires, alerts matching '
+        f'1. While an alert matching {scope}, `tier="kernel"`, `severity="critical"`, `drill!="true"`, `step_id!="all"` fires, alerts matching '
         f'{scope}, `tier=~"governance|optional"`, `step_id!="all"` with the same `env` are not sent.',
         # not the alerts about whole runs: a job that failed and then died must still say it stopped
         "   Here: SelftestKernelStepFailed mutes SelftestGovernanceFailuresAboveTolerance, "

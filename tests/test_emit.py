@@ -198,20 +198,12 @@ selftest_last_run_timestamp_seconds{env="dev"} 1.7645166e+09
 # HELP selftest_recent_run_timestamp_seconds Unix times of the last selftest runs counted here, newest first (recent="1"): a report of one of them is not counted again.
 # TYPE selftest_recent_run_timestamp_seconds gauge
 selftest_recent_run_timestamp_seconds{env="dev",recent="1"} 1.7645166e+09
-# HELP selftest_run_duration_seconds Duration of whole selftest runs in seconds.
-# TYPE selftest_run_duration_seconds histogram
-selftest_run_duration_seconds_bucket{env="dev",le="5"} 0.0
-selftest_run_duration_seconds_bucket{env="dev",le="10"} 0.0
-selftest_run_duration_seconds_bucket{env="dev",le="20"} 1.0
-selftest_run_duration_seconds_bucket{env="dev",le="30"} 1.0
-selftest_run_duration_seconds_bucket{env="dev",le="60"} 1.0
-selftest_run_duration_seconds_bucket{env="dev",le="+Inf"} 1.0
-selftest_run_duration_seconds_count{env="dev"} 1.0
-selftest_run_duration_seconds_sum{env="dev"} 12.5
-# HELP selftest_runs_total Selftest runs by result under the environment's policy (pass or fail).
-# TYPE selftest_runs_total counter
-selftest_runs_total{env="dev",result="fail"} 1.0
-selftest_runs_total{env="dev",result="pass"} 0.0
+# HELP selftest_run_duration_seconds Duration of the selftest run in seconds, one series per run.
+# TYPE selftest_run_duration_seconds gauge
+selftest_run_duration_seconds{env="dev",outcome="page",result="fail",run="1764516600"} 12.5
+# HELP selftest_run_timestamp_seconds Unix time of the selftest run, one series per run (run=its time), labelled by its result and outcome in the environment.
+# TYPE selftest_run_timestamp_seconds gauge
+selftest_run_timestamp_seconds{env="dev",outcome="page",result="fail",run="1764516600"} 1.7645166e+09
 # HELP selftest_step_failed 1 if the selftest step failed in the last run that ran it, else 0.
 # TYPE selftest_step_failed gauge
 selftest_step_failed{env="dev",step_id="build",tier="kernel"} 1.0
@@ -232,7 +224,8 @@ selftest_step_last_pass_timestamp_seconds{env="dev",step_id="docs",tier="governa
 
 def test_the_exposition_of_a_small_report_is_exact(minimal) -> None:
     # prometheus_client's text format: families sorted by name, values as Go floats (1.0, 1.7645166e+09 for
-    # the report's 2025-11-30T15:30:00Z), a histogram's _count before its _sum, `le` as the spec writes it.
+    # the report's 2025-11-30T15:30:00Z). The kernel step `build` failed: the run fails dev's policy and its
+    # outcome is a page (a critical tier); the run's own series are labelled by its time.
     report = _report("minimal-run.json", minimal)
     assert emit.exposition(minimal, "dev", report, now=1.0) == MINIMAL_EXPOSITION
     assert emit.exposition(minimal, "dev", report) == MINIMAL_EXPOSITION  # deterministic
@@ -244,21 +237,40 @@ def test_without_a_report_timestamp_the_last_run_is_now(minimal) -> None:
     assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == 1764600000.25  # exactly, read back
 
 
-def test_counters_and_the_histogram_accumulate_over_the_previous_exposition(model) -> None:
+def _runs(text: str) -> list[tuple[str, str, str, float, float | None]]:
+    """(run, result, outcome, time, duration) of every per-run series, oldest first."""
+    durations = {labels["run"]: v for name, labels, v in emit.parse_exposition(text)
+                 if name == "selftest_run_duration_seconds"}
+    return sorted(((labels["run"], labels["result"], labels["outcome"], v, durations.get(labels["run"]))
+                   for name, labels, v in emit.parse_exposition(text) if name == "selftest_run_timestamp_seconds"),
+                  key=lambda r: r[3])
+
+
+def _results(text: str) -> list[str]:
+    return [result for _, result, *_ in _runs(text)]
+
+
+def test_each_run_is_a_series_of_its_own_and_the_previous_ones_are_kept(model) -> None:
+    # passing.json 15:30, kernel-failed.json 16:30, governance-failed.json 17:30 (2025-11-30): three runs,
+    # each its own series labelled by its time, result and outcome, each with its duration.
     first = emit.exposition(model, "dev", _report("passing.json", model))
     second = emit.exposition(model, "dev", _report("kernel-failed.json", model), previous=first)
-    third = emit.exposition(model, "dev", _report("passing.json", model), previous=second)
-    runs = "selftest_runs_total"
-    assert [(_value(t, runs, env="dev", result="pass"), _value(t, runs, env="dev", result="fail"))
-            for t in (first, second, third)] == [(1, 0), (1, 1), (2, 1)]
-    hist = "selftest_run_duration_seconds"
-    assert _value(third, f"{hist}_count", env="dev") == 3
-    assert _value(third, f"{hist}_sum", env="dev") == pytest.approx(3 * 21.882)
-    assert _value(third, f"{hist}_bucket", env="dev", le="20") == 0
-    assert _value(third, f"{hist}_bucket", env="dev", le="30") == 3
-    assert _value(third, f"{hist}_bucket", env="dev", le="+Inf") == 3
+    third = emit.exposition(model, "dev", _report("governance-failed.json", model), previous=second)
+    assert _runs(third) == [("1764516600", "pass", "pass", 1764516600.0, 21.882),
+                            ("1764520200", "fail", "page", 1764520200.0, 21.882),  # a kernel failure pages
+                            ("1764523800", "pass", "pass", 1764523800.0, 21.824)]  # within dev's tolerance
+    assert [len(_runs(t)) for t in (first, second)] == [1, 2]
     step = dict(env="dev", step_id="core-checks", tier="kernel")
     assert [_value(t, "selftest_step_failed", **step) for t in (first, second, third)] == [0, 1, 0]
+
+
+@pytest.mark.parametrize("env,outcome", [("dev", "pass"), ("staging", "ticket"), ("prod", "page")])
+def test_a_runs_outcome_is_what_its_failures_lead_to_in_the_environment(model, env: str, outcome: str) -> None:
+    # governance-failed.json: bdd, ac-status (governance) and ac-coverage (optional) fail. dev tolerates 3
+    # governance failures (a pass); staging tolerates 1 (a failed run, ticketed: governance does not page
+    # there); prod tolerates none and pages on any failure.
+    text = emit.exposition(model, env, _report("governance-failed.json", model))
+    assert [(r[1], r[2]) for r in _runs(text)] == [("pass" if outcome == "pass" else "fail", outcome)]
 
 
 def _failures(text: str) -> dict[str, float]:
@@ -286,11 +298,11 @@ def test_the_step_failure_counter_counts_each_run_in_which_the_step_failed_once(
 
 
 def test_the_step_failure_counter_is_counted_in_every_environment_alike(model) -> None:
-    # Unlike runs_total{result}, the per-step count does not depend on the policy: dev tolerates these
+    # Unlike a run's result, the per-step count does not depend on the policy: dev tolerates these
     # governance failures (the run passes), prod does not (the run fails); both count the failing steps.
     for env, result in (("dev", "pass"), ("prod", "fail")):
         text = emit.exposition(model, env, _report("governance-failed.json", model))
-        assert _value(text, "selftest_runs_total", env=env, result=result) == 1
+        assert _results(text) == [result]
         assert {k for k, v in _failures(text).items() if v} == {"bdd", "ac-status", "ac-coverage"}
 
 
@@ -340,14 +352,19 @@ def test_a_step_a_partial_run_did_not_run_keeps_its_previous_value(model) -> Non
         [(("env", "dev"), ("step_id", "core-checks"), ("tier", "kernel"))]
 
 
-def test_a_previous_exposition_of_another_environment_or_other_buckets_starts_over(model, minimal) -> None:
-    staging = emit.exposition(model, "staging", _report("passing.json", model))
+def test_a_previous_exposition_of_another_environment_starts_over(model) -> None:
+    staging = emit.exposition(model, "staging", _report("kernel-failed.json", model))
     dev = emit.exposition(model, "dev", _report("passing.json", model), previous=staging)
-    assert _value(dev, "selftest_runs_total", env="dev", result="pass") == 1
-    other_buckets = staging.replace('le="60"', 'le="120"').replace('env="staging"', 'env="dev"')
-    again = emit.exposition(model, "dev", _report("passing.json", model), previous=other_buckets)
-    assert _value(again, "selftest_run_duration_seconds_count", env="dev") == 1  # histogram reset
-    assert _value(again, "selftest_runs_total", env="dev", result="pass") == 2  # counters kept
+    assert _runs(dev) == [("1764516600", "pass", "pass", 1764516600.0, 21.882)]
+    assert 'env="staging"' not in dev
+
+
+def test_a_textfile_keeps_the_last_16_runs(model) -> None:
+    text = None
+    for hour in range(20):
+        report = dataclasses.replace(_report("passing.json", model), timestamp=1764516600.0 + 3600 * hour)
+        text = emit.exposition(model, "dev", report, previous=text)
+    assert [r[3] for r in _runs(text)] == [1764516600.0 + 3600 * h for h in range(4, 20)]
 
 
 def test_a_corrupt_previous_exposition_is_one_clear_error(model) -> None:
@@ -361,8 +378,8 @@ def test_extra_labels_go_on_every_series_and_reserved_names_are_refused(minimal)
     report = _report("minimal-run.json", minimal)
     text = emit.exposition(minimal, "dev", report, extra_labels={"runner": 'ci "7"\\x'})
     series = [line for line in text.splitlines() if not line.startswith("#")]
-    assert len(series) == 19 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
-    for name in ("env", "step_id", "le", "__name__", "bad-name"):
+    assert len(series) == 11 and all('runner="ci \\"7\\"\\\\x"' in line for line in series)
+    for name in ("env", "step_id", "run", "result", "outcome", "drill", "__name__", "bad-name"):
         with pytest.raises(ObsgenError, match=f"extra label '{name}'"):
             emit.exposition(minimal, "dev", report, extra_labels={name: "x"})
 
@@ -406,9 +423,8 @@ def test_the_textfile_accumulates_and_is_replaced_atomically(model, tmp_path: Pa
     emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
     done = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
     assert done.counted and path.read_text() == done.text
-    assert (_value(done.text, "selftest_runs_total", env="dev", result="pass"),
-            _value(done.text, "selftest_runs_total", env="dev", result="fail")) == (1, 1)
-    assert [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
+    assert _results(done.text) == ["pass", "fail"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["selftest.prom", "selftest.prom.lock"]
 
     def full_disk(src: str, dst: str) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -417,7 +433,8 @@ def test_the_textfile_accumulates_and_is_replaced_atomically(model, tmp_path: Pa
     with pytest.raises(ObsgenError) as caught:
         emit.emit_to_textfile(model, "dev", _report("governance-failed.json", model), str(path))
     assert str(caught.value) == f"{path}: cannot write the metrics: No space left on device"
-    assert path.read_text() == done.text and [p.name for p in tmp_path.iterdir()] == ["selftest.prom"]
+    assert path.read_text() == done.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["selftest.prom", "selftest.prom.lock"]
 
 
 def test_the_textfile_is_readable_by_the_collector_whatever_the_umask(minimal, tmp_path: Path) -> None:
@@ -437,7 +454,7 @@ def test_the_same_report_emitted_twice_to_a_textfile_counts_once(model, tmp_path
     again = emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path))
     assert (first.counted, again.status) == (True, emit.REPLAYED)
     assert path.read_bytes() == before  # nothing written
-    assert _value(again.text, "selftest_runs_total", env="dev", result="fail") == 1
+    assert _results(again.text) == ["fail"]
     assert _failures(again.text)["core-checks"] == 1
     # An earlier run arriving late (passing.json is dated an hour before) is not counted, and says so.
     late = emit.emit_to_textfile(model, "dev", _report("passing.json", model), str(path))
@@ -445,7 +462,7 @@ def test_the_same_report_emitted_twice_to_a_textfile_counts_once(model, tmp_path
     assert path.read_bytes() == before
     # A later run counts; the first one, emitted once more after it, is a replay of a recent run.
     later = emit.emit_to_textfile(model, "dev", _report("governance-failed.json", model), str(path))
-    assert later.counted and _value(later.text, "selftest_runs_total", env="dev", result="pass") == 1
+    assert later.counted and _results(later.text) == ["fail", "pass"]
     assert emit.emit_to_textfile(model, "dev", _report("kernel-failed.json", model), str(path)).status == \
         emit.REPLAYED
 
@@ -465,13 +482,13 @@ def test_a_late_report_neither_counts_nor_moves_the_last_run_back(model, tmp_pat
     assert [d.status for d in done] == [emit.COUNTED, emit.OLDER, emit.REPLAYED]
     assert done[1].last_run == b.timestamp
     text = (tmp_path / "bab.prom").read_text()
-    assert _value(text, "selftest_runs_total", env="dev", result="pass") == 1
+    assert [r[3] for r in _runs(text)] == [b.timestamp]
     assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == b.timestamp
 
     done = _emit_all(model, tmp_path / "aba.prom", a, b, a)
     assert [d.status for d in done] == [emit.COUNTED, emit.COUNTED, emit.REPLAYED]
     text = (tmp_path / "aba.prom").read_text()
-    assert _value(text, "selftest_runs_total", env="dev", result="pass") == 2
+    assert [r[3] for r in _runs(text)] == [a.timestamp, b.timestamp]
     assert _value(text, "selftest_last_run_timestamp_seconds", env="dev") == b.timestamp
 
 
@@ -485,15 +502,32 @@ def test_a_replay_of_any_of_the_last_16_runs_is_not_counted_again(model, tmp_pat
     assert {emit.emit_to_textfile(model, "dev", r, str(path)).status for r in runs[4:]} == {emit.REPLAYED}
     # Runs further back than the 16 kept are older than the last one: still not counted.
     assert {emit.emit_to_textfile(model, "dev", r, str(path)).status for r in runs[:4]} == {emit.OLDER}
-    assert _value(path.read_text(), "selftest_runs_total", env="dev", result="pass") == 20
+    assert [r[3] for r in _runs(path.read_text())] == [r.timestamp for r in runs[-16:]]
+
+
+def test_concurrent_emits_to_one_textfile_lose_no_run(model, tmp_path: Path) -> None:
+    # Each emit reads, adds and writes the file under a lock: eight at once keep all eight runs.
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = tmp_path / "selftest.prom"
+    reports = [_dated(model, f"2026-03-02T10:0{i}:00+00:00") for i in range(8)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        done = list(pool.map(lambda r: emit.emit_to_textfile(model, "dev", r, str(path)), reports))
+    kept = [r[3] for r in _runs(path.read_text())]
+    # a report placed before a newer one already written is OLDER (not counted, exit 3): the rest are all kept
+    assert sorted(kept) == sorted(r.timestamp for r, d in zip(reports, done) if d.counted)
+    assert len(kept) == sum(d.counted for d in done) and {d.status for d in done} <= {emit.COUNTED, emit.OLDER}
 
 
 def test_a_report_without_a_time_is_counted_each_time(minimal, tmp_path: Path) -> None:
     path = tmp_path / "selftest.prom"
     run = emit.synthetic_report(minimal, "dev", "kernel")  # no time of its own: the last run is `now`
     emit.emit_to_textfile(minimal, "dev", run, str(path), now=1764600000.0)
-    done = emit.emit_to_textfile(minimal, "dev", run, str(path), now=1764600000.0)
-    assert done.counted and _value(done.text, "selftest_runs_total", env="dev", result="fail") == 2
+    done = emit.emit_to_textfile(minimal, "dev", run, str(path), now=1764600060.0)
+    assert done.counted and _results(done.text) == ["fail", "fail"]
+    # emitted again at the same moment, it is the same run (the same series): Prometheus counts it once
+    again = emit.emit_to_textfile(minimal, "dev", run, str(path), now=1764600060.0)
+    assert again.counted and [r[0] for r in _runs(again.text)] == ["1764600000", "1764600060"]
 
 
 def test_the_textfile_must_be_a_prom_file_in_an_existing_directory(minimal, tmp_path: Path) -> None:
@@ -511,12 +545,13 @@ def test_the_textfile_must_be_a_prom_file_in_an_existing_directory(minimal, tmp_
 
 def test_a_counter_named_without_total_keeps_its_name(minimal) -> None:
     # prometheus_client appends `_total` to a counter's name; the spec's name must reach Prometheus as is.
-    renamed = dataclasses.replace(minimal, metrics=dataclasses.replace(minimal.metrics, runs_total="selftest_runs"))
+    renamed = dataclasses.replace(minimal, metrics=dataclasses.replace(minimal.metrics,
+                                                                       step_failures_total="selftest_step_failures"))
     text = emit.exposition(renamed, "dev", _report("minimal-run.json", renamed))
-    assert _value(text, "selftest_runs", env="dev", result="fail") == 1
-    assert "selftest_runs_total" not in text
+    assert _value(text, "selftest_step_failures", env="dev", step_id="build", tier="kernel") == 1
+    assert "selftest_step_failures_total" not in text
     again = emit.exposition(renamed, "dev", _report("minimal-run.json", renamed), previous=text)
-    assert _value(again, "selftest_runs", env="dev", result="fail") == 2
+    assert _value(again, "selftest_step_failures", env="dev", step_id="build", tier="kernel") == 2
 
 
 # --- the Pushgateway --------------------------------------------------------------------------------
@@ -592,7 +627,18 @@ def test_a_refused_push_names_the_pushgateway_status_and_reason(pushgateway: str
                                  "not have timestamps")
 
 
-def test_a_pushgateway_round_trip_accumulates_runs_in_its_own_group(model, pushgateway: str) -> None:
+def _run_groups(url: str, **key: str) -> dict[str, list[tuple[str, str, str, float, float | None]]]:
+    """The Pushgateway's run groups of `key` (plus a run label): {run: its per-run series}."""
+    groups = requests.get(f"{url}/api/v1/metrics", timeout=5).json()["data"]
+    out = {}
+    for group in groups:
+        labels = group["labels"]
+        if "run" in labels and all(labels.get(k) == v for k, v in key.items()):
+            out[labels["run"]] = _runs(emit.publish._group_text(group))
+    return out
+
+
+def test_a_pushgateway_round_trip_keeps_each_run_in_a_group_of_its_own(model, pushgateway: str) -> None:
     grouping = {"branch": "feature/emit", "runner": ""}  # '/' and '' go base64-encoded in the path
     emit.emit_to_pushgateway(model, "dev", _report("passing.json", model), pushgateway, grouping=grouping)
     pushed = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway,
@@ -604,31 +650,64 @@ def test_a_pushgateway_round_trip_accumulates_runs_in_its_own_group(model, pushg
     group = {"branch": "feature/emit", "runner": "", "instance": "", "job": "selftest"}  # as the Pushgateway has it
     for (name, labels), value in _samples(pushed).items():
         assert _value(stored, name, **dict(labels), **group) == value, name
-    assert _value(stored, "selftest_runs_total", env="dev", result="pass", **group) == 1
+    assert _runs(stored) == []  # the environment's group holds no run: each run has a group of its own
     assert _value(stored, "selftest_step_failures_total", env="dev", step_id="core-checks", tier="kernel",
                   **group) == 1
+    # passing.json 15:30 and kernel-failed.json 16:30 (2025-11-30), each in its own group
+    assert _run_groups(pushgateway, env="dev", branch="feature/emit") == {
+        "1764516600": [("1764516600", "pass", "pass", 1764516600.0, 21.882)],
+        "1764520200": [("1764520200", "fail", "page", 1764520200.0, 21.882)]}
     text = requests.get(f"{pushgateway}/metrics", timeout=5).text
-    assert ("selftest_runs_total", {**group, "env": "dev", "result": "fail"}, 1.0) in emit.parse_exposition(text)
+    assert ("selftest_run_timestamp_seconds", {**group, "env": "dev", "run": "1764520200", "result": "fail",
+                                               "outcome": "page"}, 1764520200.0) in emit.parse_exposition(text)
     emit.delete_group(pushgateway, "selftest", key)
     assert emit.fetch_group(pushgateway, "selftest", key) is None
     assert emit.fetch_group(pushgateway, "selftest", {"env": "staging"}) is not None
 
 
-def test_the_same_report_pushed_twice_moves_the_counters_once(model, pushgateway: str) -> None:
+def test_the_same_report_pushed_twice_is_one_run(model, pushgateway: str) -> None:
     first = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
     again = emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
     assert (first.counted, again.counted) == (True, False)
     stored = emit.fetch_group(pushgateway, "selftest", {"env": "dev"})
     assert stored is not None
     group = {"instance": "", "job": "selftest"}
-    assert _value(stored, "selftest_runs_total", env="dev", result="fail", **group) == 1
     assert _value(stored, "selftest_step_failures_total", env="dev", step_id="core-checks", tier="kernel",
                   **group) == 1
-    assert _value(stored, "selftest_run_duration_seconds_count", env="dev", **group) == 1
+    assert list(_run_groups(pushgateway, env="dev")) == ["1764520200"]
     # The next run counts.
     after = emit.emit_to_pushgateway(model, "dev", _report("governance-failed.json", model), pushgateway)
-    assert after.counted and _value(after.text, "selftest_runs_total", env="dev", result="pass") == 1
-    assert _value(after.text, "selftest_runs_total", env="dev", result="fail") == 1
+    assert after.counted and sorted(_run_groups(pushgateway, env="dev")) == ["1764520200", "1764523800"]
+
+
+def test_concurrent_emits_lose_no_run(model, pushgateway: str) -> None:
+    # Ten emits at once read the environment's group before any of them writes it back: the last write wins
+    # there, but every run has its own group, so every run reaches Prometheus.
+    from concurrent.futures import ThreadPoolExecutor
+
+    reports = [dataclasses.replace(_report("kernel-failed.json", model), timestamp=1764520200.0 + 60 * i)
+               for i in range(10)]
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda r: emit.emit_to_pushgateway(model, "dev", r, pushgateway), reports))
+    runs = _run_groups(pushgateway, env="dev")
+    assert sorted(runs) == [emit.run_id(r.timestamp) for r in reports]
+    assert all(series[0][1:3] == ("fail", "page") for series in runs.values())
+
+
+def test_run_groups_are_deleted_an_hour_after_their_push(model, pushgateway: str,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    emit.emit_to_pushgateway(model, "dev", _report("passing.json", model), pushgateway)
+    emit.emit_to_pushgateway(model, "staging", _report("passing.json", model), pushgateway)
+    emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
+    # An emit within the hour deletes nothing; one more than an hour after the pushes deletes this
+    # environment's older run groups, never its own run's, never another environment's.
+    assert sorted(_run_groups(pushgateway, env="dev")) == ["1764516600", "1764520200"]
+    import time as clock
+    later = clock.time() + emit.RUN_GROUP_KEEP + 60
+    monkeypatch.setattr(emit.publish.time, "time", lambda: later)
+    emit.emit_to_pushgateway(model, "dev", _report("governance-failed.json", model), pushgateway)
+    assert sorted(_run_groups(pushgateway, env="dev")) == ["1764523800"]
+    assert sorted(_run_groups(pushgateway, env="staging")) == ["1764516600"]
 
 
 def test_a_grouping_that_contradicts_the_environment_is_refused(model, pushgateway: str) -> None:
@@ -649,9 +728,9 @@ def test_a_failing_kernel_step_pushed_makes_the_generated_kernel_alert_fire(mode
     [alert] = stack.wait_until(lambda: _alerts(stack, "SelftestKernelStepFailed", step_id="core-checks"),
                                WAIT, "SelftestKernelStepFailed for core-checks in Prometheus")
     assert alert["labels"]["env"] == "dev" and alert["labels"]["tier"] == "kernel"
-    [fail] = stack.wait_until(lambda: stack.query('selftest_runs_total{env="dev",result="fail"}'), WAIT,
+    [fail] = stack.wait_until(lambda: stack.query('selftest_run_timestamp_seconds{env="dev",result="fail"}'), WAIT,
                               "the failed run in Prometheus")
-    assert fail["value"][1] == "1"
+    assert (fail["metric"]["run"], fail["metric"]["outcome"], fail["value"][1]) == ("1764520200", "page", "1764520200")
     assert _alerts(stack, "SelftestGovernanceFailuresAboveTolerance") == []
 
 
@@ -664,7 +743,7 @@ def test_a_governance_fire_drill_raises_the_alert_and_deleting_its_group_clears_
     drill = emit.synthetic_report(model, "dev", "governance")  # 4 failures, dev tolerates 3
     text = emit.emit_to_pushgateway(model, "dev", drill, pushgateway, grouping=emit.DRILL_GROUPING,
                                     accumulate=False).text
-    assert _value(text, "selftest_runs_total", env="dev", result="fail") == 1
+    assert _results(text) == ["fail"]  # the drill's group holds its run (rules leave drill="true" out)
     assert set(_failures(text).values()) == {0}  # the drill's failing steps are not failed runs
     stored = emit.fetch_group(pushgateway, model.service.name, {"env": "dev"})
     assert stored is not None

@@ -108,7 +108,7 @@ def position(text: str, anchor: str, word: str) -> str:
      "alerts[1].overrides.Dev: unknown environment 'Dev': did you mean 'dev'? (known: dev)"),
     ("    kind: step_failed\n    tier: kernel", "    kind: step_fail\n    tier: kernel", "step_fail",
      "alerts[0].kind: 'step_fail' is not allowed: did you mean 'step_failed'? "
-     "(one of: step_failed, not_reporting, slow_runs, custom)"),
+     "(one of: step_failed, not_reporting, no_passing_run, slow_runs, custom)"),
     ("    channel: pager", "    channel: xyz", "xyz",  # nothing close: no guess
      "tiers[0].channel: unknown channel 'xyz' (known: chat, pager)"),
 ])

@@ -44,10 +44,8 @@ def hand_model(**changes) -> Model:
         metrics=Metrics(
             env_label="env",
             step_failed="selftest_step_failed",
-            runs_total="selftest_runs_total",
             run_duration="selftest_run_duration_seconds",
             last_run_timestamp="selftest_last_run_timestamp_seconds",
-            duration_buckets=(5.0, 10.0, 30.0, 60.0),
         ),
         tiers=(
             Tier("kernel", "critical", "pagerduty-oncall", "incident-kernel-failure", "Always fatal."),
@@ -281,19 +279,25 @@ def test_the_slo_document_carries_service_window_budgeting_objective_and_its_pol
     assert docs[0]["metadata"]["labels"] == {"env": "dev", "owner": "platform-team", "service": "selftest", "slo": "pass-rate"}
 
 
-def test_a_pass_rate_sli_counts_bad_runs_and_a_latency_sli_counts_good_ones():
+def test_a_run_based_sli_counts_the_bad_runs_and_all_runs_of_each_5m():
+    # counter: false: each sample is a count of occurrences (the runs whose time lies in the last 5m, one
+    # series per run), not a counter to take the rate of
     model = hand_model()
     pass_rate, latency = (documents(a.content)[0] for a in compile_openslo(model, model.environments[0]))
+    runs = 'max_over_time(selftest_run_timestamp_seconds{env="dev",drill!="true"}[5m]) > time() - 300'
     ratio = pass_rate["spec"]["indicator"]["spec"]["ratioMetric"]
     assert ratio == {
-        "counter": True,
-        "bad": {"metricSource": {"type": "Prometheus", "spec": {"query": 'selftest_runs_total{env="dev",drill!="true",result="fail"}'}}},
-        "total": {"metricSource": {"type": "Prometheus", "spec": {"query": 'selftest_runs_total{env="dev",drill!="true"}'}}},
+        "counter": False,
+        "bad": {"metricSource": {"type": "Prometheus", "spec": {"query": 'count by (env) (max_over_time('
+                                                                         'selftest_run_timestamp_seconds{env="dev",drill!="true",result="fail"}[5m]) > time() - 300)'}}},
+        "total": {"metricSource": {"type": "Prometheus", "spec": {"query": f"count by (env) ({runs})"}}},
     }
     ratio = latency["spec"]["indicator"]["spec"]["ratioMetric"]
-    assert ratio["good"]["metricSource"]["spec"]["query"] == 'selftest_run_duration_seconds_bucket{env="dev",drill!="true",le="30"}'
-    assert ratio["total"]["metricSource"]["spec"]["query"] == 'selftest_run_duration_seconds_count{env="dev",drill!="true"}'
-    assert "bad" not in ratio
+    assert ratio["bad"]["metricSource"]["spec"]["query"] == (
+        'count by (env) (max_over_time(selftest_run_duration_seconds{env="dev",drill!="true"}[5m]) > 30\nand\n'
+        f'{runs})')
+    assert ratio["total"]["metricSource"]["spec"]["query"] == f"count by (env) ({runs})"
+    assert "good" not in ratio
 
 
 def test_page_policies_notify_the_page_channel_and_ticket_policies_the_ticket_channel():

@@ -110,16 +110,19 @@ STEP = 300  # a sample every 5 minutes
 DAY = 86400
 
 
+KEPT = 3600 // STEP  # samples of a run's own series: a Pushgateway keeps a run's group for an hour
+
+
 def _counters(end: int, cadence: int, failing) -> dict[str, str]:
-    """runs_total{result} as a batch job leaves it: one run every `cadence` s (the first at `cadence`), each
-    failing when `failing(t)`; sampled every STEP, starting from 100 runs before the test."""
-    counts = {"pass": [], "fail": []}
-    for i in range(end // STEP + 1):
-        runs = [t for t in range(cadence, i * STEP + 1, cadence)]
-        fails = sum(1 for t in runs if failing(t))
-        counts["fail"].append(100 + fails)
-        counts["pass"].append(100 + len(runs) - fails)
-    return {f'selftest_runs_total{{env="{{env}}",result="{r}"}}': " ".join(map(str, v)) for r, v in counts.items()}
+    """The runs as `obsgen emit` writes them: one run every `cadence` s (the first at `cadence`), each failing
+    (the kernel step: a page) when `failing(t)`, each a series of its own holding its time, sampled every
+    STEP from the run on for as long as the Pushgateway keeps it."""
+    out = {}
+    for t in range(cadence, end + 1, cadence):
+        result = 'fail",outcome="page' if failing(t) else 'pass",outcome="pass'
+        out[f'selftest_run_timestamp_seconds{{env="{{env}}",result="{result}",run="{t}"}}'] = \
+            f"_x{t // STEP} {t}x{KEPT - 1}"
+    return out
 
 
 def _promtool(tmp_path: Path, out: Path, env: str, tests: list[dict]) -> None:

@@ -212,8 +212,8 @@ def test_verify_without_a_build_says_so(run_cli, tmp_path: Path) -> None:
 
 
 def test_a_threshold_edited_by_hand_in_a_rule_file_fails_verify_naming_the_tests(run_cli, out: Path) -> None:
-    edit(out / "dev/prometheus/selftest.rules.yaml", "(selftest_step_failed{env=\"dev\",tier=\"governance\"}) > 0) > 3",
-         "(selftest_step_failed{env=\"dev\",tier=\"governance\"}) > 0) > 4")
+    edit(out / "dev/prometheus/selftest.rules.yaml", "selftest:last_run_failing_steps:count{env=\"dev\",tier=\"governance\"} > 3",
+         "selftest:last_run_failing_steps:count{env=\"dev\",tier=\"governance\"} > 4")
     result = run_cli("verify", "--out", str(out), "--env", "dev")
     assert result.code == 1
     failed = [line for line in result.out.splitlines() if line.startswith("FAIL")]

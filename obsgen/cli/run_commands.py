@@ -36,9 +36,9 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
                       help="print the JSON Schema of the report and exit (no other option needed)")
     where = emit.add_mutually_exclusive_group(required=True)
     where.add_argument("--pushgateway", metavar="URL", type=url_type("--pushgateway"),
-                       help="push to this Pushgateway (counters accumulate)")
+                       help="push to this Pushgateway (each run also in a group of its own)")
     where.add_argument("--textfile", metavar="PATH",
-                       help="write a node-exporter textfile (*.prom) atomically (counters accumulate)")
+                       help="write a node-exporter textfile (*.prom) atomically, under a lock (keeps the last 16 runs)")
     drill = command("drill", "Fire drill: push a failing run, wait for the alert at its receiver, resolve it.",
                     _drill, EXAMPLES["drill"])
     drill.add_argument("--env", required=True, metavar="NAME", help="the environment to drill")

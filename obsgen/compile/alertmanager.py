@@ -177,9 +177,11 @@ def _inhibit_rules(model: Model, owner: amtree.Owner) -> list[dict[str, Any]]:
     critical = [t.id for t in model.tiers if t.severity == "critical"]
     lesser = [t.id for t in model.tiers if t.severity != "critical"]
     for tier in critical:
-        if lesser:  # a failing critical tier silences the lesser tiers of the same environment; a drill never
+        if lesser:  # a failing critical step silences the lesser tiers' steps of the same environment; a drill
+            # never, nor an alert about whole runs (no passing run: that may be a governance failure in prod)
             rules.append({"source_matchers": [*scope, _matcher(c.LABEL_TIER, tier),
-                                              _matcher(c.LABEL_SEVERITY, "critical"), c.NOT_DRILL],
+                                              _matcher(c.LABEL_SEVERITY, "critical"), c.NOT_DRILL,
+                                              _matcher(c.LABEL_STEP, c.ALL_STEPS, "!=")],
                           # not the alerts about whole runs (liveness, slow runs): a job that failed and then
                           # died must still say it stopped reporting
                           "target_matchers": [*scope, _matcher(c.LABEL_TIER, "|".join(lesser), "=~"),

@@ -17,8 +17,8 @@ from obsgen import conventions as c
 from obsgen import durations, render, routing, slo_windows
 from obsgen.artifact import Artifact
 from obsgen.compile.alertmanager import STANDALONE, SUBTREE, compile_alertmanager
-from obsgen.compile.prometheus import (burn_conditions, failure_hold, never_reported_name, rule_documents,
-                                       stale_after)
+from obsgen.compile.prometheus import failure_hold, never_reported_name, rule_documents, stale_after
+from obsgen.compile.prometheus_slo import burn_conditions
 from obsgen.model import Environment, Model
 
 Rule = dict[str, Any]

@@ -186,9 +186,9 @@ def status_mappings(b: _Build) -> list[Any]:
 def pass_rate_panel(b: _Build) -> Any:
     slo = next((s for s in b.model.slos if s.sli.kind == "pass_rate"), None)
     target = 100 * (slo.objective if slo else DEFAULT_PASS_RATE_TARGET)
-    runs = b.model.metrics.runs_total
-    passed = b.selector(runs, 'result="pass"')
-    expr = f"100 * sum(increase({passed}[$__range]))\n/\n(sum(increase({b.selector(runs)}[$__range])) > 0)"
+    ran = _runs_in_range(b)
+    passed = _runs_in_range(b, 'result="pass"')
+    expr = f"100 * (count({passed}) or 0 * count({ran}))\n/\ncount({ran})"
     source = f"the {slo.id} SLO objective" if slo else "the default target"
     return b.g.GaugePanel(
         **b.common("Pass rate", f"Share of runs in {b.env.name} that passed over the selected time range; "
@@ -196,6 +196,12 @@ def pass_rate_panel(b: _Build) -> Any:
         format="percent", min=0, max=100, decimals=1, calc="lastNotNull",
         thresholds=b.thresholds("red", ("green", target)), extraJson=b.no_runs(),
     )
+
+
+def _runs_in_range(b: _Build, *matchers: str) -> str:
+    """The real runs of the selected time range, one series per run (`obsgen emit` writes one per run)."""
+    sel = b.selector(b.model.metrics.run_timestamp, *matchers)
+    return f"max_over_time({sel}[$__range]) > time() - $__range_s"
 
 
 def failures_by_tier_panel(b: _Build) -> Any:
@@ -209,7 +215,7 @@ def failures_by_tier_panel(b: _Build) -> Any:
 
 
 def failures_by_step_panel(b: _Build) -> Any:
-    runs = f"sum(increase({b.selector(b.model.metrics.runs_total)}[$__range])) > 0"
+    runs = f"count({_runs_in_range(b)})"
     count = f"{q.step_failures(b.model, b.env, '$__range', STEP_MATCHER)}\nand on () ({runs})"
     last = (f"{q.last_step_failure(b.model, b.env, '$__range', STEP_MATCHER)} * 1000\n"
             f"and on ({c.LABEL_STEP}, {c.LABEL_TIER}) ({q.step_failures(b.model, b.env, '$__range', STEP_MATCHER)} > 0)")
@@ -234,15 +240,12 @@ def duration_quantiles_panel(b: _Build) -> Any:
     slo = next((s for s in b.model.slos if s.sli.kind == "latency"), None)
     limit = slo.sli.threshold_seconds if slo else DEFAULT_DURATION_THRESHOLD_S
     window = duration_window(b.env)
-    buckets = b.selector(b.model.metrics.run_duration + "_bucket")
-    runs = f"sum(increase({b.selector(b.model.metrics.run_duration + '_count')}[{window}])) > 0"
-    targets = [
-        b.target(f"histogram_quantile({qn}, sum by (le) (rate({buckets}[{window}])) and on () ({runs}))", ref,
-                 f"p{int(qn * 100)}")
-        for ref, qn in (("A", 0.5), ("B", 0.95), ("C", 0.99))
-    ]
+    durations = f"max_over_time({b.selector(b.model.metrics.run_duration)}[{window}])"
+    runs = f"max_over_time({b.selector(b.model.metrics.run_timestamp)}[{window}]) > time() - {seconds(window):g}"
+    targets = [b.target(f"quantile({qn}, {durations} and {runs})", ref, f"p{int(qn * 100)}")
+               for ref, qn in (("A", 0.5), ("B", 0.95), ("C", 0.99))]
     return b.g.TimeSeries(
-        **b.common("Run duration", f"p50, p95 and p99 of the whole-run duration over {window} windows (runs "
+        **b.common("Run duration", f"p50, p95 and p99 of the durations of the runs within each {window} (runs "
                    f"{b.env.cadence.describe()}; a window without a run has no point); the line marks "
                    f"{c.fmt_number(limit)} s.", targets),
         unit="s", valueMin=0, thresholdsStyleMode="line", thresholds=b.thresholds("green", ("red", limit)),

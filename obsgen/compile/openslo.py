@@ -167,10 +167,10 @@ def _metric(query: str) -> dict[str, Any]:
 
 
 def _indicator(model: Model, env: Environment, slo: SLO, name: str, labels: dict[str, str]) -> dict[str, Any]:
-    kind, events, total = queries.sli_good_total(model, env, slo)  # kind: good | bad
+    kind, events, total, counter = queries.sli_good_total(model, env, slo)  # kind: good | bad
     return {
         "metadata": _metadata(name, labels),
-        "spec": {"ratioMetric": {"counter": True, kind: _metric(events), "total": _metric(total)}},
+        "spec": {"ratioMetric": {"counter": counter, kind: _metric(events), "total": _metric(total)}},
     }
 
 

@@ -1,4 +1,4 @@
-"""Prometheus rule files: selftest recording and alerting rules, and SLO burn-rate rules.
+"""Prometheus rule files: selftest recording and alerting rules, and SLO burn-rate rules (`prometheus_slo`).
 
 One file for the selftest rules and one per SLO, per environment. Every alert
 carries the labels Alertmanager routes and inhibits on (tier, severity,
@@ -7,19 +7,18 @@ needs (summary, description, remediation, runbook_url).
 """
 from __future__ import annotations
 
-from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
 from obsgen import conventions as c
-from obsgen import durations, queries, render, slo_windows
+from obsgen import durations, queries, render
 from obsgen.artifact import Artifact
-from obsgen.model import SLO, Alert, Environment, Model, Step
+from obsgen.compile.prometheus_slo import PERIOD_INTERVAL, slo_alerts, slo_period_records, slo_records
+from obsgen.model import Alert, Environment, Model, Step
 from obsgen.placeholders import fill
 
 Rule = dict[str, Any]
-PERIOD_INTERVAL = "5m"  # the period-long ratio is costly and changes slowly
 LIVENESS_MARGIN = "10m"  # run time, push, scrape and evaluation delays on top of two missed runs
 
 
@@ -49,9 +48,9 @@ def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...
     ]))]
     for slo in model.slos:
         files.append(Artifact(c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, env, [
-            _group(f"slo-{slo.id}-sli", _slo_records(model, env, slo), every),
-            _group(f"slo-{slo.id}-period", _slo_period_records(model, env, slo), period_every),
-            _group(f"slo-{slo.id}-alerts", _slo_alerts(model, env, slo), every),
+            _group(f"slo-{slo.id}-sli", slo_records(model, env, slo), every),
+            _group(f"slo-{slo.id}-period", slo_period_records(model, env, slo), period_every),
+            _group(f"slo-{slo.id}-alerts", slo_alerts(model, env, slo), every),
         ])))
     return tuple(files)
 
@@ -86,8 +85,26 @@ def _group(name: str, rules: list[Rule], interval: str) -> dict[str, Any]:
 
 # --- selftest rules ---------------------------------------------------------------------------
 
+def last_run_fresh(model: Model, env: Environment) -> float:
+    """Seconds the newest run's failing steps count against a tolerance: the default stale_after (a job that
+    stopped holds no alert past it), and at least the longest `for` of those alerts plus three evaluations
+    (so that they can fire)."""
+    waits = [failure_hold(model, env, a) for a in model.alerts
+             if a.kind == "step_failed" and a.params_for(env.name).enabled and env.policy.tolerance_for(a.tier) > 0]
+    return max([durations.seconds(default_stale_after(env)), *waits])
+
+
 def _selftest_records(model: Model, env: Environment) -> list[Rule]:
-    return [{"record": c.FAILING_STEPS_RECORD, "expr": queries.failing_steps_by_tier(model, env)}]
+    """Failing steps by tier from the gauges (dashboards), and failing steps by tier in the newest run while
+    it is fresh (the step alerts of a tier that tolerates failures: counted once, not once per step)."""
+    on = f"{model.metrics.env_label}, {c.DRILL_LABEL}"
+    fresh = c.fmt_number(last_run_fresh(model, env))
+    counted = (f"count by ({on}, {c.LABEL_TIER}) (\n{queries.step_failed_in_last_run(model, env)}\n)\n"
+               f"and on ({on})\n{queries.last_run(model, env)} > time() - {fresh}")
+    records = [{"record": c.FAILING_STEPS_RECORD, "expr": queries.failing_steps_by_tier(model, env)}]
+    if any(env.policy.tolerance_for(a.tier) > 0 for a in model.alerts if a.kind == "step_failed"):
+        records.append({"record": c.LAST_RUN_FAILURES_RECORD, "expr": counted})
+    return records
 
 
 def _selftest_alerts(model: Model, env: Environment) -> list[Rule]:
@@ -105,14 +122,29 @@ def _selftest_alerts(model: Model, env: Environment) -> list[Rule]:
 
 
 def stale_after(alert: Alert, env: Environment) -> str:
-    """A not_reporting alert's `stale_after` in `env`: the spec's, else two cadence intervals plus a margin."""
-    given = alert.params_for(env.name).stale_after
-    if given:
-        return given
+    """A not_reporting or no_passing_run alert's `stale_after` in `env`: the spec's, else
+    `default_stale_after`."""
+    return alert.params_for(env.name).stale_after or default_stale_after(env)
+
+
+def default_stale_after(env: Environment) -> str:
+    """Two cadence intervals plus a margin: a run missed is normal, two are not."""
     return durations.format_seconds(2 * env.cadence.seconds + durations.seconds(LIVENESS_MARGIN))
 
 
+def freshness_page(model: Model, env: Environment) -> Alert | None:
+    """The environment's enabled no_passing_run alert, the page a failing or silent job raises, if any."""
+    return next((a for a in model.alerts if a.kind == "no_passing_run" and a.params_for(env.name).enabled), None)
+
+
 LIVENESS_LOOKBACK_MIN = "7d"
+
+
+def step_lookback(env: Environment) -> str:
+    """How far back a step alert without tolerance looks for the step's last failure and pass: at least a
+    week, and twice the default stale_after; a failure with no pass since stays that long."""
+    return durations.format_seconds(max(durations.seconds(LIVENESS_LOOKBACK_MIN),
+                                        2 * durations.seconds(default_stale_after(env))))
 
 
 def liveness_lookback(alert: Alert, env: Environment) -> str:
@@ -165,13 +197,14 @@ def _step_alert(model: Model, env: Environment, alert: Alert, step: Step) -> Rul
     step_matcher = f'{c.LABEL_STEP}="{step.id}"'
     tolerance = env.policy.tolerance_for(alert.tier)
     if tolerance == 0:  # every failure counts: from the step's last failure and last pass, not the gauge
-        expr = queries.step_failed_since_pass(model, env, failure_hold(model, env, alert), step_matcher)
-    else:
-        expr = f"{queries.step_failed_alerting(model, env, step_matcher)} > 0"
-    if tolerance > 0:  # a drill's failing steps and a real run's are counted apart
-        tier_failing = queries.step_failed_alerting(model, env, f'{c.LABEL_TIER}="{alert.tier}"')
+        expr = queries.step_failed_since_pass(model, env, failure_hold(model, env, alert),
+                                              step_lookback(env), step_matcher)
+    else:  # the step failed in the newest run, which is fresh and has more failing steps of the tier than
+        # tolerated (LAST_RUN_FAILURES_RECORD): a drill's and a real run's apart; stale gauges play no part
         on = f"{model.metrics.env_label}, {c.DRILL_LABEL}"
-        expr += f"\nand on ({on})\ncount by ({on}) ({tier_failing} > 0) > {tolerance}"
+        tier_failing = c.selector(c.LAST_RUN_FAILURES_RECORD, c.env_matcher(model, env), f'{c.LABEL_TIER}="{alert.tier}"')
+        expr = (f"{queries.step_failed_in_last_run(model, env, step_matcher)}\nand on ({on})\n"
+                f"{tier_failing} > {tolerance}")
     tier = model.tier(alert.tier)
     allowed = f"{tolerance} {tier.id.upper()} failure{'s' if tolerance != 1 else ''} tolerated in {env.name}"
     return _alert_rule(alert, env, expr, _labels(model, env, alert.tier, step.id), {
@@ -190,20 +223,45 @@ def _run_alert(model: Model, env: Environment, alert: Alert) -> Rule:
         expr = f"time() - max by ({m.env_label}) ({last}) > {c.fmt_number(durations.seconds(stale))}"
         description = (f"The last selftest run in {env.name} reported more than {stale} ago; it runs "
                        f"{env.cadence.describe()}.")
+    elif alert.kind == "no_passing_run":
+        expr, description = _no_passing_run(model, env, alert)
     elif alert.kind == "slow_runs":
-        bucket = c.selector(m.run_duration + "_bucket", env_m)
-        expr = (f"histogram_quantile({c.fmt_number(p.quantile)}, sum by ({m.env_label}, le) "
-                f"(rate({bucket}[{p.window}]))) > {c.fmt_number(p.threshold_seconds)}")
+        durations_ = queries.runs(model, env, p.window, metric=m.run_duration)
+        expr = (f"quantile by ({m.env_label}) ({c.fmt_number(p.quantile)},\n{durations_}\nand\n"
+                f"{queries.runs(model, env, p.window)}\n) > {c.fmt_number(p.threshold_seconds)}")
         description = (f"p{c.fmt_number(p.quantile * 100)} run duration over {p.window} is above "
                        f"{c.fmt_number(p.threshold_seconds)} s.")
     else:
         expr = fill(alert.expr, env=env.name).strip()
         description = f"Custom alert {alert.name}."
-    return _alert_rule(alert, env, expr, _labels(model, env, alert.tier, alert.step_id or c.ALL_STEPS), {
+    labels = _labels(model, env, alert.tier, alert.step_id or c.ALL_STEPS)
+    if alert.kind == "not_reporting" and freshness_page(model, env):
+        labels.pop(c.LABEL_PAGE, None)  # the no_passing_run alert pages for a silent job; this one explains it
+    return _alert_rule(alert, env, expr, labels, {
         "description": description,
         "remediation": alert.remediation or model.tier(alert.tier).description,
         "runbook_url": model.service.runbook_url(alert.runbook),
     })
+
+
+def _no_passing_run(model: Model, env: Environment, alert: Alert) -> tuple[str, str]:
+    """No run without a paging failure for `stale_after`, from the per-run series (a Pushgateway restart
+    loses none of them: they are read back over the lookback). It fires for a job that fails and for one
+    that stopped, never between two slow failing runs, and resolves only when a run passes. An environment
+    that never reported is left to the not_reporting notice."""
+    m, stale, lookback = model.metrics, stale_after(alert, env), liveness_lookback(alert, env)
+    seconds = c.fmt_number(durations.seconds(stale))
+    not_paged = c.selector(m.run_timestamp, c.run_matchers(model, env), 'outcome!="page"')
+    passed = f"max by ({m.env_label}) (max_over_time({not_paged}[{lookback}]))"
+    every = c.selector(m.run_timestamp, c.run_matchers(model, env))
+    first = f"min by ({m.env_label}) (min_over_time({every}[{lookback}]))"
+    expr = (f"time() - {passed} > {seconds}\nor\n"
+            f"time() - {first} > {seconds}\nunless on ({m.env_label})\n{passed}")
+    tiers = ", ".join(t.upper() for t in queries.paging_tiers(model, env))
+    description = (f"No selftest run in {env.name} has passed for more than {stale} (it runs "
+                   f"{env.cadence.describe()}): every run since failed a tier that pages there ({tiers}), or "
+                   f"no run reported. It resolves when a run passes.")
+    return expr, description
 
 
 def _never_reported(model: Model, env: Environment, alert: Alert) -> Rule:
@@ -228,102 +286,3 @@ def _never_reported(model: Model, env: Environment, alert: Alert) -> Rule:
     if durations.seconds(wait) > 0:
         rule["for"] = wait
     return rule
-
-
-# --- SLO rules ----------------------------------------------------------------------------------
-
-def _slo_labels(model: Model, env: Environment, slo: SLO) -> dict[str, str]:
-    return {model.metrics.env_label: env.name, c.LABEL_SLO: slo.id}
-
-
-def _slo_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
-    """The error ratio over every window the fitted burn conditions use, and nothing else."""
-    windows = slo_windows.windows_used(c.burn_windows(slo, env))
-    return [{"record": c.slo_error_ratio_record(w), "expr": queries.sli_error_ratio(model, env, slo, w),
-             "labels": _slo_labels(model, env, slo)} for w in windows]
-
-
-def count_window(model: Model) -> str:
-    """The window of the per-evaluation error and event counts: twice the period group's interval, so that
-    every run is counted twice even if an evaluation is late (errors and events alike, so their ratio holds)."""
-    every = max(model.timing.evaluation_interval, PERIOD_INTERVAL, key=durations.seconds)
-    return durations.format_seconds(2 * durations.seconds(every))
-
-
-def _slo_period_records(model: Model, env: Environment, slo: SLO) -> list[Rule]:
-    """Occurrences over the period: failed runs / runs, from short counts summed over the period. Budget
-    remaining is 1 (nothing consumed) while the period holds no run."""
-    window, labels, matchers = count_window(model), _slo_labels(model, env, slo), c.slo_matchers(model, env, slo)
-    errors, events = queries.sli_counts(model, env, slo, window)
-    summed = {kind: f"sum_over_time({c.selector(c.slo_count_record(kind, window), matchers)}[{slo.period}])"
-              for kind in ("errors", "events")}
-    period = c.selector(c.SLO_ERROR_RATIO_PERIOD, matchers)
-    return [
-        {"record": c.slo_count_record("errors", window), "expr": errors, "labels": labels},
-        {"record": c.slo_count_record("events", window), "expr": events, "labels": labels},
-        {"record": c.SLO_ERROR_RATIO_PERIOD, "expr": f"{summed['errors']}\n/\n({summed['events']} > 0)",
-         "labels": labels},
-        {"record": c.SLO_BUDGET_REMAINING, "expr": _budget_remaining(slo, env, summed, period), "labels": labels},
-    ]
-
-
-def _budget_remaining(slo: SLO, env: Environment, summed: dict[str, str], period: str) -> str:
-    """1 - the share of the period's error budget spent; 1 while the period holds no run. A run-based SLO's
-    budget is counted in runs, over at least the runs its cadence promises in a period (P/T): one failed
-    run of a new environment spends 1/B of it, not the whole budget nineteen times over. The sums count each
-    run twice (count_window), so the floor is 2·P/T. An SLI on events has no such floor."""
-    budget = c.fmt_number(1 - slo.objective)
-    if not slo.sli.run_based:
-        return f"1 - {period} / {budget}\nor on ()\nvector(1)"
-    floor = c.fmt_number(2 * Fraction(int(durations.seconds(slo.period))) / Fraction(int(env.cadence.seconds)))
-    return (f"1 - {summed['errors']}\n/\n({budget} * clamp_min({summed['events']}, {floor}))\n"
-            f"or on ()\nvector(1)")
-
-
-def burn_conditions(slo: SLO, env: Environment, severity: str) -> list[slo_windows.BurnWindow]:
-    """The fitted burn-rate conditions of one severity (none for the page of an SLO that does not page)."""
-    if (severity == "page" and not slo.page) or not c.burns(slo, env):
-        return []
-    return [w for w in c.burn_windows(slo, env) if w.severity == severity]
-
-
-def _slo_alerts(model: Model, env: Environment, slo: SLO) -> list[Rule]:
-    rules: list[Rule] = []
-    if not c.burns(slo, env):  # too few runs in the budget: see conventions.burns
-        return rules
-    budget = c.fmt_number(1 - slo.objective)
-    matchers = c.slo_matchers(model, env, slo)
-    for severity, alertname, level in (("page", "SLOBurnRatePage", "critical"),
-                                       ("ticket", "SLOBurnRateTicket", "warning")):
-        if severity == "page" and not slo.page:
-            continue
-        clauses, factors = [], []
-        for window in burn_conditions(slo, env, severity):
-            factor = c.fmt_number(window.factor)
-            factors.append(slo_windows.describe(window))
-            # a run-counting ratio right at a threshold (one run's share of the budget) is not above it: the
-            # margin keeps float rounding from deciding, which made a ticket open and close on alternate days
-            margin = f" + {c.fmt_number(slo_windows.TIE)}" if slo.sli.run_based else ""
-            conditions = [f"{c.selector(c.slo_error_ratio_record(w), matchers)} > ({factor} * {budget}{margin})"
-                          for w in dict.fromkeys((window.long, window.short))]
-            if slo.sli.run_based:
-                # at least two failed runs: with irregular runs a window may hold a single run, and one failing
-                # run must never page or ticket on its own (increase() of a sparse counter reads ~2 for 2)
-                errors, _ = queries.sli_counts(model, env, slo, window.long)
-                conditions.append(f"on ({model.metrics.env_label}) {errors} >= {slo_windows.MIN_FAILED_RUNS - 0.5:g}")
-            clauses.append("(\n" + "\nand\n".join(conditions) + "\n)")
-        rules.append({
-            "alert": alertname,
-            "expr": "\nor\n".join(clauses),
-            "labels": {**_slo_labels(model, env, slo), c.LABEL_SLO_ALERT: severity, c.LABEL_SEVERITY: level,
-                       c.LABEL_TIER: c.ALL_STEPS, c.LABEL_STEP: c.ALL_STEPS, c.LABEL_SERVICE: model.service.name},
-            "annotations": {
-                "summary": f"SLO {slo.id} in {env.name} is burning its error budget too fast ({severity})",
-                "description": (f"{slo.description} Objective {c.fmt_number(slo.objective * 100)} % over "
-                                f"{slo.period}, {c.slo_basis(slo, env)}; burn rate above "
-                                + "; or ".join(factors) + "."),
-                "remediation": slo.remediation or "Find what consumes the error budget on the dashboard.",
-                "runbook_url": model.service.runbook_url(slo.runbook),
-            },
-        })
-    return rules

@@ -4,7 +4,8 @@ The expected receivers come from the spec's intent, not from the generated
 route tree: a tier's alerts go to the tier's channel; SLO page and ticket
 alerts go to the channels `slo_alerting` names; with `page_on_any_failure` the
 alerts of every non-critical tier also page, except the never-reported notice
-of a not_reporting alert, which never pages. A channel's Alertmanager receiver
+of a not_reporting alert, which never pages (nor does the not_reporting alert itself where a
+no_passing_run alert pages for a silent job). A channel's Alertmanager receiver
 is named `<service>/<env>/<channel>` (see obsgen.amtree).
 
 Every case runs against two configs (unless it names one with `config:`):
@@ -137,6 +138,10 @@ def intended_channels(model: Model, env: Environment, labels: dict[str, str]) ->
     tier = model.tier(labels[c.LABEL_TIER])
     notices = {f"{a.name}NoData" for a in model.alerts if a.kind == "not_reporting"}
     if labels.get("alertname") in notices:
+        return [tier.channel]
+    silent = {a.name for a in model.alerts if a.kind == "not_reporting"}
+    freshness = any(a.kind == "no_passing_run" and a.params_for(env.name).enabled for a in model.alerts)
+    if labels.get("alertname") in silent and freshness:  # the no_passing_run alert pages for a silent job
         return [tier.channel]
     pager = next((t.channel for t in model.tiers if t.severity == "critical"), model.slo_alerting.page_channel)
     if env.policy.page_on_any_failure and tier.severity != "critical" and tier.channel != pager:

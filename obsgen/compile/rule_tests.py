@@ -50,8 +50,7 @@ Rules = dict[tuple[str, str], kit.Doc]  # (alertname, step_id) -> alerting rule
 
 def compile_rule_tests(model: Model, env: Environment) -> list[Artifact]:
     from obsgen.compile.prometheus import rule_documents
-    from obsgen.compile.rule_tests_slo import EVAL as SLO_EVAL
-    from obsgen.compile.rule_tests_slo import slo_groups
+    from obsgen.compile.rule_tests_slo import evaluation_interval, slo_groups
 
     docs = rule_documents(model, env)
     files = []
@@ -63,7 +62,7 @@ def compile_rule_tests(model: Model, env: Environment) -> list[Artifact]:
         path = c.rules_file(env, f"slo-{slo.id}")
         if path in docs:
             groups = slo_groups(model, env, slo, docs[path]["groups"])
-            files.append(_test_file(model, env, path, docs[path], SLO_EVAL, groups))
+            files.append(_test_file(model, env, path, docs[path], evaluation_interval(slo), groups))
     return [f for f in files if f]
 
 
@@ -86,8 +85,10 @@ def _alert_rules(document: kit.Doc) -> Rules:
 
 
 def _selftest_groups(model: Model, env: Environment, rules: Rules) -> list[kit.Doc]:
-    builders = {"step_failed": _step_failed, "not_reporting": _not_reporting, "slow_runs": _slow_runs,
-                "custom": _custom}
+    from obsgen.compile.rule_tests_liveness import no_passing_run, not_reporting
+
+    builders = {"step_failed": _step_failed, "not_reporting": not_reporting, "no_passing_run": no_passing_run,
+                "slow_runs": _slow_runs, "custom": _custom}
     groups: list[kit.Doc] = []
     for alert in model.alerts:
         if alert.params_for(env.name).enabled:
@@ -121,7 +122,8 @@ def _intended(model: Model, env: Environment, alert: Alert, series_labels: dict[
     step_id = step.id if step else (alert.step_id or c.ALL_STEPS)
     labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: step_id,
               c.LABEL_SERVICE: model.service.name, model.metrics.env_label: env.name}
-    if env.policy.page_on_any_failure and tier.severity != "critical":
+    if env.policy.page_on_any_failure and tier.severity != "critical" and not (
+            alert.kind == "not_reporting" and _pages_when_failing(model, env)):
         labels[c.LABEL_PAGE] = "oncall"
     params = alert.params_for(env.name)
     if step is not None:
@@ -129,8 +131,14 @@ def _intended(model: Model, env: Environment, alert: Alert, series_labels: dict[
         description = (f"{step.description or step.id} ({step.category or tier.id}); {tolerance} "
                        f"{tier.id.upper()} failure{'s' if tolerance != 1 else ''} tolerated in {env.name}.")
     elif alert.kind == "not_reporting":
-        description = (f"The last selftest run in {env.name} reported more than {_stale_text(alert, env)} ago; "
+        description = (f"The last selftest run in {env.name} reported more than {stale_text(alert, env)} ago; "
                        f"it runs {env.cadence.describe()}.")
+    elif alert.kind == "no_passing_run":
+        paging = ", ".join(t.id.upper() for t in model.tiers
+                           if t.severity == "critical" or env.policy.page_on_any_failure)
+        description = (f"No selftest run in {env.name} has passed for more than {stale_text(alert, env)} (it runs "
+                       f"{env.cadence.describe()}): every run since failed a tier that pages there ({paging}), "
+                       f"or no run reported. It resolves when a run passes.")
     elif alert.kind == "slow_runs":
         description = (f"p{c.fmt_number(params.quantile * 100)} run duration over {params.window} is above "
                        f"{c.fmt_number(params.threshold_seconds)} s.")
@@ -146,36 +154,18 @@ def _intended(model: Model, env: Environment, alert: Alert, series_labels: dict[
     return kit.intended(labels, annotations, series_labels, value)
 
 
-def _notice(model: Model, env: Environment, alert: Alert, series_labels: dict[str, str]) -> kit.Doc:
-    """The never-reported notice: the least severe tier's labels, never a page label."""
-    tier = sorted(model.tiers, key=lambda t: SEVERITY_ORDER.index(t.severity))[-1]
-    labels = {c.LABEL_TIER: tier.id, c.LABEL_SEVERITY: tier.severity, c.LABEL_STEP: c.ALL_STEPS,
-              c.LABEL_SERVICE: model.service.name, model.metrics.env_label: env.name}
-    annotations = {
-        "summary": f"Selftest in {env.name} has not reported any run yet",
-        "description": (f"No last-run metric for {env.name} in {_lookback_text(alert, env)}: no selftest run "
-                        f"has reported since these rules were loaded, or none for {_lookback_text(alert, env)}. "
-                        f"Informational; {alert.name} alerts once runs have reported and then stop for "
-                        f"{_stale_text(alert, env)}."),
-        "remediation": alert.remediation or model.tier(alert.tier).description,
-        "runbook_url": model.service.runbook_url(alert.runbook),
-        **kit.intended_dashboard(model, env, c.ALL_STEPS),
-    }
-    return kit.intended(labels, annotations, series_labels, 1.0)
+def _pages_when_failing(model: Model, env: Environment) -> bool:
+    """Whether the spec has a no_passing_run alert enabled in `env` (then a silent job pages through it)."""
+    return any(a.kind == "no_passing_run" and a.params_for(env.name).enabled for a in model.alerts)
 
 
-def _stale_seconds(alert: Alert, env: Environment) -> int:
+def stale_seconds(alert: Alert, env: Environment) -> int:
     given = alert.params_for(env.name).stale_after
     return int(durations.seconds(given)) if given else int(2 * env.cadence.seconds) + LIVENESS_MARGIN
 
 
-def _stale_text(alert: Alert, env: Environment) -> str:
-    return alert.params_for(env.name).stale_after or kit.dur(_stale_seconds(alert, env))
-
-
-def _lookback_text(alert: Alert, env: Environment) -> str:
-    """The README's liveness lookback: at least 7d, and twice stale_after."""
-    return durations.format_seconds(max(7 * 86400, 2 * _stale_seconds(alert, env)))
+def stale_text(alert: Alert, env: Environment) -> str:
+    return alert.params_for(env.name).stale_after or kit.dur(stale_seconds(alert, env))
 
 
 # --- step_failed ------------------------------------------------------------------------------------
@@ -201,6 +191,13 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
         out = {kit.series(model.metrics.step_failed, labels(s.id)): kit.gauge_notation(
             [("0", healthy), ("1", samples - healthy)] if s.id in failing and retry is None else [("0", samples)])
             for s in steps if shown is None or s.id in shown}
+        if tolerance > 0:  # the alert reads the newest run's time and each step's last failure
+            out[kit.series(model.metrics.last_run_timestamp, {env_label: env.name})] = \
+                kit.gauge_notation([("0", healthy), (str(ONSET), samples - healthy)])
+            for s in steps:
+                if s.id in failing and (shown is None or s.id in shown):
+                    out[kit.series(model.metrics.step_last_failure, labels(s.id))] = \
+                        f"_x{healthy} " + kit.gauge_notation([(str(ONSET), samples - healthy)])
         if tolerance == 0:  # the alert reads the step's last failure and last pass
             for s in steps:
                 if shown is None or s.id in shown:
@@ -231,7 +228,7 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
         groups.append(kit.group(f"{name} {what}", STEP, inputs(failing), [kit.alert_case(end, alert.name, [])],
                                 [failing_sum(end, len(failing))]))
     size = tolerance + 1
-    value = float(ONSET) if tolerance == 0 else 1.0  # the failure's time, or the gauge
+    value = float(ONSET)  # the failure's time
     if len(steps) >= size:
         for index, chunk in enumerate(_chunks([s.id for s in steps], size)):
             firing = [_intended(model, env, alert, labels(s), value, step=by_id[s]) for s in sorted(chunk)]
@@ -271,124 +268,43 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [[items[(start + i) % len(items)] for i in range(size)] for start in range(0, len(items), size)]
 
 
-# --- not_reporting, slow_runs, custom -----------------------------------------------------------------
-
-def _not_reporting(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
-    env_label, metric = model.metrics.env_label, model.metrics.last_run_timestamp
-    notice_name = f"{alert.name}NoData"
-    stale, stale_text = _stale_seconds(alert, env), _stale_text(alert, env)
-    cadence = kit.ceil_to(env.cadence.seconds, STEP)
-    for_text, wait = _wait(alert, env)
-    mine, other = {env_label: env.name}, {env_label: f"not-{env.name}"}
-    pages = env.policy.page_on_any_failure or model.tier(alert.tier).severity == "critical"
-    how = "pages" if pages else f"does not page ({model.tier(alert.tier).severity})"
-
-    # Two runs a cadence apart (at 0 and at `cadence`), then none: the last run's age passes stale_after at
-    # cadence + stale, so the alert is active from the next evaluation and fires `for` later.
-    last = cadence
-    fire_at = last + stale + STEP + wait
-    samples = fire_at // STEP + TAIL
-    stale_group = kit.group(
-        f"{env.name}: runs {env.cadence.describe()} then none: {alert.name} fires stale_after {stale_text} "
-        f"after the last run{_after(for_text, wait, 'while younger')}, and {how}",
-        STEP, {kit.series(metric, mine): kit.gauge_notation([("0", cadence // STEP), (str(last),
-                                                                                      samples - cadence // STEP)])},
-        [kit.alert_case(last, alert.name, []), kit.alert_case(last + stale, alert.name, []),
-         kit.alert_case(fire_at - STEP, alert.name, []),
-         kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, mine, float(fire_at - last))]),
-         kit.alert_case(fire_at, notice_name, [])])
-
-    # Never reported (another environment's metric does not count): only the notice, never a page.
-    end = max(wait, STEP) + stale + STEP
-    never_group = kit.group(
-        f"{env.name}: never reported: {alert.name} stays quiet and only the notice {notice_name} fires"
-        + (_after(for_text, wait) if wait else f" at once (for {for_text})") + ", without a page label",
-        STEP, {kit.series(metric, other): f"0+{STEP}x{end // STEP + TAIL}"},
-        ([kit.alert_case(wait - STEP, notice_name, [])] if wait else [])
-        + [kit.alert_case(wait, notice_name, [_notice(model, env, alert, mine)]),
-           kit.alert_case(end, notice_name, [_notice(model, env, alert, mine)]),
-           kit.alert_case(end, alert.name, [])])
-
-    # A fire drill is no run: the job dead after its second run, a drill reporting fresh times every minute
-    # from then on; the alert fires all the same. And where nothing ever reported, a drill does not count
-    # as a first run: the notice fires.
-    drill = {**mine, c.DRILL_LABEL: "true"}
-    drill_group = kit.group(
-        f"{env.name}: runs {env.cadence.describe()} then none, a fire drill reporting every minute after: "
-        f"{alert.name} fires all the same, stale_after {stale_text} after the last real run",
-        STEP, {kit.series(metric, mine): kit.gauge_notation([("0", cadence // STEP), (str(last),
-                                                                                      samples - cadence // STEP)]),
-               kit.series(metric, drill): f"{last}+{STEP}x{samples}"},
-        [kit.alert_case(fire_at - STEP, alert.name, []),
-         kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, mine, float(fire_at - last))])])
-    never_drill_group = kit.group(
-        f"{env.name}: never reported, a fire drill reporting every minute: the drill is no first run, "
-        f"{alert.name} stays quiet and the notice {notice_name} fires",
-        STEP, {kit.series(metric, drill): f"0+{STEP}x{end // STEP + TAIL}"},
-        [kit.alert_case(end, notice_name, [_notice(model, env, alert, mine)]),
-         kit.alert_case(end, alert.name, [])])
-
-    # A Pushgateway restarted without persistence: the last-run series disappears while the alert fires. The
-    # rules still see the last run, so the alert keeps firing and the never-reported notice stays quiet.
-    gone = fire_at + STEP
-    check = gone + 10 * STEP  # well past Prometheus's 5m staleness
-    restart_group = kit.group(
-        f"{env.name}: runs {env.cadence.describe()} then none, and the last-run series disappears (a Pushgateway "
-        f"restart) while {alert.name} fires: it keeps firing, and {notice_name} stays quiet",
-        STEP, {kit.series(metric, mine): kit.gauge_notation([("0", cadence // STEP), (str(last),
-                                                                                      (gone - last) // STEP)])
-               + f" _x{(check - gone) // STEP + TAIL}"},
-        [kit.alert_case(check, alert.name, [_intended(model, env, alert, mine, float(check - last))]),
-         kit.alert_case(check, notice_name, [])])
-
-    # Runs at the cadence: at the end of the longest normal gap neither alert fires.
-    runs = 4
-    quiet_at = runs * cadence - STEP  # just before the fifth run
-    values = kit.gauge_notation([(str(i * cadence), cadence // STEP) for i in range(runs)]
-                                + [(str(runs * cadence), TAIL)])
-    fresh_group = kit.group(
-        f"{env.name}: runs {env.cadence.describe()} fire neither {alert.name} nor {notice_name}",
-        STEP, {kit.series(metric, mine): values},
-        [kit.alert_case(quiet_at, alert.name, []), kit.alert_case(quiet_at, notice_name, [])])
-    return [stale_group, drill_group, restart_group, never_group, never_drill_group, fresh_group]
-
+# --- slow_runs, custom -----------------------------------------------------------------
 
 def _slow_runs(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:
     params, env_label = alert.params_for(env.name), model.metrics.env_label
     for_text, wait = _wait(alert, env)
-    fire_at = STEP + wait  # the first rate needs the samples at 0 and 1m
+    fire_at = ONSET + wait  # a run a minute from ONSET on
     end = fire_at + 5 * STEP
-    samples = end // STEP + TAIL
-    buckets = sorted(model.metrics.duration_buckets)
     p = f"p{c.fmt_number(params.quantile * 100)}"
-    threshold = c.fmt_number(params.threshold_seconds)
+    threshold = params.threshold_seconds
+    fast, slow = threshold / 2, threshold + 1
+    return [
+        kit.group(f"{env.name}: runs of {c.fmt_number(fast)} s every minute ({p} below {c.fmt_number(threshold)} s) "
+                  f"do not fire {alert.name}", STEP, run_series(model, env, range(ONSET, end + 1, STEP), end,
+                                                              duration=fast),
+                  [kit.alert_case(end, alert.name, [])]),
+        kit.group(f"{env.name}: runs of {c.fmt_number(slow)} s every minute ({p} = {c.fmt_number(slow)} s > "
+                  f"{c.fmt_number(threshold)} s) fire {alert.name}{_after(for_text, wait)}", STEP,
+                  run_series(model, env, range(ONSET, end + 1, STEP), end, duration=slow),
+                  [kit.alert_case(fire_at - STEP, alert.name, []),
+                   kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, {env_label: env.name}, slow)])]),
+    ]
 
-    def inputs(first_bucket: int) -> dict[str, str]:  # one run a minute, each in bucket `first_bucket`
-        les = [c.fmt_number(b) for b in buckets] + ["+Inf"]
-        return {kit.series(model.metrics.run_duration + "_bucket", {env_label: env.name, "le": le}):
-                f"0+{int(i >= first_bucket)}x{samples - 1}" for i, le in enumerate(les)}
 
-    groups = []
-    fast = buckets[0] * params.quantile  # every run in the first bucket
-    if fast < params.threshold_seconds:
-        groups.append(kit.group(
-            f"{env.name}: runs within the first bucket ({p} = {c.fmt_number(fast)} s) do not fire {alert.name}",
-            STEP, inputs(0), [kit.alert_case(end, alert.name, [])]))
-    top = c.fmt_number(buckets[-1])
-    if buckets[-1] > params.threshold_seconds:  # slower than every bucket: the quantile is the largest bound
-        groups.append(kit.group(
-            f"{env.name}: runs slower than every bucket ({p} = {top} s > {threshold} s) fire {alert.name}"
-            f"{_after(for_text, wait)}",
-            STEP, inputs(len(buckets)),
-            [kit.alert_case(fire_at - STEP, alert.name, []),
-             kit.alert_case(fire_at, alert.name, [_intended(model, env, alert, {env_label: env.name},
-                                                            float(buckets[-1]))])]))
-    else:
-        groups.append(kit.group(
-            f"{env.name}: {alert.name} cannot fire: runs slower than every bucket give {p} = {top} s "
-            f"(the largest finite bucket), not above {threshold} s",
-            STEP, inputs(len(buckets)), [kit.alert_case(end, alert.name, [])]))
-    return groups
+def run_series(model: Model, env: Environment, times, end: int, duration: float = 1.0, outcome: str = "pass",
+               drill: bool = False) -> dict[str, str]:
+    """The per-run series `obsgen emit` writes for runs at `times` (seconds, multiples of STEP), each scraped
+    from its run for as long as the Pushgateway keeps the run's group, up to `end` plus TAIL samples."""
+    out, last = {}, end // STEP + TAIL
+    for t in times:
+        labels = {model.metrics.env_label: env.name, c.LABEL_RUN: c.run_id(t), c.LABEL_RESULT: "pass" if outcome == "pass"
+                  else "fail", c.LABEL_OUTCOME: outcome, **({c.DRILL_LABEL: "true"} if drill else {})}
+        first = t // STEP
+        shown = min(c.RUN_GROUP_KEEP // STEP, last - first)
+        lead = f"_x{first} " if first else ""
+        out[kit.series(model.metrics.run_timestamp, labels)] = f"{lead}{t}x{shown - 1}"
+        out[kit.series(model.metrics.run_duration, labels)] = f"{lead}{c.fmt_number(duration)}x{shown - 1}"
+    return out
 
 
 def _custom(model: Model, env: Environment, alert: Alert, rules: Rules) -> list[kit.Doc]:

@@ -1,9 +1,11 @@
 """SLO cases of the generated rule tests: batch runs at the environment's cadence, expectations from intent.
 
-The inputs are what a batch job leaves behind: counters that step up once per run, every T seconds (the
-environment's cadence), sampled every STEP. The counters start at 100 (the job ran before the test), so
-that `increase` extrapolates the errors and the events of a window alike and their ratio is the share of
-failed runs in the window. The expectations never read the generated expressions: they count runs in
+The inputs are what `obsgen emit` leaves behind for a run-based SLI: one series per run, every T seconds (the
+environment's cadence), holding the run's time (and its duration: 1 s, or a second above the threshold
+for a bad run of a latency SLI), scraped once, at the first sample after the run: a run counts once however
+often it is scraped, and one scrape is the least it takes (a Pushgateway keeps a run's group for an hour,
+c.RUN_GROUP_KEEP; the selftest tests scrape it throughout). An SLI on events gets counters that step up at every sample,
+starting at 100, so that `increase` extrapolates the errors and the events of a window alike. The expectations never read the generated expressions: they count runs in
 each window (a run at r is in the window of τ when τ - W < r ≤ τ), and take the windows, shares and
 factors from the fitting rules (`obsgen.slo_windows`) applied to the spec's objective, period and cadence.
 
@@ -29,13 +31,19 @@ from obsgen.model import SLO, Environment, Model
 from obsgen.placeholders import fill
 
 STEP = 300  # seconds between samples
-EVAL = STEP  # promtool evaluates every group at every step
+EVAL = STEP  # promtool evaluates every group at every step (an SLI on events: its short counts need it)
+RUN_EVAL = 900  # a run-based SLI counts the runs themselves: evaluated at the checks' 15m, not every step
+
+
+def evaluation_interval(slo: SLO) -> int:
+    """The test file's evaluation interval for `slo`."""
+    return RUN_EVAL if slo.sli.run_based else EVAL
 START = 100  # counter value before the test
 DAY = 86400
 
 
 @dataclass(frozen=True)
-class _Sli:
+class _Sli:  # an SLI on events: its counters
     bad: str | None  # input series counting failed runs (None: total - good)
     good: str | None
     total: str | None  # None: bad + good
@@ -51,14 +59,9 @@ def slo_groups(model: Model, env: Environment, slo: SLO, rule_groups: list[kit.D
 
 
 def _sli(model: Model, env: Environment, slo: SLO) -> _Sli | None:
-    m, mine = model.metrics, {model.metrics.env_label: env.name}
-    if slo.sli.kind == "pass_rate":
-        return _Sli(kit.series(m.runs_total, {**mine, "result": "fail"}),
-                    kit.series(m.runs_total, {**mine, "result": "pass"}), None, mine)
-    if slo.sli.kind == "latency":
-        le = c.fmt_number(slo.sli.threshold_seconds)
-        return _Sli(None, kit.series(m.run_duration + "_bucket", {**mine, "le": le}),
-                    kit.series(m.run_duration + "_count", mine), mine)
+    mine = {model.metrics.env_label: env.name}
+    if slo.sli.run_based:
+        return _Sli(None, None, None, mine)
     bad = kit.summed_rate(fill(slo.sli.error_query, env=env.name, window="{{window}}"))
     total = kit.summed_rate(fill(slo.sli.total_query, env=env.name, window="{{window}}"))
     if not bad or not total or bad[0] == total[0] or bad[2] != total[2]:
@@ -87,7 +90,7 @@ class _Cases:
         stop = onset + int(burn)
         end = stop + 2 * self.cadence + 900
         runs = self._runs(end, lambda r: onset <= r < stop)
-        healthy = onset - STEP  # a day of passing runs: every record is a number, nothing fires
+        healthy = onset - evaluation_interval(self.slo)  # a day of passing runs: every record a number, no alert
         exprs = [self._expr(healthy, c.slo_error_ratio_record(window), 0)
                  for window in sorted({w for b in self.windows for w in (b.long, b.short)}, key=durations.seconds)]
         exprs += [self._expr(healthy, c.SLO_ERROR_RATIO_PERIOD, 0), self._expr(healthy, c.SLO_BUDGET_REMAINING, 1)]
@@ -113,6 +116,8 @@ class _Cases:
         return _Runs([(t, bool(fails(t))) for t in range(self.cadence, end + 1, self.cadence)])
 
     def _inputs(self, runs: "_Runs", end: int) -> dict[str, str]:
+        if self.slo.sli.run_based:
+            return self._run_series(runs, end)
         samples = end // STEP + 12
         steps = {"bad": [0] * (samples + 1), "good": [0] * (samples + 1)}  # runs first seen at each sample
         for t, failed in runs:
@@ -121,6 +126,21 @@ class _Cases:
         total = [b + g for b, g in zip(counts["bad"], counts["good"])]
         values = {self.sli.bad: counts["bad"], self.sli.good: counts["good"], self.sli.total: total}
         return {series: " ".join(map(str, v)) for series, v in values.items() if series}
+
+    def _run_series(self, runs: "_Runs", end: int) -> dict[str, str]:
+        """One series per run as `obsgen emit` labels it, scraped once after the run."""
+        m = self.model.metrics
+        latency = self.slo.sli.kind == "latency"
+        out = {}
+        for t, failed in runs:
+            labels = {**self.sli.labels, c.LABEL_RUN: c.run_id(t), c.LABEL_RESULT: "fail" if failed and not latency
+                      else "pass", c.LABEL_OUTCOME: "ticket" if failed and not latency else "pass"}
+            lead = f"_x{-(-t // STEP)} " if t > 0 else ""
+            out[kit.series(m.run_timestamp, labels)] = f"{lead}{t}"
+            if latency:
+                duration = c.fmt_number(self.slo.sli.threshold_seconds + 1) if failed else "1"
+                out[kit.series(m.run_duration, labels)] = f"{lead}{duration}"
+        return out
 
     # -- expectations -----------------------------------------------------------------------------------
 

@@ -18,8 +18,12 @@ The series, named by `model.metrics`, each labelled `<env_label>="<env>"` (plus 
 - `step_failures_total{step_id, tier}` counter: runs in which the step failed, one series per spec step
   (0 until it fails), so that dashboards count failed runs with increase() rather than gauge samples. A
   fire drill (`accumulate=False`) leaves it at 0.
-- `runs_total{result="pass"|"fail"}` counter, both series always present so that rates exist at once.
-- `run_duration` histogram over the spec's `duration_buckets`, `le` written as the rules match it.
+- `run_timestamp{run, result, outcome}` and `run_duration{run, result, outcome}` gauges, one series per run:
+  the run's time and its duration in seconds. `run` is the run's time (`run_id`), `result` pass or fail under
+  the environment's policy, `outcome` pass, ticket or page (`run_outcome`: page when a tier whose failures
+  page there fails). Prometheus counts runs as distinct series (`count(max_over_time(...[w]) > time() - w)`),
+  so nothing is read, added and written back: a Pushgateway gets each run as a group of its own
+  (job, env, run=<time>), deleted an hour after its push; a textfile keeps the last 16 runs.
 - `last_run_timestamp` gauge: the time of the newest run counted, the report's time, else `now`. It never
   moves back.
 - `recent_runs{recent="1".."16"}` gauge: the times of the last runs counted at this target, newest first.
@@ -35,8 +39,9 @@ reads too), the bar the generated step alerts use and what the
 selftest's exit status means per environment in the seeds: a failing step of a critical tier (KERNEL), more
 failing steps of a warning tier (GOVERNANCE) than the environment tolerates, or a failing step of an
 informational tier (OPTIONAL) where the environment pages on any failure (prod). The pass-rate SLO then
-burns on exactly the runs that block. Counters and the histogram are cumulative: each exposition adds one
-run to the previous one for the same target (two emitters racing on one target can lose a run).
+burns on exactly the runs that block. The environment's own series (step gauges and times, last run, recent
+runs, the per-step failure counter the dashboards read) are rewritten from the previous exposition for the
+same target; the per-run series are never rewritten, and a textfile is read and written under a lock.
 
 The exposition, the textfile and the Pushgateway protocol are prometheus_client's (imported on first use):
 a CollectorRegistry, `write_to_textfile`, `push_to_gateway` and `delete_from_gateway`, the last two sending
@@ -44,19 +49,23 @@ through obsgen's own HTTP client (its timeouts and one-line errors).
 """
 from __future__ import annotations
 
-from obsgen.emit.exposition import (COUNTED, LABEL_RECENT, OLDER, RECENT_RUNS, REPLAYED, Emitted, already_counted,
-                                    exposition, parse_exposition, place, registry)
-from obsgen.emit.publish import (DRILL_GROUPING, check_grouping, check_textfile, delete_group, emit_to_pushgateway,
-                                 emit_to_textfile, fetch_group, push, read_textfile, write_textfile)
-from obsgen.emit.report import (FAILED, LABEL_RESULT, RUNNER_SEVERITY, RUNNER_TIERS, STATUSES, Report, ReportError,
-                                StepResult, check_report, describe_run, format_time, load_report, missing_steps,
-                                parse_report, run_result, run_time, schema_text, stale_report, synthetic_report)
+from obsgen.emit.exposition import (COUNTED, LABEL_RECENT, LABEL_RUN, OLDER, RECENT_RUNS, REPLAYED, Emitted,
+                                    already_counted, exposition, parse_exposition, place, registry, run_id,
+                                    run_registry)
+from obsgen.emit.publish import (DRILL_GROUPING, RUN_GROUP_KEEP, check_grouping, check_textfile, delete_group,
+                                 emit_to_pushgateway, emit_to_textfile, fetch_group, push, read_textfile,
+                                 write_textfile)
+from obsgen.emit.report import (FAILED, LABEL_OUTCOME, LABEL_RESULT, PAGE, PASS, RUNNER_SEVERITY, RUNNER_TIERS,
+                                STATUSES, TICKET, Report, ReportError, StepResult, check_report, describe_run,
+                                format_time, load_report, missing_steps, parse_report, run_outcome, run_result,
+                                run_time, schema_text, stale_report, synthetic_report)
 
 __all__ = [
-    "COUNTED", "DRILL_GROUPING", "FAILED", "LABEL_RECENT", "LABEL_RESULT", "OLDER", "RECENT_RUNS", "REPLAYED",
-    "RUNNER_SEVERITY", "RUNNER_TIERS", "STATUSES", "Emitted", "Report", "ReportError", "StepResult",
-    "already_counted", "check_grouping", "check_report", "check_textfile", "delete_group", "describe_run",
-    "emit_to_pushgateway", "emit_to_textfile", "exposition", "fetch_group", "format_time", "load_report",
-    "missing_steps", "parse_exposition", "parse_report", "place", "push", "read_textfile", "registry",
+    "COUNTED", "DRILL_GROUPING", "FAILED", "LABEL_OUTCOME", "LABEL_RECENT", "LABEL_RESULT", "LABEL_RUN", "OLDER",
+    "PAGE", "PASS", "RECENT_RUNS", "REPLAYED", "RUNNER_SEVERITY", "RUNNER_TIERS", "RUN_GROUP_KEEP", "STATUSES",
+    "TICKET", "Emitted", "Report", "ReportError", "StepResult", "already_counted", "check_grouping",
+    "check_report", "check_textfile", "delete_group", "describe_run", "emit_to_pushgateway", "emit_to_textfile",
+    "exposition", "fetch_group", "format_time", "load_report", "missing_steps", "parse_exposition",
+    "parse_report", "place", "push", "read_textfile", "registry", "run_id", "run_outcome", "run_registry",
     "run_result", "run_time", "schema_text", "stale_report", "synthetic_report", "write_textfile",
 ]

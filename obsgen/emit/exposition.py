@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obsgen import conventions as c
-from obsgen.emit.report import LABEL_RESULT, Report, _environment, check_report, run_result
+from obsgen.emit.report import (LABEL_OUTCOME, LABEL_RESULT, Report, _environment, check_report, run_outcome,
+                                run_result)
 from obsgen.errors import ObsgenError
 from obsgen.model import Model
 
@@ -19,6 +20,8 @@ LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")  # a label name obsgen may ad
 COUNTED, REPLAYED, OLDER = "counted", "replayed", "older"
 RECENT_RUNS = 16  # run times a target remembers, so that a replay of any of them is not counted again
 LABEL_RECENT = "recent"
+LABEL_RUN = c.LABEL_RUN  # the per-run series' identity: the run's time (`run_id`)
+run_id = c.run_id
 
 
 @dataclass(frozen=True)
@@ -38,12 +41,13 @@ class Emitted:
 
 def registry(model: Model, env_name: str, report: Report, previous: str | None = None,
              now: float | None = None, extra_labels: Mapping[str, str] | None = None,
-             count_step_failures: bool = True) -> Any:
-    """The metrics of this run as a prometheus_client CollectorRegistry, cumulative over `previous` (the
-    last exposition for the same target, or None to start over). Sorted and deterministic. A fire drill
-    passes count_step_failures=False: its failing steps are not counted as failed runs."""
-    from prometheus_client import CollectorRegistry
-
+             count_step_failures: bool = True, runs: bool = True) -> Any:
+    """The metrics of this run as a prometheus_client CollectorRegistry, over `previous` (the last exposition
+    for the same target, or None to start over). Sorted and deterministic. A fire drill passes
+    count_step_failures=False: its failing steps are not counted as failed runs. With `runs` the per-run
+    series (`run_samples`) of this run and of the last RECENT_RUNS runs of `previous` are included (a
+    textfile, a drill's group); without, the target holds only the environment's series (a Pushgateway
+    keeps each run in a group of its own: `run_registry`)."""
     env = _environment(model, env_name)
     check_report(model, report)
     m = model.metrics
@@ -58,9 +62,7 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
             steps.append((step_labels[step.id], value))
     failures = [(step_labels[s.id], prev.step_failures.get(s.id, 0.0)
                  + (1.0 if count_step_failures and s.id in ran and ran[s.id].failed else 0.0)) for s in model.steps]
-    runs = {"fail": prev.runs.get("fail", 0.0), "pass": prev.runs.get("pass", 0.0)}
-    runs[run_result(model, env.name, report)] += 1
-    when = report.timestamp if report.timestamp is not None else time.time() if now is None else now
+    when = run_when(report, now)
     stamp = max(when, prev.last_run) if prev.last_run is not None else when  # never back in time
     last_failed, last_passed = dict(prev.step_last_failure), dict(prev.step_last_pass)
     for step in report.steps:  # a skipped step neither failed nor passed
@@ -73,9 +75,6 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
         _family(m.step_failed, "gauge", "1 if the selftest step failed in the last run that ran it, else 0.", steps),
         _family(m.step_failures_total, "counter", "Selftest runs in which the step failed (FAIL or TIMEOUT).",
                 failures),
-        _family(m.runs_total, "counter", "Selftest runs by result under the environment's policy (pass or fail).",
-                [({**base, LABEL_RESULT: r}, runs[r]) for r in sorted(runs)]),
-        _histogram(m.run_duration, m.duration_buckets, base, prev, report.duration_seconds),
         _family(m.last_run_timestamp, "gauge", "Unix time of the last selftest run.", [(base, stamp)]),
         _family(m.step_last_failure, "gauge", "Unix time of the last run in which the step failed (no series "
                 "before it first fails).", [(step_labels[s.id], last_failed[s.id]) for s in model.steps
@@ -86,19 +85,91 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
                 "(recent=\"1\"): a report of one of them is not counted again.",
                 [({**base, LABEL_RECENT: str(i)}, t) for i, t in enumerate(recent, 1)]),
     ]
-    names = [m.step_failed, m.step_failures_total, m.runs_total, m.run_duration, m.last_run_timestamp,
-             m.step_last_failure, m.step_last_pass, m.recent_runs]
-    collected = _Collected([family for _, family in sorted(zip(names, families), key=lambda nf: nf[0])])
+    names = [m.step_failed, m.step_failures_total, m.last_run_timestamp, m.step_last_failure, m.step_last_pass,
+             m.recent_runs]
+    if runs:
+        kept = _kept_runs([*prev.runs, run_samples(model, env.name, report, when, base)])
+        families += _run_families(model, kept)
+        names += [m.run_duration, m.run_timestamp]
+    return _registry([family for _, family in sorted(zip(names, families), key=lambda nf: nf[0])])
+
+
+def run_registry(model: Model, env_name: str, report: Report, now: float | None = None,
+                 extra_labels: Mapping[str, str] | None = None) -> Any:
+    """This run's own series alone, for a Pushgateway group of its own that no other emit ever rewrites: the
+    run (`run_samples`), and the run's time as the last failure or last pass of each step it failed or passed
+    (labelled by the run). The step alerts read the newest of these times over a lookback, so a concurrent
+    emit rewriting the environment's group, a restart or a restored file cannot hide a failure."""
+    env = _environment(model, env_name)
+    check_report(model, report)
+    m = model.metrics
+    base = {m.env_label: env.name, **_extra_labels(model, extra_labels or {})}
+    when = run_when(report, now)
+    run = {**base, LABEL_RUN: run_id(when)}
+    failed = [({**run, c.LABEL_STEP: s.id, c.LABEL_TIER: s.tier}, when) for s in report.steps if s.failed]
+    passed = [({**run, c.LABEL_STEP: s.id, c.LABEL_TIER: s.tier}, when) for s in report.steps if s.status == "PASS"]
+    families = _run_families(model, [run_samples(model, env.name, report, when, base)])
+    families += [_family(m.step_last_failure, "gauge", "Unix time of this run, for each step it failed.", failed),
+                 _family(m.step_last_pass, "gauge", "Unix time of this run, for each step it passed.", passed)]
+    names = [m.run_duration, m.run_timestamp, m.step_last_failure, m.step_last_pass]
+    return _registry([f for _, f in sorted(zip(names, families), key=lambda nf: nf[0]) if f.samples])
+
+
+def run_when(report: Report, now: float | None = None) -> float:
+    """The time a run is known by: its report's, else `now` (the wall clock when not given)."""
+    return report.timestamp if report.timestamp is not None else time.time() if now is None else now
+
+
+@dataclass(frozen=True)
+class RunSample:
+    """One run as its series say it: labels {env, run, result, outcome, extra labels}, time and duration."""
+
+    labels: tuple[tuple[str, str], ...]
+    when: float
+    duration: float
+
+
+def run_samples(model: Model, env_name: str, report: Report, when: float, base: Mapping[str, str]) -> RunSample:
+    """This run as one series per metric, labelled by the run itself (`run`=its time), its result under the
+    environment's policy and its outcome (pass, ticket, page). A run is counted by Prometheus once per
+    distinct series, so a replay, a restarted or restored Pushgateway and concurrent emits can neither
+    lose a run nor count one twice."""
+    labels = {**base, LABEL_RUN: run_id(when), LABEL_RESULT: run_result(model, env_name, report),
+              LABEL_OUTCOME: run_outcome(model, env_name, report)}
+    return RunSample(tuple(sorted(labels.items())), when, float(report.duration_seconds))
+
+
+def _kept_runs(runs: list[RunSample]) -> list[RunSample]:
+    """The newest RECENT_RUNS runs, one per run label, newest first."""
+    by_run: dict[str, RunSample] = {}
+    for run in runs:
+        by_run[dict(run.labels)[LABEL_RUN]] = run
+    return sorted(by_run.values(), key=lambda r: -r.when)[:RECENT_RUNS]
+
+
+def _run_families(model: Model, runs: list[RunSample]) -> list[Any]:
+    m = model.metrics
+    return [
+        _family(m.run_duration, "gauge", "Duration of the selftest run in seconds, one series per run.",
+                [(dict(r.labels), r.duration) for r in runs]),
+        _family(m.run_timestamp, "gauge", "Unix time of the selftest run, one series per run (run=its time), "
+                "labelled by its result and outcome in the environment.", [(dict(r.labels), r.when) for r in runs]),
+    ]
+
+
+def _registry(families: list[Any]) -> Any:
+    from prometheus_client import CollectorRegistry
+
     result = CollectorRegistry(auto_describe=False)
-    result.register(collected)
+    result.register(_Collected(families))
     return result
 
 
 def exposition(model: Model, env_name: str, report: Report, previous: str | None = None,
                now: float | None = None, extra_labels: Mapping[str, str] | None = None,
-               count_step_failures: bool = True) -> str:
+               count_step_failures: bool = True, runs: bool = True) -> str:
     """`registry` in the Prometheus text format (prometheus_client's)."""
-    return _text(registry(model, env_name, report, previous, now, extra_labels, count_step_failures))
+    return _text(registry(model, env_name, report, previous, now, extra_labels, count_step_failures, runs))
 
 
 def place(model: Model, env_name: str, report: Report, previous: str | None) -> tuple[str, float | None]:
@@ -154,26 +225,9 @@ def _family(name: str, kind: str, help_text: str, samples: list[tuple[dict[str, 
     return family
 
 
-def _histogram(name: str, buckets: tuple[float, ...], base: dict[str, str], prev: _Previous,
-               observed: float) -> Any:
-    from prometheus_client.core import HistogramMetricFamily
-
-    bounds = sorted(set(buckets)) + [math.inf]
-    counts = [prev.buckets.get(b, 0.0) for b in bounds]
-    consistent = (set(prev.buckets) == set(bounds) and prev.count == counts[-1]
-                  and all(a <= b for a, b in zip(counts, counts[1:])))
-    total = prev.sum if consistent else 0.0
-    counts = [(n if consistent else 0.0) + (observed <= b) for n, b in zip(counts, bounds)]
-    names = sorted(base)
-    family = HistogramMetricFamily(name, "Duration of whole selftest runs in seconds.", labels=names)
-    family.add_metric([base[n] for n in names],
-                      [("+Inf" if b == math.inf else c.fmt_number(b), n) for b, n in zip(bounds, counts)],
-                      sum_value=total + observed)
-    return family
-
-
 def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
-    reserved = {model.metrics.env_label, c.LABEL_STEP, c.LABEL_TIER, LABEL_RESULT, LABEL_RECENT, "le"}
+    reserved = {model.metrics.env_label, c.LABEL_STEP, c.LABEL_TIER, LABEL_RESULT, LABEL_OUTCOME, LABEL_RUN,
+                LABEL_RECENT, c.DRILL_LABEL, "le"}
     for name, value in extra.items():
         if not LABEL_NAME.fullmatch(name) or name.startswith("__") or name in reserved:
             raise ObsgenError(f"extra label {name!r}: not a label name obsgen may add (reserved: "
@@ -187,10 +241,7 @@ def _extra_labels(model: Model, extra: Mapping[str, str]) -> dict[str, str]:
 
 @dataclass
 class _Previous:
-    runs: dict[str, float] = field(default_factory=dict)
-    buckets: dict[float, float] = field(default_factory=dict)
-    sum: float = 0.0
-    count: float | None = None
+    runs: list[RunSample] = field(default_factory=list)
     steps: dict[str, float] = field(default_factory=dict)
     step_failures: dict[str, float] = field(default_factory=dict)
     last_run: float | None = None
@@ -222,25 +273,19 @@ def parse_exposition(text: str) -> list[tuple[str, dict[str, str], float]]:
 
 def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
     prev, m = _Previous(), model.metrics
+    durations: dict[tuple[tuple[str, str], ...], float] = {}
     for name, labels, value in parse_exposition(text or ""):
         if labels.get(m.env_label) != env_name or math.isnan(value):
             continue
-        if name == m.runs_total and LABEL_RESULT in labels:
-            prev.runs[labels[LABEL_RESULT]] = max(value, prev.runs.get(labels[LABEL_RESULT], 0.0))
+        if name == m.run_timestamp and LABEL_RUN in labels:
+            prev.runs.append(RunSample(tuple(sorted(labels.items())), value, 0.0))
+        elif name == m.run_duration and LABEL_RUN in labels:
+            durations[tuple(sorted(labels.items()))] = value
         elif name == m.step_failed and c.LABEL_STEP in labels:
             prev.steps[labels[c.LABEL_STEP]] = value
         elif name == m.step_failures_total and c.LABEL_STEP in labels:
             step = labels[c.LABEL_STEP]
             prev.step_failures[step] = max(value, prev.step_failures.get(step, 0.0))
-        elif name == f"{m.run_duration}_bucket" and "le" in labels:
-            try:
-                prev.buckets[float(labels["le"])] = value
-            except ValueError:
-                continue
-        elif name == f"{m.run_duration}_sum":
-            prev.sum = value
-        elif name == f"{m.run_duration}_count":
-            prev.count = value
         elif name == m.last_run_timestamp:
             prev.last_run = value if prev.last_run is None else max(prev.last_run, value)
         elif name == m.recent_runs and LABEL_RECENT in labels and value not in prev.recent:
@@ -249,4 +294,5 @@ def _previous(text: str | None, model: Model, env_name: str) -> _Previous:
             seen = prev.step_last_failure if name == m.step_last_failure else prev.step_last_pass
             seen[labels[c.LABEL_STEP]] = max(value, seen.get(labels[c.LABEL_STEP], value))
     prev.recent.sort(reverse=True)
+    prev.runs = [RunSample(r.labels, r.when, durations.get(r.labels, 0.0)) for r in prev.runs]
     return prev

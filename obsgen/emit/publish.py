@@ -3,19 +3,24 @@ protocol, sent through obsgen's own HTTP client: its timeouts and one-line error
 """
 from __future__ import annotations
 
+import fcntl
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from obsgen import conventions as c
 from obsgen import queries as q
-from obsgen.emit.exposition import COUNTED, LABEL_NAME, Emitted, _text, place, registry
+from obsgen.emit.exposition import (COUNTED, LABEL_NAME, LABEL_RUN, Emitted, _text, place, registry, run_id,
+                                    run_registry, run_when)
 from obsgen.emit.report import Report
 from obsgen.errors import ObsgenError
 from obsgen.http import TIMEOUT, BackendError, Http
 from obsgen.model import Model
 
 DRILL_GROUPING = {q.DRILL_LABEL: "true"}
+RUN_GROUP_KEEP = c.RUN_GROUP_KEEP
 _ESCAPES = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n"})
 
 
@@ -55,13 +60,32 @@ def emit_to_textfile(model: Model, env_name: str, report: Report, path: str, now
                      extra_labels: Mapping[str, str] | None = None) -> Emitted:
     """Add this run to the textfile's metrics and write them back, unless the file has counted it already."""
     check_textfile(path)
-    previous = read_textfile(path)
-    status, last = place(model, env_name, report, previous)
-    if status != COUNTED:
-        return Emitted(previous or "", status, last)
-    reg = registry(model, env_name, report, previous, now, extra_labels)
-    write_textfile(path, reg)
+    with _locked(path):  # two emits on one host read, add and write in turn: neither run is lost
+        previous = read_textfile(path)
+        status, last = place(model, env_name, report, previous)
+        if status != COUNTED:
+            return Emitted(previous or "", status, last)
+        reg = registry(model, env_name, report, previous, now, extra_labels)
+        write_textfile(path, reg)
     return Emitted(_text(reg), COUNTED, last)
+
+
+class _locked:
+    """An exclusive flock on `<path>.lock` (node-exporter reads only *.prom), held for a read-modify-write."""
+
+    def __init__(self, path: str):
+        self.path = path + ".lock"
+        self.fd = -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except OSError as exc:
+            raise ObsgenError(f"{self.path}: cannot lock the metrics file: {exc.strerror or exc}") from None
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self.fd)
 
 
 # --- publishing: Pushgateway ----------------------------------------------------------------------
@@ -95,20 +119,48 @@ def delete_group(url: str, job: str, grouping: Mapping[str, str] | None = None) 
                         timeout=TIMEOUT, handler=handler)
 
 
-def fetch_group(url: str, job: str, grouping: Mapping[str, str] | None = None) -> str | None:
-    """The group's current metrics as a text exposition (from GET /api/v1/metrics), None if no such group."""
-    response = _pushgateway(url).request("GET", "/api/v1/metrics")
-    try:
-        groups = response.json()["data"]
-    except (ValueError, KeyError, TypeError):
-        raise BackendError(f"Pushgateway at {url}: GET /api/v1/metrics did not answer the JSON of "
-                           f"Pushgateway 1.x") from None
+def fetch_group(url: str, job: str, grouping: Mapping[str, str] | None = None,
+                groups: list[Any] | None = None) -> str | None:
+    """The group's current metrics as a text exposition (from GET /api/v1/metrics, or `groups` read from
+    it already), None if no such group."""
     want = {k: str(v) for k, v in {"job": job, **(grouping or {})}.items() if str(v) != ""}
-    for group in groups:
+    for group in _groups(url) if groups is None else groups:
         labels = group.get("labels") if isinstance(group, dict) else None
         if isinstance(labels, dict) and {k: v for k, v in labels.items() if v != ""} == want:
             return _group_text(group)
     return None
+
+
+def _groups(url: str) -> list[Any]:
+    response = _pushgateway(url).request("GET", "/api/v1/metrics")
+    try:
+        groups = response.json()["data"]
+        if not isinstance(groups, list):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise BackendError(f"Pushgateway at {url}: GET /api/v1/metrics did not answer the JSON of "
+                           f"Pushgateway 1.x") from None
+    return groups
+
+
+def _stale_run_groups(groups: list[Any], job: str, key: Mapping[str, str], keep: str, before: float) -> list[dict]:
+    """Grouping keys of this job's and environment's run groups (`key` plus a run label) other than `keep`,
+    pushed before `before`."""
+    want = {"job": job, **{k: str(v) for k, v in key.items()}}
+    stale = []
+    for group in groups:
+        labels = group.get("labels") if isinstance(group, dict) else None
+        if not isinstance(labels, dict) or LABEL_RUN not in labels or labels[LABEL_RUN] == keep:
+            continue
+        if {k: v for k, v in labels.items() if k != LABEL_RUN and v != ""} != want:
+            continue
+        try:
+            pushed = float(group["push_time_seconds"]["metrics"][0]["value"])
+        except (KeyError, IndexError, TypeError, ValueError):
+            continue
+        if pushed < before:
+            stale.append({k: v for k, v in labels.items() if k != "job"})
+    return stale
 
 
 def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, job: str | None = None,
@@ -116,9 +168,12 @@ def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, j
                         extra_labels: Mapping[str, str] | None = None, accumulate: bool = True) -> Emitted:
     """Push this run to the group job=<job, default the service name>, <env_label>=<env>, plus `grouping`,
     on top of what the group holds, unless the group has counted this run already or a newer one (`place`:
-    then nothing is pushed). A fire drill passes grouping=DRILL_GROUPING and accumulate=False: its counters
-    then never increase (rate() sees no run, no error budget burns, the per-step failure counter stays 0),
-    and `delete_group` removes it afterwards."""
+    then nothing is pushed). The run's own series go first to a group of their own (the same key plus
+    run=<its time>), which no other emit rewrites: concurrent emits, a restarted Pushgateway or a restored
+    older persistence file can neither lose nor invent a run, since Prometheus counts runs by their series.
+    Run groups of this key pushed more than RUN_GROUP_KEEP seconds ago are deleted (best effort). A fire
+    drill passes grouping=DRILL_GROUPING and accumulate=False: one group holds its run and steps, its
+    per-step failure counter stays 0, and `delete_group` removes it afterwards."""
     env_label = model.metrics.env_label
     key = {env_label: env_name, **(grouping or {})}
     if key[env_label] != env_name:
@@ -126,12 +181,24 @@ def emit_to_pushgateway(model: Model, env_name: str, report: Report, url: str, j
                           f"{env_name!r}: the Pushgateway would relabel every series")
     job = job or model.service.name
     check_grouping(job, key)
-    previous = fetch_group(url, job, key) if accumulate else None
-    status, last = place(model, env_name, report, previous) if accumulate else (COUNTED, None)
+    if not accumulate:
+        reg = registry(model, env_name, report, None, now, extra_labels, count_step_failures=False)
+        push(url, job, reg, key)
+        return Emitted(_text(reg), COUNTED, None)
+    groups = _groups(url)
+    previous = fetch_group(url, job, key, groups)
+    status, last = place(model, env_name, report, previous)
     if status != COUNTED:
         return Emitted(previous or "", status, last)
-    reg = registry(model, env_name, report, previous, now, extra_labels, count_step_failures=accumulate)
+    run = run_id(run_when(report, now))
+    push(url, job, run_registry(model, env_name, report, now, extra_labels), {**key, LABEL_RUN: run})
+    reg = registry(model, env_name, report, previous, now, extra_labels, runs=False)
     push(url, job, reg, key)
+    for stale in _stale_run_groups(groups, job, key, run, time.time() - RUN_GROUP_KEEP):
+        try:
+            delete_group(url, job, stale)
+        except BackendError:
+            break  # the next emit tries again; a run group left over costs nothing but memory
     return Emitted(_text(reg), COUNTED, last)
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from obsgen import conventions as c
 from obsgen import durations
 from obsgen import queries as q
 from obsgen.errors import ObsgenError
@@ -24,7 +25,8 @@ STATUSES = ("PASS", "FAIL", "SKIP", "TIMEOUT")
 FAILED = ("FAIL", "TIMEOUT")
 RUNNER_TIERS = ("kernel", "governance", "optional")  # the runner's own vocabulary, used without a spec
 RUNNER_SEVERITY = {"kernel": "critical", "governance": "warning", "optional": "info"}
-LABEL_RESULT = "result"
+LABEL_RESULT = c.LABEL_RESULT
+LABEL_OUTCOME = c.LABEL_OUTCOME
 SCHEMA = ("schemas", "report", "selftest-report.schema.json")  # inside the obsgen package
 
 
@@ -346,6 +348,23 @@ def run_result(model: Model, env_name: str, report: Report) -> str:
         if sum(1 for s in report.steps if s.tier == tier and s.failed) > tolerated:
             return "fail"
     return "pass"
+
+
+PASS, TICKET, PAGE = c.OUTCOME_PASS, c.OUTCOME_TICKET, c.OUTCOME_PAGE  # a run's outcome
+
+
+def run_outcome(model: Model, env_name: str, report: Report) -> str:
+    """What the run's failures lead to in the environment: PAGE when a tier whose failures page there
+    (`queries.paging_tiers`) fails beyond its tolerance, TICKET when the run fails otherwise, else PASS.
+    A run whose outcome is not PAGE ends a `no_passing_run` page."""
+    env = _environment(model, env_name)
+    paging, outcome = q.paging_tiers(model, env), PASS
+    for tier, tolerated in q.run_limits(model, env):
+        if sum(1 for s in report.steps if s.tier == tier and s.failed) > tolerated:
+            if tier in paging:
+                return PAGE
+            outcome = TICKET
+    return outcome
 
 
 def describe_run(model: Model, env_name: str, report: Report) -> str:

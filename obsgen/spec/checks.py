@@ -120,11 +120,23 @@ def environments(doc: Located) -> Iterator[Problem]:
                                   "writes the whole config, so remove 'route' or use owns: subtree")
 
 
+_RETIRED_METRICS = {
+    "runs_total": "obsgen emit no longer keeps run counters in the Pushgateway (a read-modify-write that races "
+                  "and restarts can corrupt); it writes one series per run, named by metrics.run_timestamp",
+    "duration_buckets": "obsgen emit writes each run's duration (metrics.run_duration, one series per run) "
+                        "instead of a histogram, so a latency threshold is any number of seconds",
+}
+
+
+def metrics(doc: Located) -> Iterator[Problem]:
+    """Keys of `metrics` retired in 0.9.0, with what replaced them."""
+    given = doc.data.get("metrics") if isinstance(doc.data, dict) else None
+    for key, why in _RETIRED_METRICS.items():
+        if isinstance(given, dict) and key in given:
+            yield doc.problem(("metrics", key), f"no longer used: {why}; remove it")
+
+
 def slos(doc: Located) -> Iterator[Problem]:
-    metrics = doc.data.get("metrics") if isinstance(doc.data, dict) else None
-    buckets = metrics.get("duration_buckets") if isinstance(metrics, dict) else None
-    if not isinstance(buckets, list):
-        buckets = [5, 10, 20, 30, 60]
     for i, slo in _items(doc.data, "slos"):
         objective = slo.get("objective")
         if isinstance(objective, (int, float)) and not isinstance(objective, bool) and not 0 < objective < 1:
@@ -144,10 +156,6 @@ def slos(doc: Located) -> Iterator[Problem]:
             threshold = sli.get("threshold_seconds")
             if threshold is None:
                 yield doc.problem(("slos", i, "sli"), "a latency SLI needs threshold_seconds")
-            elif isinstance(threshold, (int, float)) and threshold not in buckets:
-                yield doc.problem(("slos", i, "sli", "threshold_seconds"),
-                                  f"threshold {threshold:g}s is not a histogram bucket boundary "
-                                  f"(metrics.duration_buckets: {', '.join(f'{b:g}' for b in buckets)})")
         if kind == "ratio":
             for key in ("error_query", "total_query"):
                 if key not in sli:
@@ -193,9 +201,7 @@ def alerts(doc: Located) -> Iterator[Problem]:
             yield doc.problem(("alerts", i, "tier"), f"no step has tier {alert['tier']!r}, so this alert can never fire")
         elif kind == "step_failed" and isinstance(alert.get("tier"), str):
             yield from _beyond_tolerance(doc, i, alert, steps_by_tier[alert["tier"]])
-        if kind == "slow_runs":
-            yield from _below_top_bucket(doc, i, alert)
-        if kind == "not_reporting":
+        if kind in ("not_reporting", "no_passing_run"):
             yield from _stale_after_cadence(doc, i, alert)
 
 
@@ -242,19 +248,6 @@ def _beyond_tolerance(doc: Located, i: int, alert: dict, steps: int) -> Iterator
                                                      f"step(s) and tolerates {tolerance} failure(s), so this alert "
                                                      f"can never fire there (lower the tolerance or disable the "
                                                      f"alert for {env.get('name')} with overrides: enabled: false)")
-
-
-def _below_top_bucket(doc: Located, i: int, alert: dict) -> Iterator[Problem]:
-    """histogram_quantile never returns more than the largest finite bucket: a threshold there is dead."""
-    metrics = doc.data.get("metrics") if isinstance(doc.data.get("metrics"), dict) else {}
-    buckets = metrics.get("duration_buckets") if isinstance(metrics.get("duration_buckets"), list) else [5, 10, 20, 30, 60]
-    numbers = [b for b in buckets if isinstance(b, (int, float))]
-    threshold = alert.get("threshold_seconds")
-    if numbers and isinstance(threshold, (int, float)) and threshold >= max(numbers):
-        yield doc.problem(("alerts", i, "threshold_seconds"),
-                          f"threshold {threshold:g}s is not below the largest duration bucket ({max(numbers):g}s): "
-                          f"the quantile of a histogram never exceeds it, so this alert can never fire; add a "
-                          f"larger bucket to metrics.duration_buckets")
 
 
 def dashboards(doc: Located) -> Iterator[Problem]:
@@ -305,7 +298,7 @@ def promql(doc: Located) -> Iterator[Problem]:
             yield doc.problem(path, f"invalid PromQL: {exc}: {expr.strip()!r}")
 
 
-CHECKS: tuple[Check, ...] = (duplicate_ids, references, environments, cadences, slos, alerts, dashboards, promql)
+CHECKS: tuple[Check, ...] = (duplicate_ids, references, environments, cadences, metrics, slos, alerts, dashboards, promql)
 
 
 def run(doc: Located) -> list[Problem]:

@@ -10,32 +10,34 @@ from obsgen import model as m
 DEFAULT_METRICS = {
     "env_label": "env",
     "step_failed": "selftest_step_failed",
-    "runs_total": "selftest_runs_total",
     "run_duration": "selftest_run_duration_seconds",
     "last_run_timestamp": "selftest_last_run_timestamp_seconds",
     "step_failures_total": "selftest_step_failures_total",
     "recent_runs": "selftest_recent_run_timestamp_seconds",
     "step_last_failure": "selftest_step_last_failure_timestamp_seconds",
     "step_last_pass": "selftest_step_last_pass_timestamp_seconds",
-    "duration_buckets": [5, 10, 20, 30, 60],
+    "run_timestamp": "selftest_run_timestamp_seconds",
 }
+# Keys of `metrics` that 0.9.0 retired (spec.checks refuses them, saying what replaced them).
+REMOVED_METRICS = ("runs_total", "duration_buckets")
 # Default summaries. `{{env}}` is filled with the environment's name when the rules are compiled (as in
 # custom PromQL), so the text names the environment even where the alert's series carry no env label.
 _DEFAULT_SUMMARY = {
     "step_failed": "{tier} step {{{{ $labels.step_id }}}} failed in {{{{env}}}}",
     "not_reporting": "Selftest in {{{{env}}}} has not reported a run recently",
+    "no_passing_run": "No passing selftest run in {{{{env}}}} recently",
     "slow_runs": "Selftest runs in {{{{env}}}} are slow",
     "custom": "{name} in {{{{env}}}}",
 }
 
 
 def to_model(data: dict[str, Any], raw: bytes, source: str) -> m.Model:
-    metrics = {**DEFAULT_METRICS, **data.get("metrics", {})}
+    metrics = {**DEFAULT_METRICS, **{k: v for k, v in data.get("metrics", {}).items() if k not in REMOVED_METRICS}}
     slo_alerting = data.get("slo_alerting") or {"page_channel": "", "ticket_channel": ""}
     return m.Model(
         api_version=data["apiVersion"],
         service=m.Service(**data["service"]),
-        metrics=m.Metrics(**{**metrics, "duration_buckets": tuple(float(b) for b in metrics["duration_buckets"])}),
+        metrics=m.Metrics(**metrics),
         tiers=tuple(m.Tier(id=t["id"], severity=t["severity"], channel=t["channel"], runbook=t.get("runbook", ""),
                            description=t.get("description", "")) for t in data["tiers"]),
         steps=tuple(m.Step(id=s["id"], tier=s["tier"], category=s.get("category", ""),

@@ -11,7 +11,7 @@ local periods = ['7d', '14d', '28d', '30d'];
 {
   apiVersion: 'obsgen/v1',
   service: { name: 'bigtest', owner: 'platform', runbook_base_url: 'https://runbooks.example.com/bigtest' },
-  metrics: { duration_buckets: [1, 5, 10, 30, 60, 120, 300] },
+  metrics: { run_timestamp: 'selftest_run_timestamp_seconds' },
   tiers: [
     { id: 'kernel', severity: 'critical', channel: 'pd', runbook: 'kernel' },
     { id: 'governance', severity: 'warning', channel: 'tickets', runbook: 'governance' },
