@@ -45,7 +45,7 @@ def failing_groups(output: str) -> set[str]:
                                                                               output, re.M))
 
 
-@pytest.mark.parametrize("spec_name", sorted(SPECS))
+@pytest.mark.parametrize("spec_name", ["large", "minimal"])  # the reference spec's: tests/test_verify.py
 def test_promtool_passes_every_generated_rule_test(spec_name: str, built: dict[str, Path]) -> None:
     envs = sorted(p for p in built[spec_name].iterdir() if p.is_dir())
     with ThreadPoolExecutor(max_workers=2) as pool:  # promtool is CPU-bound: one per core
