@@ -37,7 +37,7 @@ Emits come 2 s after a run finishes (its report time); no event (emit, restart, 
 
 The last two scenarios were defects of the first per-run design (the step alerts read the step times of the
 environment group, which a concurrent emit rewrites and a restart loses); each run's own group now carries
-its step times and the step alerts read them over a lookback.
+the failure times of the steps it failed, and the step alerts read the step times over a lookback.
 """
 from __future__ import annotations
 

@@ -14,6 +14,11 @@ from conftest import REFERENCE_SPEC, ROOT, require_tool, run_tool
 from obsgen.compile.rule_test_kit import expand, go_float, rate
 from obsgen.spec import load_spec
 
+def _load(text: str):
+    """YAML through libyaml's safe loader: the large spec's test files are megabytes."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 SPECS = {"reference": REFERENCE_SPEC, "minimal": ROOT / "tests/specs/minimal.yaml",
          "large": ROOT / "tests/specs/large.jsonnet"}
 
@@ -63,7 +68,7 @@ def test_every_rule_file_has_a_test_file_loading_it_from_outside_the_deployed_di
         rule_files = sorted(p.name for p in (env_dir / "prometheus").glob("*.rules.yaml"))
         loaded = []
         for test_file in _test_files(env_dir):
-            document = yaml.safe_load(test_file.read_text())
+            document = _load(test_file.read_text())
             assert document["evaluation_interval"] and all(g["interval"] for g in document["tests"])
             for rule_file in document["rule_files"]:
                 assert rule_file.startswith("../../prometheus/") and (test_file.parent / rule_file).is_file()
@@ -76,14 +81,14 @@ def _alert_rules(env_dir: Path) -> list[tuple[str, str, dict[str, str]]]:
     """(rule file, alertname, rule labels) of every alerting rule of an environment."""
     return [(f.name, r["alert"], {k: str(v) for k, v in r.get("labels", {}).items()})
             for f in sorted((env_dir / "prometheus").glob("*.rules.yaml"))
-            for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
+            for g in _load(f.read_text())["groups"] for r in g["rules"] if "alert" in r]
 
 
 def _alert_cases(env_dir: Path) -> list[tuple[str, str, str, list[dict[str, str]]]]:
     """(rule file, group name, alertname, expected label sets) of every alert case of an environment."""
     cases = []
     for test_file in _test_files(env_dir):
-        document = yaml.safe_load(test_file.read_text())
+        document = _load(test_file.read_text())
         for rule_file in document["rule_files"]:
             for group in document["tests"]:
                 for case in group.get("alert_rule_test", []):
@@ -153,7 +158,7 @@ def _mutated(built: dict[str, Path], tmp_path: Path, rule_file: str, old: str, n
 
 
 def _groups(test_file: Path, predicate) -> set[str]:
-    return {g["name"] for g in yaml.safe_load(test_file.read_text())["tests"] if predicate(g)}
+    return {g["name"] for g in _load(test_file.read_text())["tests"] if predicate(g)}
 
 
 def _alert_names(group: dict) -> set[str]:

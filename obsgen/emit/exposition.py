@@ -97,9 +97,10 @@ def registry(model: Model, env_name: str, report: Report, previous: str | None =
 def run_registry(model: Model, env_name: str, report: Report, now: float | None = None,
                  extra_labels: Mapping[str, str] | None = None) -> Any:
     """This run's own series alone, for a Pushgateway group of its own that no other emit ever rewrites: the
-    run (`run_samples`), and the run's time as the last failure or last pass of each step it failed or passed
-    (labelled by the run). The step alerts read the newest of these times over a lookback, so a concurrent
-    emit rewriting the environment's group, a restart or a restored file cannot hide a failure."""
+    run (`run_samples`), and the run's time as the last failure of each step it failed (labelled by the run).
+    The step alerts read the newest failure over a lookback, so a concurrent emit rewriting the environment's
+    group, a restart or a restored file cannot hide one. (A lost pass only keeps an alert firing until the
+    next one: passes stay in the environment's group, so a run costs two series plus one per failed step.)"""
     env = _environment(model, env_name)
     check_report(model, report)
     m = model.metrics
@@ -107,12 +108,11 @@ def run_registry(model: Model, env_name: str, report: Report, now: float | None 
     when = run_when(report, now)
     run = {**base, LABEL_RUN: run_id(when)}
     failed = [({**run, c.LABEL_STEP: s.id, c.LABEL_TIER: s.tier}, when) for s in report.steps if s.failed]
-    passed = [({**run, c.LABEL_STEP: s.id, c.LABEL_TIER: s.tier}, when) for s in report.steps if s.status == "PASS"]
     families = _run_families(model, [run_samples(model, env.name, report, when, base)])
-    families += [_family(m.step_last_failure, "gauge", "Unix time of this run, for each step it failed.", failed),
-                 _family(m.step_last_pass, "gauge", "Unix time of this run, for each step it passed.", passed)]
-    names = [m.run_duration, m.run_timestamp, m.step_last_failure, m.step_last_pass]
-    return _registry([f for _, f in sorted(zip(names, families), key=lambda nf: nf[0]) if f.samples])
+    if failed:
+        families.append(_family(m.step_last_failure, "gauge", "Unix time of this run, for each step it failed.",
+                                failed))
+    return _registry(families)
 
 
 def run_when(report: Report, now: float | None = None) -> float:

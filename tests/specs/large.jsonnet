@@ -3,7 +3,7 @@
 local tiers = ['kernel', 'governance', 'optional'];
 local envs = [
   { name: 'dev', tolerance: 5, page: false, cadence: { every: '5m' } },
-  { name: 'qa', tolerance: 3, page: false, cadence: { every: '2m' } },
+  { name: 'qa', tolerance: 3, page: false, cadence: { every: '3m' } },  // fast enough to keep the workbook's 5m window
   { name: 'staging', tolerance: 1, page: false, cadence: { at_least_every: '10m' } },
   { name: 'prod', tolerance: 0, page: true, cadence: { at_least_every: '5m' } },
 ];
