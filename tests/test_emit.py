@@ -728,9 +728,11 @@ def test_a_failing_kernel_step_pushed_makes_the_generated_kernel_alert_fire(mode
     [alert] = stack.wait_until(lambda: _alerts(stack, "SelftestKernelStepFailed", step_id="core-checks"),
                                WAIT, "SelftestKernelStepFailed for core-checks in Prometheus")
     assert alert["labels"]["env"] == "dev" and alert["labels"]["tier"] == "kernel"
-    [fail] = stack.wait_until(lambda: stack.query('selftest_run_timestamp_seconds{env="dev",result="fail"}'), WAIT,
-                              "the failed run in Prometheus")
-    assert (fail["metric"]["run"], fail["metric"]["outcome"], fail["value"][1]) == ("1764520200", "page", "1764520200")
+    # The stack is shared: an earlier test's run may still be in Prometheus until its next scrape.
+    [fail] = stack.wait_until(
+        lambda: stack.query('selftest_run_timestamp_seconds{env="dev",result="fail",run="1764520200"}'), WAIT,
+        "the failed run in Prometheus")
+    assert (fail["metric"]["outcome"], fail["value"][1]) == ("page", "1764520200")
     assert _alerts(stack, "SelftestGovernanceFailuresAboveTolerance") == []
 
 
