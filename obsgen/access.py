@@ -1,9 +1,13 @@
 """Who may get what: the credentials of a backend, and the only places they (and secret files) may go.
 
 A spec can come from an untrusted pull request, so the spec alone never decides where a secret is
-sent: a token goes to an endpoint the operator gave (a flag or OBSGEN_*_URL) or to a spec URL whose
-host the operator lists in OBSGEN_ALLOWED_HOSTS; a secret file named in the spec is read only under
-a directory listed in OBSGEN_SECRET_DIRS. `connect` applies both before any request.
+sent, which file is read or where obsgen writes: a token goes to an endpoint the operator gave (a flag
+or OBSGEN_*_URL) or to a spec URL whose host the operator lists in OBSGEN_ALLOWED_HOSTS; a secret file
+named in the spec (token_file, Mimir's *_file secrets) is read only under a directory listed in
+OBSGEN_SECRET_DIRS, only when it is a regular file of at most 64 KiB, and a token only when it is one
+line; a path the spec names for obsgen to write (rules_dir, config_file) is used only under a directory
+listed in OBSGEN_WRITE_DIRS. A path or URL the operator gives is the operator's and used as given.
+`connect` applies the first two before any request, `writable_path` the last before any read or write.
 """
 from __future__ import annotations
 
@@ -16,31 +20,40 @@ from obsgen.model import Environment
 
 ALLOWED_HOSTS = "OBSGEN_ALLOWED_HOSTS"  # comma-separated host or host:port: spec URLs that may get credentials
 SECRET_DIRS = "OBSGEN_SECRET_DIRS"  # os.pathsep-separated directories: secret files obsgen itself may read
+WRITE_DIRS = "OBSGEN_WRITE_DIRS"  # os.pathsep-separated directories: where the spec's paths may have obsgen write
+SECRET_MAX = 64 << 10  # bytes: the largest secret file obsgen reads (a token, a webhook URL: one short line)
 
 
 class AccessError(BackendError):
     """A secret obsgen will not send or read where the spec says, and what the operator can do about it."""
 
-    def __init__(self, problem: str, fix: str):
-        super().__init__(f"{problem}; {fix}")
+    def __init__(self, problem: str, fix: str = ""):
+        super().__init__(f"{problem}; {fix}" if fix else problem)
         self.problem, self.fix = problem, fix
 
 
 def credential(spec: BackendSpec, env_name: str) -> str | None:
-    """The token named by token_env or token_file; None when the spec names none."""
+    """The token named by token_env or token_file (read under OBSGEN_SECRET_DIRS, see `read_secret`),
+    checked to fit in an HTTP header; None when the spec names none."""
+    who = f"{spec.kind} ({env_name})"
     if spec.token_env:
         value = os.environ.get(spec.token_env)
         if not value:
-            raise BackendError(f"{spec.kind} ({env_name}): environment variable {spec.token_env} is not set")
-        return value.strip()
+            raise BackendError(f"{who}: environment variable {spec.token_env} is not set")
+        return header_safe(value.strip(), spec.token_env, who)
     if spec.token_file:
-        try:
-            with open(spec.token_file, encoding="utf-8") as fh:
-                return fh.read().strip()
-        except OSError as exc:
-            raise BackendError(f"{spec.kind} ({env_name}): cannot read token_file {spec.token_file}: "
-                               f"{exc.strerror}") from None
+        return header_safe(read_secret(spec.token_file, who, "token_file", "token"),
+                           f"token_file {spec.token_file}", who)
     return None
+
+
+def header_safe(token: str, ref: str, who: str) -> str:
+    """`token` when an HTTP header can carry it as sent (printable ASCII, no space): a non-Latin-1 letter
+    would fail deep in http.client, and a line break would add a header; else an AccessError naming `ref`."""
+    if token.isascii() and token.isprintable() and " " not in token:
+        return token
+    raise AccessError(f"{who}: the token in {ref} holds a character an HTTP header cannot carry (only printable "
+                      f"ASCII without spaces can be sent)", "check the token")
 
 
 def connect(env: Environment, kind: str, label: str, url: str | None, mode: str | None = None
@@ -62,6 +75,9 @@ def connect(env: Environment, kind: str, label: str, url: str | None, mode: str 
         require_allowed(spec, env.name, url)  # before the token is even read
         token = credential(spec, env.name)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
+    if spec.tenant and not (spec.tenant.isascii() and spec.tenant.isprintable()):
+        raise BackendError(f"{kind} ({env.name}): the tenant {spec.tenant!r} holds a character an HTTP header "
+                           f"cannot carry (only printable ASCII can be sent)")
     if spec.tenant:
         headers["X-Scope-OrgID"] = spec.tenant
     http = Http(f"{label} ({env.name})", url or spec.url, credential_hint=f": check {ref}" if ref else "",
@@ -236,15 +252,95 @@ def host_port(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def secret_file(path: str, who: str) -> str:
-    """The real path of a secret file named in the spec, when it lies under a directory the operator
-    lists in OBSGEN_SECRET_DIRS (after resolving symlinks and `..` on both sides); else a BackendError."""
+def secret_file(path: str, who: str, field: str = "secret file", what: str = "secret") -> str:
+    """The real path of a secret file named in the spec (`field`: which spec field names it), when it lies
+    under a directory the operator lists in OBSGEN_SECRET_DIRS (after resolving symlinks and `..` on both
+    sides) and, when it exists, is a regular file of at most SECRET_MAX bytes -- so that reading it can
+    neither hang (a FIFO) nor fill memory (/dev/zero); else an AccessError. Checked without opening it."""
+    import stat
+
     real = os.path.realpath(path)
-    dirs = [os.path.realpath(d) for d in os.environ.get(SECRET_DIRS, "").split(os.pathsep) if d.strip()]
-    if any(os.path.commonpath([real, d]) == d for d in dirs):
-        return real
-    resolved = f" (which resolves to {real})" if real != os.path.abspath(path) else ""
+    dirs = _dirs(SECRET_DIRS)
+    if not any(os.path.commonpath([real, d]) == d for d in dirs):
+        resolved = f" (which resolves to {real})" if real != os.path.abspath(path) else ""
+        unset = "" if dirs else " (not set)"
+        raise AccessError(f"{who}: the {field} {path}{resolved} named in the spec is not under a directory "
+                          f"listed in {SECRET_DIRS}{unset}",
+                          f"if it is yours, add {os.path.dirname(real)} to {SECRET_DIRS} (set outside the spec)")
+    try:
+        info = os.stat(real)
+    except OSError:
+        return real  # reading it says why it cannot be read
+    if not stat.S_ISREG(info.st_mode):
+        raise AccessError(f"{who}: {field} {path} is not a regular file",
+                          f"write the {what} to a file under {SECRET_DIRS}")
+    if info.st_size > SECRET_MAX:
+        raise AccessError(f"{who}: {field} {path} is larger than {SECRET_MAX >> 10} KiB",
+                          f"a {what} is one short line")
+    return real
+
+
+def read_secret(path: str, who: str, field: str = "secret file", what: str = "secret") -> str:
+    """The one line a secret file named in the spec holds, stripped: read only as `secret_file` allows,
+    opened without blocking and checked again once open (the file may have been swapped since), at most
+    SECRET_MAX bytes. Every refusal is an AccessError naming `field` and what to do."""
+    import stat
+
+    real = secret_file(path, who, field, what)
+    try:
+        fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise AccessError(f"{who}: cannot read {field} {path}: {exc.strerror}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AccessError(f"{who}: {field} {path} is not a regular file",
+                              f"write the {what} to a file under {SECRET_DIRS}")
+        data = b""
+        while len(data) <= SECRET_MAX:
+            chunk = os.read(fd, SECRET_MAX + 1 - len(data))
+            if not chunk:
+                break
+            data += chunk
+    except OSError as exc:
+        raise AccessError(f"{who}: cannot read {field} {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    if len(data) > SECRET_MAX:
+        raise AccessError(f"{who}: {field} {path} is larger than {SECRET_MAX >> 10} KiB", f"a {what} is one short line")
+    try:
+        value = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise AccessError(f"{who}: {field} {path} is not UTF-8 text", f"a {what} is one line of text") from None
+    if not value:
+        raise AccessError(f"{who}: {field} {path} is empty")
+    if "\n" in value or "\r" in value:
+        raise AccessError(f"{who}: {field} {path} holds more than one line", f"a {what} is one line")
+    return value
+
+
+def writable_path(path: str, who: str, field: str, flag: str, *, directory: bool = False) -> str:
+    """`path`, named by the spec's `field` for obsgen to write (rules_dir, config_file), when it lies under
+    a directory the operator lists in OBSGEN_WRITE_DIRS -- both as written (with `..` resolved) and with
+    every symlink resolved, so neither `..` nor a symlink leads out; else an AccessError naming the
+    variable and `flag`, the operator's way to give the path instead. Call it only for the spec's paths:
+    a path the operator gives (`flag`, OBSGEN_*) is the operator's and used as given."""
+    real, lexical = os.path.realpath(path), os.path.abspath(path)
+    dirs = _dirs(WRITE_DIRS)
+    roots = set(dirs) | {os.path.abspath(d) for d in os.environ.get(WRITE_DIRS, "").split(os.pathsep) if d.strip()}
+
+    def under(p: str) -> bool:
+        return any(os.path.commonpath([p, root]) == root for root in roots)
+
+    if under(real) and under(lexical):
+        return path
+    resolved = f" (which resolves to {real})" if real != lexical else ""
     unset = "" if dirs else " (not set)"
-    raise AccessError(f"{who}: the secret file {path}{resolved} named in the spec is not under a directory "
-                      f"listed in {SECRET_DIRS}{unset}",
-                      f"if it is yours, add {os.path.dirname(real)} to {SECRET_DIRS} (set outside the spec)")
+    add = real if directory else os.path.dirname(real)
+    raise AccessError(f"{who}: the {field} {path}{resolved} named in the spec is not under a directory listed "
+                      f"in {WRITE_DIRS}{unset}",
+                      f"if it is yours, add {add} to {WRITE_DIRS} (set outside the spec), or pass {flag}")
+
+
+def _dirs(variable: str) -> list[str]:
+    """The directories an os.pathsep-separated variable lists, each with its symlinks resolved."""
+    return [os.path.realpath(d) for d in os.environ.get(variable, "").split(os.pathsep) if d.strip()]

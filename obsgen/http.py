@@ -1,11 +1,18 @@
 """The HTTP plumbing every live client shares (deploy backends, emit, drill, doctor).
 
-requests with one overall deadline per request (connect and read, across its retries), bounded
-retries for idempotent reads, one-line errors that name the backend, and a progress line on a
-terminal for waits longer than a couple of seconds; `parallel` bounds how many requests are in flight.
+requests with one overall deadline per request (connect, answer and body, across its retries), a cap
+on the size of an answer, bounded retries for idempotent reads, one-line errors that name the backend
+(server text in them escaped and cut), and a progress line on a terminal for waits longer than a
+couple of seconds; `parallel` bounds how many requests are in flight.
+
+Nothing ambient goes into a request: requests' `trust_env` is off, so ~/.netrc (or $NETRC) is never
+read -- a spec's URL gets only the credentials obsgen itself chose to send (see obsgen.access). The
+operator's proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE,
+CURL_CA_BUNDLE) are honoured explicitly instead.
 """
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -13,11 +20,14 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, TypeVar
 
 from obsgen.errors import ObsgenError
+from obsgen.wire import HEAD, adapter, proxies, shown, socket_of
 
 TIMEOUT = 10.0  # seconds: one request's overall deadline -- connect, read and every retry together
 READ_RETRIES = 3  # attempts for idempotent reads, all within that deadline; writes are never retried
 READ_WORKERS = 16  # requests in flight per backend, for reads and for writes to independent objects
 PROGRESS_AFTER = 2.0  # seconds a wait lasts before a terminal shows its progress
+MAX_ANSWER = 32 << 20  # bytes: the largest answer body read; a larger one is refused, never half-read
+CHUNK = 64 << 10  # bytes read at a time, the deadline checked between reads
 T, R = TypeVar("T"), TypeVar("R")
 
 
@@ -203,9 +213,12 @@ class Http:
         self.timeout = TIMEOUT if timeout is None else timeout
         self.credential_hint = credential_hint
         self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_maxsize=READ_WORKERS)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
+        self.session.trust_env = False  # no ~/.netrc, no environment read behind obsgen's back ...
+        self.session.proxies = proxies(self.base_url)  # ... but the operator's proxy and CA bundle, explicitly
+        self.session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+        watched = adapter()(pool_maxsize=READ_WORKERS)
+        self.session.mount("http://", watched)
+        self.session.mount("https://", watched)
         self.session.headers.update(headers or {})
 
     def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), deadline: Deadline | None = None,
@@ -218,7 +231,10 @@ class Http:
 
     def _attempts(self, method: str, path: str, ok: tuple[int, ...], deadline: Deadline,
                   kwargs: dict[str, Any]) -> Any:
+        import http.client
+
         import requests
+        import urllib3
         from urllib3.util import Timeout
 
         url = self.base_url + path
@@ -229,11 +245,21 @@ class Http:
             if left <= 0:
                 raise self._late(method, path, deadline)
             try:
-                # total: connect and read together never outlast what is left of the deadline
-                response = self.session.request(method, url, timeout=Timeout(total=left), allow_redirects=False,
-                                                **kwargs)
-            except requests.RequestException as exc:
-                if deadline.left() <= 0 or isinstance(exc, requests.Timeout):
+                # total: connect and the answer's head never outlast what is left of the deadline; the body
+                # is streamed and read under the same deadline (`_read_body`)
+                HEAD.end = deadline.end  # the answer's head, however slowly it comes, ends at the deadline
+                try:
+                    response = self.session.request(method, url, timeout=Timeout(total=left),
+                                                    allow_redirects=False, stream=True, **kwargs)
+                finally:
+                    HEAD.end = None
+                self._read_body(response, method, path, deadline)
+            except _Overdue:
+                raise self._late(method, path, deadline) from None
+            except (requests.RequestException, urllib3.exceptions.HTTPError, http.client.HTTPException,
+                    OSError) as exc:
+                if deadline.left() <= 0 or isinstance(exc, (requests.Timeout, urllib3.exceptions.TimeoutError,
+                                                            TimeoutError)):
                     raise self._late(method, path, deadline) from None
                 if not last and self._backoff(attempt, deadline):
                     continue
@@ -247,6 +273,44 @@ class Http:
                 continue
             return self._check(response, method, path, ok)
         raise AssertionError("unreachable")
+
+    def _read_body(self, response: Any, method: str, path: str, deadline: Deadline) -> None:
+        """Read the whole body of a streamed answer into `response` (so .json() and .text work), within
+        the deadline and at most MAX_ANSWER bytes (after decompression); a server trickling its answer
+        ends at the deadline, a huge one at the cap, each with its own error -- never "an empty body".
+        Each read waits at most what is left of the deadline, and the deadline is checked between reads."""
+        raw = response.raw
+        try:
+            length = int(response.headers.get("Content-Length") or 0)
+        except ValueError:
+            length = 0
+        try:
+            if length > MAX_ANSWER:
+                raise self._too_big(method, path)
+            chunks, size = [], 0
+            while True:
+                left = deadline.left()
+                if left <= 0:
+                    raise _Overdue()
+                sock = socket_of(raw)
+                if sock is not None:
+                    sock.settimeout(left)
+                chunk = raw.read1(CHUNK, decode_content=True)
+                if not chunk:
+                    break
+                size += len(chunk)
+                if size > MAX_ANSWER:
+                    raise self._too_big(method, path)
+                chunks.append(chunk)
+        except BaseException:
+            response.close()  # the connection is not reused: what is left of the answer is never read
+            raise
+        response._content, response._content_consumed = b"".join(chunks), True
+        raw.release_conn()
+
+    def _too_big(self, method: str, path: str) -> BackendError:
+        return BackendError(f"{self.name} at {self.base_url} answered {method} {path} with more than "
+                            f"{_size(MAX_ANSWER)}; is {self.base_url} really this backend?")
 
     @staticmethod
     def _backoff(attempt: int, deadline: Deadline) -> bool:
@@ -314,17 +378,26 @@ _KIND = {dict: "an object", list: "a list", str: "a string", int: "a number", fl
          bool: "a boolean", type(None): "nothing"}
 
 
+class _Overdue(Exception):
+    """The deadline passed while an answer's body was still coming."""
+
+
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n >= 1 << 20 and not n % (1 << 20) else f"{n} bytes"
+
+
 def _snippet(response: Any) -> str:
     text = (getattr(response, "text", "") or "").strip()
     return repr(text[:60] + ("…" if len(text) > 60 else "")) if text else "an empty body"
 
 
 def message_of(response: Any) -> str:
+    """What an error answer says: its JSON `message`, else its first line of text; escaped and cut."""
     try:
         body = response.json()
         if isinstance(body, dict) and body.get("message"):
-            return str(body["message"])
+            return shown(str(body["message"]))
     except ValueError:
         pass
-    text = (response.text or "").strip().splitlines()
-    return text[0][:200] if text else "(empty body)"
+    text = [line for line in (response.text or "").strip().split("\n") if line.strip()]
+    return shown(text[0].strip(), 200) if text else "(empty body)"

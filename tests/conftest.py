@@ -32,6 +32,19 @@ def _private_state_dir(tmp_path_factory: pytest.TempPathFactory):
         os.environ["OBSGEN_STATE_DIR"] = saved
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _write_dirs(tmp_path_factory: pytest.TempPathFactory):
+    """The test environment is the operator: paths a test's spec names for obsgen to write (rules_dir,
+    config_file) lie under pytest's base temp directory, which it lists in OBSGEN_WRITE_DIRS."""
+    saved = os.environ.get("OBSGEN_WRITE_DIRS")
+    os.environ["OBSGEN_WRITE_DIRS"] = str(tmp_path_factory.getbasetemp())
+    yield
+    if saved is None:
+        os.environ.pop("OBSGEN_WRITE_DIRS", None)
+    else:
+        os.environ["OBSGEN_WRITE_DIRS"] = saved
+
+
 @pytest.fixture
 def update_goldens(request: pytest.FixtureRequest) -> bool:
     return bool(request.config.getoption("--update-goldens"))

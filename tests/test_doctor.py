@@ -212,7 +212,7 @@ def test_an_unset_token_is_named_and_nothing_is_sent(run_cli, stack, grafana, mo
 
 def prod_spec(tmp_path: Path, grafana_token_file: Path, **mimir: str) -> Path:
     """The reference spec with prod's Grafana token in `grafana_token_file` and its secret files under
-    tmp_path/secrets (listed in OBSGEN_SECRET_DIRS by the tests); `mimir` overrides keys of both Mimir backends."""
+    tmp_path/secrets (tmp_path, which holds both, is listed in OBSGEN_SECRET_DIRS by the tests); `mimir` overrides keys of both Mimir backends."""
     data = yaml.safe_load(REFERENCE_SPEC.read_text())
     prod = next(e for e in data["environments"] if e["name"] == "prod")
     prod["backends"]["grafana"]["token_file"] = str(grafana_token_file)
@@ -240,7 +240,7 @@ def test_prod_with_two_problems_names_both_in_one_run(run_cli, grafana, mimir, t
     """A missing Grafana token file AND an unset Mimir token: both named, with their fixes, in one run."""
     token_file = tmp_path / "obsgen-grafana-token"  # never written
     spec = prod_spec(tmp_path, token_file)
-    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path / "secrets"))
+    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path))  # the Grafana token file and the secrets under it
     grafana.reset_requests()
     mimir.reset_requests()
     result, checks, summary = doctor(run_cli, *prod_flags(spec, grafana, mimir))
@@ -265,7 +265,7 @@ def test_a_healthy_prod_on_mimir_passes_and_names_the_tenant(run_cli, grafana, m
     token_file = tmp_path / "obsgen-grafana-token"
     token_file.write_text(GRAFANA_TOKEN + "\n")
     spec = prod_spec(tmp_path, token_file)
-    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path / "secrets"))
+    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path))  # the Grafana token file and the secrets under it
     monkeypatch.setenv("OBSGEN_PROD_MIMIR_TOKEN", MIMIR_TOKEN)
     result, checks, summary = doctor(run_cli, *prod_flags(spec, grafana, mimir))
     assert {mark for mark in marks(checks).values()} == {"✓"}, result.out
@@ -280,7 +280,7 @@ def test_a_wrong_mimir_token_and_a_wrong_api_path_are_told_apart(run_cli, grafan
                                                                   monkeypatch) -> None:
     token_file = tmp_path / "obsgen-grafana-token"
     token_file.write_text(GRAFANA_TOKEN + "\n")
-    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path / "secrets"))
+    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path))  # the Grafana token file and the secrets under it
     monkeypatch.setenv("OBSGEN_PROD_MIMIR_TOKEN", "wrong")
     _, checks, _ = doctor(run_cli, *prod_flags(prod_spec(tmp_path, token_file), grafana, mimir))
     assert checks[("Mimir ruler (prod)", "token accepted")]["detail"].startswith(
@@ -326,7 +326,7 @@ def test_diff_and_apply_name_every_configuration_problem_before_any_request(run_
                                                                            monkeypatch, command) -> None:
     token_file = tmp_path / "obsgen-grafana-token"  # never written
     spec = prod_spec(tmp_path, token_file)
-    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path / "secrets"))
+    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(tmp_path))  # the Grafana token file and the secrets under it
     grafana.reset_requests()
     mimir.reset_requests()
     result = run_cli(*command, *prod_flags(spec, grafana, mimir))

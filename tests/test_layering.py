@@ -14,7 +14,7 @@ LAYERS = [
     {"obsgen.spec"},
     {"obsgen.conventions", "obsgen.render", "obsgen.queries", "obsgen.routing", "obsgen.amtree"},
     {"obsgen.compile"},
-    {"obsgen.output", "obsgen.http", "obsgen.access", "obsgen.emit"},
+    {"obsgen.output", "obsgen.http", "obsgen.wire", "obsgen.access", "obsgen.emit"},
     {"obsgen.generate", "obsgen.verify"},
     # the live side, one package; inside it: plan and its normal forms, then state and ledger,
     # then the backend clients, then the session that drives them (and doctor, which checks them)

@@ -291,7 +291,9 @@ def test_a_hand_edit_inside_obsgens_subtree_is_shown_and_restored_one_elsewhere_
     assert titles(shown.out) == [f"~ alertmanager receiver {PREFIX}slack-info", f"~ alertmanager route {PREFIX[:-1]}"]
     removed = [line for line in shown.out.splitlines() if line.lstrip().startswith("-")]
     assert any('step_id="hand-added"' in line for line in removed), shown.out
-    assert any("http://127.0.0.1:9/hand-added" in line for line in removed), shown.out
+    # a webhook URL carries its token: shown as a change, never by value (issue 18)
+    assert any("url: <secret>" in line for line in removed), shown.out
+    assert "http://127.0.0.1:9/hand-added" not in shown.out
     assert "payments" not in shown.out and "17s" not in shown.out
 
     restored = apply(run_cli)
@@ -394,10 +396,14 @@ def test_a_missing_or_empty_config_file_gets_a_minimal_root_around_obsgens_subtr
 # --- refusals: exit 2, one line, nothing written ---------------------------------------------------
 
 def test_two_routes_that_select_obsgens_service_and_env_stop_diff_and_apply(run_cli, am: Stack) -> None:
+    # two routes exactly as obsgen writes its own (its two matchers, in any spelling, to an obsgen receiver);
+    # a route that merely overlaps is someone else's (issue 18, tests/test_hostile_alertmanager_claims.py)
     twice = SHARED.replace(SEARCH_ROUTE, SEARCH_ROUTE + "    - matchers: ['env=\"dev\"', 'service=\"selftest\"']\n"
-                                                        "      receiver: default-sink\n"
-                                                        "    - match: {service: selftest, env: dev}\n"
-                                                        "      receiver: search-null\n")
+                                                        "      receiver: selftest/dev/slack-info\n"
+                                                        "    - matchers: ['service=selftest', 'env=dev']\n"
+                                                        "      receiver: selftest/dev/slack-tickets\n")
+    twice = twice.replace("  - name: search-null   # no integrations\n", "  - name: search-null   # no integrations\n"
+                          "  - name: selftest/dev/slack-info\n  - name: selftest/dev/slack-tickets\n")
     am.write_alertmanager_config(twice)
     assert am.reload_alertmanager() == 200  # Alertmanager itself is fine with it
     before = untouched(am)

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 
 from obsgen import __version__
 from obsgen.cli import live_commands, run_commands, spec_commands
-from obsgen.cli.common import DEFAULT_SPEC, EXIT_ERROR, plural
+from obsgen.cli.common import DEFAULT_SPEC, EXIT_ERROR, error_line, plural, safe
 from obsgen.errors import ObsgenError, SpecError
 
 
@@ -58,12 +58,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except SpecError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(safe(problem), file=sys.stderr)
         print(f"obsgen: {plural(len(exc.problems), 'problem')} in {args.spec}; nothing was written",
               file=sys.stderr)
         return EXIT_ERROR
     except ObsgenError as exc:
-        print(f"obsgen: error: {exc}", file=sys.stderr)
+        print(error_line(exc), file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("obsgen: interrupted", file=sys.stderr)
@@ -73,6 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 -- a bug must still end as one line and exit 2, never exit 1
         if os.environ.get("OBSGEN_DEBUG"):
             raise
-        print(f"obsgen: internal error: {type(exc).__name__}: {exc} (this is a bug in obsgen; run again with "
+        print(f"obsgen: internal error: {type(exc).__name__}: {safe(exc)} (this is a bug in obsgen; run again with "
               f"OBSGEN_DEBUG=1 for the traceback)", file=sys.stderr)
         return EXIT_ERROR

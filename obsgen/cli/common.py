@@ -18,6 +18,23 @@ EXIT_NOT_DONE = 3
 Command = Callable[[str, str, Callable[[argparse.Namespace], int], str], argparse.ArgumentParser]
 
 
+ERROR_LINE_MAX = 2000  # characters of one line of an error obsgen prints at most
+
+
+def safe(text: object, *, lines: bool = True) -> str:
+    """Text made safe for the terminal: control characters (terminal escapes, \\r, \\b) escaped, each line
+    cut to ERROR_LINE_MAX characters; `lines=False` escapes line breaks too (one line, whatever it holds).
+    The last line of defence for server text, wherever it came from."""
+    from obsgen.wire import shown
+
+    return shown(str(text), ERROR_LINE_MAX, lines=lines)
+
+
+def error_line(exc: object) -> str:
+    """`obsgen: error: ...` for an error, its text made safe (see `safe`)."""
+    return f"obsgen: error: {safe(exc)}"
+
+
 def plural(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
@@ -60,7 +77,7 @@ def url_type(flag: str) -> Callable[[str], str]:
         try:
             checked_url(str(value), getattr(value, "variable", "") or flag)
         except ObsgenError as exc:
-            print(f"obsgen: error: {exc}", file=sys.stderr)
+            print(error_line(exc), file=sys.stderr)
             raise SystemExit(EXIT_ERROR) from None
         return value  # a default keeps its FromEnv: what reads it can say where it came from
 
@@ -70,4 +87,4 @@ def url_type(flag: str) -> Callable[[str], str]:
 
 def notes(lines: list[str]) -> None:
     for note in lines:
-        print(f"obsgen: note: {note}", file=sys.stderr)
+        print(f"obsgen: note: {safe(note)}", file=sys.stderr)

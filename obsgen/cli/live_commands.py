@@ -5,7 +5,8 @@ import argparse
 import sys
 
 from obsgen.cli.common import (EXIT_CHANGES, EXIT_ERROR, EXIT_NOT_DONE, EXIT_OK, Command, env_default, environment,
-                               notes, plural, url_type)
+                               error_line,
+                               notes, plural, safe, url_type)
 from obsgen.errors import ObsgenError
 
 EXAMPLES = {
@@ -18,7 +19,8 @@ EXAMPLES = {
   obsgen apply --env dev --yes            # apply without asking
   obsgen apply --env dev --yes --prune    # also delete owned objects that left the spec
 
-exit codes: 0 applied, or nothing to change; 2 error; 3 declined at the prompt, nothing applied""",
+exit codes: 0 applied, or nothing to change; 2 error; 3 declined at the prompt, nothing applied;
+128 + the signal's number when SIGTERM (143), SIGHUP (129) or Ctrl-C (130) stopped it, after the rollback""",
     "doctor": """examples:
   obsgen doctor --env prod                # every backend of prod: URL, token, reachable, what apply needs
   obsgen doctor --env dev --pushgateway http://127.0.0.1:9091
@@ -99,9 +101,11 @@ def _diff(args: argparse.Namespace) -> int:
     from obsgen.deploy import report, state
     from obsgen.deploy.session import open_session
 
+    from obsgen.deploy.session import unfinished_notes
+
     state.checked_env(args.env)
     session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
-    notes(session.notes)
+    notes(unfinished_notes(args.env) + session.notes)
     if args.format == "text":
         sys.stdout.write(_plan_text(report, session.plan, args))
     else:
@@ -110,13 +114,39 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
+    from obsgen.deploy import session as deploy
+    from obsgen.errors import SpecError
+
+    run = deploy.Run(args.env, "dry-run" if args.dry_run else "apply")
+    try:
+        code = _run_apply(args, run)
+    except (deploy.ApplyError, deploy.Terminated, ObsgenError) as exc:
+        # an apply a signal stopped exits 128 + its number (143 SIGTERM, 129 SIGHUP, 130 Ctrl-C), after its
+        # rollback; a ledger that could not record the end is a warning beside the error, never instead of it
+        signum = getattr(exc, "signum", 0)
+        if isinstance(exc, SpecError) or not (signum or run.ledger_problem):
+            raise
+        print(error_line(exc), file=sys.stderr)
+        _ledger_warning(run)
+        return 128 + signum if signum else EXIT_ERROR
+    _ledger_warning(run)
+    return code
+
+
+def _ledger_warning(run) -> None:  # noqa: ANN001 - an obsgen.deploy.session.Run
+    if run.ledger_problem:
+        print(f"obsgen: warning: the ledger did not record the end of this apply ({run.result}): "
+              f"{run.ledger_problem}", file=sys.stderr)
+
+
+def _run_apply(args: argparse.Namespace, run) -> int:  # noqa: ANN001 - an obsgen.deploy.session.Run
     from obsgen.deploy import report
     from obsgen.deploy import session as deploy
     from obsgen.deploy.plan import DELETE
 
-    with deploy.Run(args.env, "dry-run" if args.dry_run else "apply") as run:
+    with run:
         session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run)
-        notes(session.notes)
+        notes(run.notes + session.notes)
         sys.stdout.write(_plan_text(report, session.plan, args))
         if session.plan.empty:
             run.result = "no-changes"
@@ -140,6 +170,8 @@ def _apply(args: argparse.Namespace) -> int:
                 return EXIT_NOT_DONE
         run.applied = deploy.apply(session, prune=args.prune, force=args.force)
         run.result = "ok"
+        for line in session.after:
+            print(line)
     print(f"{args.env}: applied {plural(len(run.applied), 'change')}.")
     return EXIT_OK
 
@@ -174,8 +206,9 @@ def _history(args: argparse.Namespace) -> int:
         print("No applies recorded" + (f" for {args.env}." if args.env else "."))
     for e in entries:
         done = f"  applied {len(e.changes)} of {len(e.planned)}" if e.mode == "apply" and e.planned else ""
-        print(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<17} {e.who:<10} spec {e.spec_sha256[:12]}  {e.summary}"
-              f"{done}" + (f"\n    error: {e.error}" if e.error else ""))
+        # every field as recorded, made safe: a row may hold server text (an error) or a crafted value
+        print(safe(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<17} {e.who:<10} spec {e.spec_sha256[:12]}  "
+                   f"{e.summary}{done}", lines=False) + (f"\n    error: {safe(e.error, lines=False)}" if e.error else ""))
     return EXIT_OK
 
 

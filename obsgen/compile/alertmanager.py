@@ -25,6 +25,7 @@ from obsgen import render
 from obsgen.artifact import Artifact
 from obsgen.compile.prometheus import dashboard_url
 from obsgen.model import Channel, Environment, Model
+from obsgen.spec import templates
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 # `drill` in every group_by: a fire drill's alerts (drill="true") form groups of their own, never one with a
@@ -218,5 +219,5 @@ def _receiver(model: Model, env: Environment, channel: Channel) -> dict[str, Any
         "text": _SLACK_TEXT,
     }
     if target.slack_channel:
-        config["channel"] = target.slack_channel
+        config["channel"] = templates.literal(target.slack_channel)  # Alertmanager expands it as a template
     return {"name": c.am_owner(model, env).receiver(channel.id), "slack_configs": [config]}

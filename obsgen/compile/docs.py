@@ -20,6 +20,7 @@ from obsgen.compile.alertmanager import STANDALONE, SUBTREE, compile_alertmanage
 from obsgen.compile.prometheus import failure_hold, never_reported_name, rule_documents, stale_after
 from obsgen.compile.prometheus_slo import burn_conditions
 from obsgen.model import Environment, Model
+from obsgen.spec import templates
 
 Rule = dict[str, Any]
 COLUMNS = ("Alert", "Step", "Tier", "Severity", "Receivers", "For", "Threshold", "Runbook", "Dashboard",
@@ -131,7 +132,8 @@ def _alerts(model: Model, env: Environment, rules: list[Rule], config: dict[str,
              "condition must hold before it fires.", "",
              "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for rule in rules:
-        labels, notes = rule.get("labels", {}), rule.get("annotations", {})
+        labels = rule.get("labels", {})  # annotations as a responder reads them, not as Go templates
+        notes = {k: templates.unliteral(str(v)) for k, v in (rule.get("annotations") or {}).items()}
         receivers = _dedupe(routing.receivers_for(config, _labels(rule)))
         row = [rule["alert"], labels.get(c.LABEL_STEP, ""), labels.get(c.LABEL_TIER, ""),
                labels.get(c.LABEL_SEVERITY, ""), ", ".join(receivers), rule.get("for", "0s"),
@@ -176,7 +178,8 @@ def _receivers(model: Model, env: Environment, config: dict[str, Any]) -> list[s
             for conf in receiver[key]:
                 kind = key.removesuffix("_configs")
                 if kind == "slack":
-                    where = code(conf["channel"]) if conf.get("channel") else "the webhook's default channel"
+                    where = code(templates.unliteral(conf["channel"])) if conf.get("channel") else \
+                        "the webhook's default channel"
                 elif kind == "pagerduty":
                     where = "the service of the routing key in " + code(conf.get("routing_key_file", "?"))
                 else:

@@ -17,6 +17,7 @@ from obsgen.artifact import Artifact
 from obsgen.compile.prometheus_slo import PERIOD_INTERVAL, slo_alerts, slo_period_records, slo_records
 from obsgen.model import Alert, Environment, Model, Step
 from obsgen.placeholders import fill
+from obsgen.spec import templates
 
 Rule = dict[str, Any]
 LIVENESS_MARGIN = "10m"  # run time, push, scrape and evaluation delays on top of two missed runs
@@ -57,7 +58,20 @@ def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...
 
 def _rules_file(model: Model, env: Environment, groups: list[dict[str, Any]]) -> bytes:
     _link_dashboard(model, env, groups)
+    _literal_annotations(groups)
     return render.to_yaml({"groups": [g for g in groups if g["rules"]]}, model.source)
+
+
+def _literal_annotations(groups: list[dict[str, Any]]) -> None:
+    """Prometheus expands every annotation as a Go template when the alert fires: every annotation but the
+    summary (a template by design, checked by `validate`) is free text or built from it, so it is made
+    literal, and `{{` in a remediation renders as written instead of breaking the rule file or running a
+    query (see obsgen.spec.templates)."""
+    for group in groups:
+        for rule in group["rules"]:
+            notes = rule.get("annotations")
+            if notes:
+                rule["annotations"] = {k: v if k == "summary" else templates.literal(str(v)) for k, v in notes.items()}
 
 
 def dashboard_url(model: Model, env: Environment, step_id: str = c.ALL_STEPS) -> str:

@@ -23,8 +23,10 @@ from obsgen.model import Environment, Model
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _ACTION = re.compile(r"\{\{\s*(?:\$labels\.(" + _NAME + r")|\.Labels\.(" + _NAME + r")|\$value|\.Value)\s*\}\}")
-_TRIM_LEFT = re.compile(r"\s*\{\{-(?=\s)")  # "{{- " trims the white space before the action
-_TRIM_RIGHT = re.compile(r"(?<=\s)-\}\}\s*")  # " -}}" trims the white space after it
+_GO_SPACE = " \t\r\n"
+# "{{- " trims the white space before the action, " -}}" the white space after it
+_ANY_ACTION = re.compile(r"\{\{(?P<left>-[ \t\r\n])?[ \t\r\n]*(?P<body>.*?)[ \t\r\n]*(?P<right>[ \t\r\n]-)?\}\}",
+                         re.DOTALL)
 
 
 Doc = dict[str, Any]
@@ -74,11 +76,13 @@ def expected(rule: Doc, series_labels: dict[str, str], value: float) -> Doc:
 def intended(labels: dict[str, str], annotations: dict[str, str], series_labels: dict[str, str],
              value: float) -> Doc:
     """A firing alert as the spec intends it: `labels` and `annotations` are computed from the model, not
-    read from the generated rule, then templated as Prometheus does with the result series and value."""
+    read from the generated rule. The summary is templated as Prometheus does with the result series and
+    value; every other annotation is free text that must arrive exactly as written."""
     merged = {k: v for k, v in series_labels.items() if k != "__name__"}
     merged.update({k: expand(v, series_labels, value) for k, v in labels.items()})
     return {"exp_labels": merged,
-            "exp_annotations": {k: expand(v, series_labels, value) for k, v in annotations.items()}}
+            "exp_annotations": {k: expand(v, series_labels, value) if k == "summary" else v
+                                for k, v in annotations.items()}}
 
 
 class UnsupportedTemplate(ValueError):
@@ -86,12 +90,31 @@ class UnsupportedTemplate(ValueError):
 
 
 def expand(template: str, labels: dict[str, str], value: float) -> str:
-    """An alert label or annotation after templating."""
-    text = _TRIM_RIGHT.sub("}}", _TRIM_LEFT.sub("{{", template))
-    out = _ACTION.sub(lambda m: labels.get(m[1] or m[2], "") if m[1] or m[2] else go_float(value), text)
-    if "{{" in out:
+    """An alert label or annotation after templating, as Go's text/template reads it: an action runs from
+    `{{` (with `{{- ` trimming the white space before it) to the first `}}` (with ` -}}` trimming the white
+    space after it); the actions known here are a label, the value, and the string "{{" that
+    obsgen.spec.templates.literal writes for a literal `{{`."""
+    out, pos, trim = [], 0, False
+    for m in _ANY_ACTION.finditer(template):
+        text = template[pos:m.start()]
+        text = text.lstrip(_GO_SPACE) if trim else text
+        out.append(text.rstrip(_GO_SPACE) if m["left"] else text)
+        out.append(_action(m["body"], labels, value, template))
+        pos, trim = m.end(), bool(m["right"])
+    tail = template[pos:]
+    out.append(tail.lstrip(_GO_SPACE) if trim else tail)
+    if any("{{" in piece for piece in out[::2]):  # an action that never closes
         raise UnsupportedTemplate(template)
-    return out
+    return "".join(out)
+
+
+def _action(body: str, labels: dict[str, str], value: float, template: str) -> str:
+    if body == '"{{"':
+        return "{{"
+    m = _ACTION.fullmatch("{{" + body + "}}")
+    if not m:
+        raise UnsupportedTemplate(template)
+    return labels.get(m[1] or m[2], "") if m[1] or m[2] else go_float(value)
 
 
 def go_float(value: float) -> str:

@@ -4,26 +4,25 @@ For each backend of the environment, in parallel: its URL (the operator's overri
 whether credentials may go there (OBSGEN_ALLOWED_HOSTS), whether its token is set and readable, then one
 authenticated read -- the read `diff` starts with -- that shows it reachable, the token accepted and (for
 Mimir) the tenant served; then what `apply` will need: Prometheus's lifecycle API (it reloads the
-rules) and a writable rules directory, a readable Alertmanager config file in a writable directory,
-Mimir's secret files under OBSGEN_SECRET_DIRS. A Pushgateway is checked when one is given. A check
+rules) and a writable rules directory, a readable Alertmanager config file in a writable directory
+(both under OBSGEN_WRITE_DIRS when the spec names them), Mimir's secret files under OBSGEN_SECRET_DIRS
+(the checks that need no request live in doctor_checks). A Pushgateway is checked when one is given. A check
 that depends on one that failed is not run (and says so). A warning (Prometheus keeps less than the longest
 SLO period) is said but fails nothing. Nothing is written anywhere.
 """
 from __future__ import annotations
 
-import errno
-import getpass
-import os
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable
 
 from obsgen import access
 from obsgen import conventions as c
 from obsgen import durations
+from obsgen.deploy import doctor_checks
 from obsgen.deploy.checks import SKIP, Check, Checks, Report
 from obsgen.deploy.session import Overrides
 from obsgen.http import BackendError, Http, parallel
+from obsgen.wire import shown
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment, Model
 
@@ -95,7 +94,7 @@ def _access(checks: Checks, env: Environment, spec: BackendSpec, url: str | None
         except access.AccessError as exc:
             checks.fail("token", exc.problem.removeprefix(f"{spec.kind} ({env.name}): "), exc.fix, halt=True)
             return None
-        _token(checks, env, spec)
+        doctor_checks.token(checks, env, spec)
         if checks.halted:
             return None
     try:
@@ -103,30 +102,6 @@ def _access(checks: Checks, env: Environment, spec: BackendSpec, url: str | None
     except BackendError as exc:  # checked above; anything else connect refuses still ends as one line
         checks.fail("connect", _bare(exc, spec, env), "see the message", halt=True)
         return None
-
-
-def _token(checks: Checks, env: Environment, spec: BackendSpec) -> None:
-    name = checks.backend.rsplit(" (", 1)[0]
-    if spec.token_env:
-        if not os.environ.get(spec.token_env, "").strip():
-            checks.fail("token", f"environment variable {spec.token_env} is not set",
-                        f"export {spec.token_env}=<the {name} token> where obsgen runs", halt=True)
-        else:
-            checks.ok("token", f"{spec.token_env} is set")
-        return
-    try:
-        with open(spec.token_file, encoding="utf-8") as fh:
-            token = fh.read().strip()
-    except OSError as exc:
-        checks.fail("token", f"cannot read token_file {spec.token_file}: {exc.strerror}",
-                    f"write the {name} token to {spec.token_file}, readable by {_user()}, or name another "
-                    f"file in the spec's token_file", halt=True)
-        return
-    if not token:
-        checks.fail("token", f"token_file {spec.token_file} is empty",
-                    f"write the {name} token to {spec.token_file}", halt=True)
-    else:
-        checks.ok("token", f"token_file {spec.token_file} is readable")
 
 
 def _get(checks: Checks, http: Http | None, spec: BackendSpec, path: str, **kwargs: Any) -> Any:
@@ -190,7 +165,8 @@ def _prometheus(checks: Checks, http: Http | None, model: Model, env: Environmen
     else:
         _lifecycle(checks, http)
         _retention(checks, http, model)
-    _rules_dir(checks, Path(overrides.prometheus_rules_dir or spec.rules_dir))
+    doctor_checks.rules_dir(checks, overrides.prometheus_rules_dir or spec.rules_dir,
+                            operator=bool(overrides.prometheus_rules_dir))
 
 
 def _retention(checks: Checks, http: Http, model: Model) -> None:
@@ -253,19 +229,6 @@ def _lifecycle(checks: Checks, http: Http) -> None:
                                      f"{code} without web.enable-lifecycle")
 
 
-def _rules_dir(checks: Checks, path: Path) -> None:
-    if not path.is_dir():
-        what = "is not a directory" if path.exists() else "does not exist"
-        checks.fail("rules_dir", f"{path} {what}",
-                    f"create it where Prometheus's rule_files globs look (mkdir -p {path}), or pass "
-                    f"--prometheus-rules-dir")
-    elif not os.access(path, os.W_OK | os.X_OK):
-        checks.fail("rules_dir", f"{path} is not writable by {_user()}",
-                    f"let {_user()} write {path} (chown or chmod), or pass --prometheus-rules-dir")
-    else:
-        checks.ok("rules_dir", f"{path} exists and is writable")
-
-
 def _mimir_ruler(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
                  overrides: Overrides) -> None:
     from obsgen.deploy.backends.mimir_ruler import DEFAULT_PATH
@@ -282,7 +245,7 @@ def _mimir_alertmanager(checks: Checks, http: Http | None, model: Model, env: En
     _tenant(checks, http, spec, spec.api_path or DEFAULT_PATH, "Alertmanager config API",
             "alertmanager storage object not found", "no config yet; apply creates it",
             "set api_path in the spec, and check Mimir runs its Alertmanager")
-    _secret_files(checks, env, spec, overrides.alertmanager_url)
+    doctor_checks.secret_files(checks, env, spec, overrides.alertmanager_url)
 
 
 def _tenant(checks: Checks, http: Http | None, spec: BackendSpec, path: str, api: str, empty: str,
@@ -297,37 +260,9 @@ def _tenant(checks: Checks, http: Http | None, spec: BackendSpec, path: str, api
     elif response.status_code == 404 and empty in response.text:
         checks.ok("tenant", f"the {api} answers for tenant {tenant} ({empty_means})")
     else:
-        first = (response.text or "").strip().splitlines()[:1]
+        first = [line for line in (response.text or "").strip().split("\n") if line.strip()][:1]
         checks.fail("tenant", f"no {api} at {http.base_url}{path} (HTTP {response.status_code}"
-                              f"{': ' + first[0][:120] if first else ''})", fix)
-
-
-def _secret_files(checks: Checks, env: Environment, spec: BackendSpec, url: str | None) -> None:
-    """Mimir refuses *_file secrets, so obsgen reads them and sends their values: only from under
-    OBSGEN_SECRET_DIRS, and only to an endpoint the operator allows."""
-    paths = sorted({p for target in env.channels for p in (target.routing_key_file, target.api_url_file) if p})
-    if not paths:
-        return
-    problems = 0
-    try:  # with a token, the token check has said whether the endpoint may have secrets
-        if not (spec.token_env or spec.token_file):
-            access.require_allowed(spec, env.name, url, "the config's inline secrets")
-    except access.AccessError as exc:
-        checks.fail("secret files", exc.problem.removeprefix(f"{spec.kind} ({env.name}): "), exc.fix)
-        problems += 1
-    for path in paths:
-        try:
-            real = access.secret_file(path, checks.backend)
-        except access.AccessError as exc:
-            checks.fail("secret files", exc.problem.removeprefix(f"{checks.backend}: "), exc.fix)
-            problems += 1
-            continue
-        if not os.access(real, os.R_OK) or not os.path.isfile(real):
-            checks.fail("secret files", f"cannot read {path}", f"let {_user()} read {path}")
-            problems += 1
-    if not problems:
-        checks.ok("secret files", f"{len(paths)} secret file{'s' if len(paths) > 1 else ''} readable under "
-                                  f"{access.SECRET_DIRS}")
+                              f"{': ' + shown(first[0].strip(), 120) if first else ''})", fix)
 
 
 def _alertmanager(checks: Checks, http: Http | None, model: Model, env: Environment, spec: BackendSpec,
@@ -338,43 +273,17 @@ def _alertmanager(checks: Checks, http: Http | None, model: Model, env: Environm
     else:
         try:
             status = http.json(response, dict) if response.status_code == 200 else None
-            version = (status.get("versionInfo") or {}).get("version") if status else None
-            if status is None or not isinstance((status.get("config") or {}).get("original"), str):
+            info = http.expect(response, status.get("versionInfo") or {}, dict, "its versionInfo") if status else {}
+            config = http.expect(response, status.get("config") or {}, dict, "its config") if status else {}
+            version = info.get("version")
+            if status is None or not isinstance(config.get("original"), str):
                 raise BackendError(f"GET /api/v2/status answered HTTP {response.status_code} without a config")
             checks.ok("status API", f"answers with the running config"
                                     f"{f' (Alertmanager {version})' if isinstance(version, str) else ''}")
         except BackendError as exc:
             checks.fail("status API", str(exc), f"is {http.base_url} really Alertmanager?")
-    _config_file(checks, Path(overrides.alertmanager_config_file or spec.config_file))
-
-
-def _config_file(checks: Checks, path: Path) -> None:
-    import yaml
-
-    fix_path = "point the spec's config_file (or --alertmanager-config-file) at the file Alertmanager runs " \
-               "with (its --config.file)"
-    try:
-        content = path.read_bytes()
-    except FileNotFoundError:
-        checks.fail("config_file", f"{path} does not exist", fix_path)
-        return
-    except OSError as exc:
-        checks.fail("config_file", f"cannot read {path}: {exc.strerror}",
-                    fix_path if exc.errno == errno.EISDIR else f"let {_user()} read and write {path}")
-        return
-    try:
-        document = yaml.safe_load(content)
-    except yaml.YAMLError:
-        document = []
-    if document is not None and not isinstance(document, dict):
-        checks.fail("config_file", f"{path} is not a YAML mapping", "fix it: obsgen merges its part into it")
-        return
-    directory = path.parent
-    if not os.access(directory, os.W_OK | os.X_OK):
-        checks.fail("config_file", f"{path} is readable, but {_user()} cannot write in {directory} (obsgen "
-                                   f"replaces the file atomically)", f"let {_user()} write {directory}")
-        return
-    checks.ok("config_file", f"{path} is readable and its directory writable")
+    doctor_checks.config_file(checks, overrides.alertmanager_config_file or spec.config_file,
+                              operator=bool(overrides.alertmanager_config_file))
 
 
 def _pushgateway(url: str, source: str) -> list[Check]:
@@ -395,10 +304,3 @@ def _pushgateway(url: str, source: str) -> list[Check]:
 
 def _bare(exc: BaseException, spec: BackendSpec, env: Environment) -> str:
     return str(exc).removeprefix(f"{spec.kind} ({env.name}): ")
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return f"uid {os.getuid()}"

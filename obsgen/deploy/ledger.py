@@ -3,11 +3,19 @@
 Each entry keeps what was planned and, separately, what was actually applied (for a failed apply, the
 changes that were made before the failure and then restored, or left in place when restoring failed).
 No secret ever enters it: titles and error messages only.
+
+An apply writes its entry twice: as `started` (with its plan, its process id and host) before its first
+write, and with how it ended when it ends. An entry still `started` is an apply that is running or was
+killed before it could say how it ended (SIGKILL, a power cut): `history` shows it as `interrupted` once
+its process is known to be gone, and the next apply to the environment marks it so for good.
 """
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import json
+import os
+import socket
 import sqlite3
 import time
 from dataclasses import dataclass
@@ -19,12 +27,18 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS applies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL, who TEXT NOT NULL, env TEXT NOT NULL, spec_sha256 TEXT NOT NULL,
     mode TEXT NOT NULL, summary TEXT NOT NULL, changes TEXT NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL,
-    planned TEXT NOT NULL DEFAULT '[]')"""
-COLUMNS = "id, at, who, env, spec_sha256, mode, summary, planned, changes, result, error"
+    planned TEXT NOT NULL DEFAULT '[]', pid INTEGER NOT NULL DEFAULT 0, host TEXT NOT NULL DEFAULT '')"""
+ADDED = {"planned": "TEXT NOT NULL DEFAULT '[]'",  # columns a ledger written by an older obsgen may lack
+         "pid": "INTEGER NOT NULL DEFAULT 0", "host": "TEXT NOT NULL DEFAULT ''"}
+COLUMNS = "id, at, who, env, spec_sha256, mode, summary, planned, changes, result, error, pid, host"
 # ok | no-changes | planned (a dry run) | declined (not confirmed) | refused (lock held, no terminal) |
 # failed (nothing was changed) | rolled-back (changes made, then all restored) |
-# could-not-restore (changes made and at least one backend could not be put back)
-RESULTS = ("ok", "no-changes", "planned", "declined", "refused", "failed", "rolled-back", "could-not-restore")
+# could-not-restore (changes made and at least one backend could not be put back) |
+# started (an apply about to make its first write, not ended yet) | interrupted (a started apply whose
+# process ended without recording how: what it changed stays until an apply repairs it)
+RESULTS = ("ok", "no-changes", "planned", "declined", "refused", "failed", "rolled-back", "could-not-restore",
+           "started", "interrupted")
+NEVER_FINISHED = "never finished: the process ended without recording how (killed?)"
 
 
 @dataclass(frozen=True)
@@ -38,8 +52,10 @@ class Entry:
     summary: str  # the plan's summary line
     planned: list[str]  # change titles of the plan, e.g. "~ grafana dashboard uid"
     changes: list[str]  # change titles actually applied (and, when result is rolled-back, restored)
-    result: str  # one of RESULTS
+    result: str  # one of RESULTS ("started" only while its process may still run)
     error: str
+    pid: int = 0  # the process of a started entry, on `host`
+    host: str = ""
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -47,8 +63,10 @@ def _connect(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(path, timeout=10)
         db.execute(SCHEMA)
-        if "planned" not in {row[1] for row in db.execute("PRAGMA table_info(applies)")}:  # a ledger before 0.3
-            db.execute("ALTER TABLE applies ADD COLUMN planned TEXT NOT NULL DEFAULT '[]'")
+        have = {row[1] for row in db.execute("PRAGMA table_info(applies)")}
+        for column, kind in ADDED.items():
+            if column not in have:
+                db.execute(f"ALTER TABLE applies ADD COLUMN {column} {kind}")
         return db
     except (OSError, sqlite3.Error) as exc:
         raise ObsgenError(f"cannot open the ledger {path}: {exc} (set OBSGEN_STATE_DIR to a writable "
@@ -61,23 +79,39 @@ def ensure(path: Path) -> None:
 
 
 def record(path: Path, *, env: str, spec_sha256: str, mode: str, summary: str, planned: list[str],
-           changes: list[str], result: str, error: str = "") -> None:
+           changes: list[str], result: str, error: str = "", entry: int | None = None) -> int:
+    """Record a run; with `entry` (the id `start` returned), complete that entry instead of adding one.
+    Returns the entry's id."""
     if result not in RESULTS:
         raise ValueError(f"unknown ledger result {result!r}")
+    values = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), _who(), env, spec_sha256, mode, summary,
+              json.dumps(planned), json.dumps(changes), result, error[:4000])
     db = _connect(path)
     try:
         with db:
-            db.execute("INSERT INTO applies (at, who, env, spec_sha256, mode, summary, planned, changes, result, "
-                       "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                       (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), _who(), env, spec_sha256, mode,
-                        summary, json.dumps(planned), json.dumps(changes), result, error[:4000]))
+            if entry is not None:  # the time stays the start's; the rest is how it ended
+                db.execute("UPDATE applies SET who = ?, env = ?, spec_sha256 = ?, mode = ?, summary = ?, "
+                           "planned = ?, changes = ?, result = ?, error = ? WHERE id = ?", (*values[1:], entry))
+                return entry
+            cursor = db.execute("INSERT INTO applies (at, who, env, spec_sha256, mode, summary, planned, changes, "
+                                "result, error, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                (*values, os.getpid() if result == "started" else 0,
+                                 socket.gethostname() if result == "started" else ""))
+            return int(cursor.lastrowid or 0)
     except sqlite3.Error as exc:
         raise ObsgenError(f"cannot write the ledger {path}: {exc}") from None
     finally:
         db.close()
 
 
+def start(path: Path, *, env: str, spec_sha256: str, summary: str, planned: list[str]) -> int:
+    """The `started` entry of an apply, written before its first write; returns its id for `record`."""
+    return record(path, env=env, spec_sha256=spec_sha256, mode="apply", summary=summary, planned=planned,
+                  changes=[], result="started")
+
+
 def history(path: Path, env: str | None = None, limit: int = 50) -> list[Entry]:
+    """The latest entries, newest first; a `started` entry whose process is gone reads as interrupted."""
     if not path.exists():
         return []
     db = _connect(path)
@@ -88,7 +122,58 @@ def history(path: Path, env: str | None = None, limit: int = 50) -> list[Entry]:
         raise ObsgenError(f"cannot read the ledger {path}: {exc}") from None
     finally:
         db.close()
-    return [Entry(*r[:7], json.loads(r[7]), json.loads(r[8]), *r[9:]) for r in rows]
+    return [_seen(Entry(*r[:7], json.loads(r[7]), json.loads(r[8]), *r[9:])) for r in rows]
+
+
+def unfinished(path: Path, env: str) -> list[Entry]:
+    """The applies to `env` the ledger has as started and not ended, oldest first (after `_seen`: those
+    whose process is known to be gone read as interrupted, the others stay started)."""
+    if not path.exists():
+        return []
+    db = _connect(path)
+    try:
+        rows = db.execute(f"SELECT {COLUMNS} FROM applies WHERE env = ? AND result = 'started' ORDER BY id",
+                          (env,)).fetchall()
+    except sqlite3.Error as exc:
+        raise ObsgenError(f"cannot read the ledger {path}: {exc}") from None
+    finally:
+        db.close()
+    return [_seen(Entry(*r[:7], json.loads(r[7]), json.loads(r[8]), *r[9:])) for r in rows]
+
+
+def supersede(path: Path, entries: list[int], by: int, result: str) -> None:
+    """Mark started entries as interrupted for good: their environment's lock was free, so their process
+    is gone; `by` is the entry of the apply that found them (and repaired what they left if `result` is ok)."""
+    db = _connect(path)
+    try:
+        with db:
+            for entry in entries:
+                db.execute("UPDATE applies SET result = 'interrupted', error = ? WHERE id = ? AND result = "
+                           "'started'", (f"{NEVER_FINISHED}; superseded by ledger entry {by} ({result})", entry))
+    except sqlite3.Error as exc:
+        raise ObsgenError(f"cannot write the ledger {path}: {exc}") from None
+    finally:
+        db.close()
+
+
+def _seen(entry: Entry) -> Entry:
+    """A started entry as it can be told now: interrupted when its process, on this host, is gone."""
+    if entry.result != "started" or entry.host != socket.gethostname() or _alive(entry.pid):
+        return entry
+    return dataclasses.replace(entry, result="interrupted",
+                               error=f"{NEVER_FINISHED}; what it changed is still there until an apply repairs it")
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists, owned by someone else
+        return True
+    return True
 
 
 def _who() -> str:

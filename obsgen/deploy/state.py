@@ -1,13 +1,19 @@
-"""Where the live side keeps its local state: one lock per environment and the ledger.
+"""Where the live side keeps its local state: one lock per environment, one per shared target, the ledger.
 
-Both live under the state directory (`obsgen.files.state_dir`: $OBSGEN_STATE_DIR, else
+An environment's lock stops two applies to the same environment. A target's lock stops two writers of
+one shared thing -- an Alertmanager config file that dev and staging both name, a Mimir tenant's
+Alertmanager config -- from interleaving their read-modify-write, whichever environment each applies.
+All live under the state directory (`obsgen.files.state_dir`: $OBSGEN_STATE_DIR, else
 $XDG_STATE_HOME/obsgen, else ~/.local/state/obsgen). Environment names are validated before
 they become part of a path, so `--env ../x` can never reach outside it.
 """
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import os
 import re
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -55,4 +61,66 @@ def env_lock(env: str) -> Iterator[None]:
         try:
             yield
         finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+TARGET_WAIT = 30.0  # seconds an apply waits for another obsgen to finish with a shared target
+
+
+def target_lock_path(key: str) -> Path:
+    """The lock file of one shared target: named by a digest of its key, so any key is a safe file name."""
+    return state_dir() / "targets" / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.lock"
+
+
+def file_target(path: str | os.PathLike[str]) -> str:
+    """The key of a shared file: its real path, so a symlink and the file it names are one target."""
+    return f"file:{os.path.realpath(path)}"
+
+
+def tenant_target(url: str, tenant: str | None) -> str:
+    """The key of a Mimir tenant's config: the endpoint and the tenant (X-Scope-OrgID)."""
+    return f"tenant:{url.rstrip('/')}#{tenant or ''}"
+
+
+@contextmanager
+def target_lock(key: str, what: str, holder: str, wait: float | None = None) -> Iterator[None]:
+    """Hold the lock of one shared target (`file_target`, `tenant_target`) across a read-modify-write.
+
+    Another obsgen holding it (an apply to another environment writing the same file) is waited for, at
+    most `wait` seconds (default TARGET_WAIT), then refused with who holds it: the holder writes `holder`
+    and its pid into the lock file. The lock is an flock, so a holder that dies -- even by SIGKILL --
+    releases it with its last file descriptor; a stale description left in the file is never trusted."""
+    path = target_lock_path(key)
+    wait = TARGET_WAIT if wait is None else wait
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = os.fdopen(os.open(path, os.O_RDWR | os.O_CREAT, 0o644), "r+")
+    except OSError as exc:
+        raise ObsgenError(f"cannot create the lock {path}: {exc.strerror} (set OBSGEN_STATE_DIR to a writable "
+                          f"directory)") from None
+    with fh:
+        end = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= end:
+                    fh.seek(0)
+                    held = " ".join(fh.read(300).split()) or "another obsgen"
+                    raise Refused(f"{what} is in use by another obsgen (held by {held}); waited {wait:g} s, "
+                                  f"nothing was written (lock {path})") from None
+                time.sleep(0.05)
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(f"{holder}, pid {os.getpid()}\n")
+            fh.flush()
+            yield
+        finally:
+            try:
+                fh.seek(0)
+                fh.truncate()
+            except OSError:
+                pass
             fcntl.flock(fh, fcntl.LOCK_UN)

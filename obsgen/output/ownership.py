@@ -121,3 +121,43 @@ def _holds_files(root: Path) -> bool:
 
 def _raise(exc: OSError) -> None:
     raise exc
+
+
+def first_link(out: Path, rels: list[str]) -> Path | None:
+    """The first symlink on the way to any of `rels` (paths relative to `out`): `out` itself, each directory
+    of a relative `out` (`docs` of `--out docs/observability`), each directory inside it, or the file itself.
+    obsgen never creates a symlink, so any symlink there is someone else's and is neither written through nor
+    followed; None when there is none."""
+    prefixes = [Path(*out.parts[:i]) for i in range(1, len(out.parts))] if not out.is_absolute() else []
+    for path in [*prefixes, out]:
+        if path.is_symlink():
+            return path
+    seen: set[str] = set()
+    for rel in rels:
+        parts = PurePosixPath(rel).parts
+        for i in range(1, len(parts) + 1):
+            step = "/".join(parts[:i])
+            if step in seen:
+                continue
+            seen.add(step)
+            path = out / step
+            if path.is_symlink():
+                return path
+            if i < len(parts) and not path.is_dir():
+                break  # nothing below a missing directory exists yet
+    return None
+
+
+def refuse_links(out: Path, rels: list[str], *, writing: bool) -> None:
+    """Raise ObsgenError naming the first symlink on the way to `rels` (see first_link), for a build
+    (`writing`) or a check."""
+    link = first_link(out, rels)
+    if link is None:
+        return
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    doing, verb = ("refusing to build into", "writes through") if writing else ("cannot check", "follows")
+    raise ObsgenError(f"{doing} {out.as_posix()}/: {link.as_posix()} is a symlink (to {target}), and obsgen never "
+                      f"{verb} a symlink it did not create; replace it with a directory or remove it")

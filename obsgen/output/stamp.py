@@ -51,6 +51,9 @@ def _key(spec: str, out: Path, scopes: list[str]) -> str:
 def _current(spec: str, out: Path, scopes: list[str]) -> dict[str, object] | None:
     if not spec.endswith(SINGLE_FILE_SPECS):
         return None
+    envs = ownership.candidate_envs(out) if "" in scopes else scopes
+    if ownership.first_link(out, list(envs)) is not None:  # the full check names it instead of following it
+        return None
     try:
         spec_sha = hashlib.sha256(Path(spec).read_bytes()).hexdigest()
         files = {rel: hashlib.sha256((out / rel).read_bytes()).hexdigest() for rel in sorted(_files(out, scopes))}

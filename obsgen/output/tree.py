@@ -4,7 +4,10 @@ An output tree is scoped: a build of every environment owns every environment tr
 (the spec's and any an obsgen manifest names); a build of some environments owns only theirs. Within
 its scope obsgen writes what the spec produces and removes only what its previous manifests list
 (obsgen.output.ownership); a file it did not write is never removed, and files outside the
-environment trees are never looked at.
+environment trees are never looked at. A symlink on the way to a file the build produces (the output
+directory, a directory in it, the file itself) is never written through nor read through: obsgen creates
+none, so it is someone else's (a pull request can commit `generated/dev/grafana -> ~/.docker`), and both
+`write` and `compare` refuse before touching anything (obsgen.output.ownership.refuse_links).
 """
 from __future__ import annotations
 
@@ -77,6 +80,7 @@ def write(out: Path, artifacts: list[Artifact], scopes: list[str], *, allow_none
     produces; unchanged files and files obsgen did not write are not touched. A non-empty `out` without
     an obsgen manifest is refused (nothing written) unless `allow_nonempty`. What it reports is listed
     in artifact order, then (removed, kept) in the environment `order`."""
+    ownership.refuse_links(out, [a.path for a in artifacts], writing=True)  # before anything is written
     ownership.refuse_foreign(out, allow_nonempty)
     trees = env_trees(out, artifacts, scopes)
     previous = set().union(*(ownership.manifest_files(out, env) or set() for env in trees))  # before rewriting
@@ -120,7 +124,9 @@ def _prune_empty_dirs(out: Path, removed: list[str]) -> None:
 
 def compare(out: Path, artifacts: list[Artifact], scopes: list[str], label: str, *,
             order: Sequence[str] = ()) -> Drift:
-    """What differs between the environment trees under `out` and a fresh build, as unified diffs."""
+    """What differs between the environment trees under `out` and a fresh build, as unified diffs. A symlink
+    on the way to a file the build produces is refused, never followed (it could show anyone's files)."""
+    ownership.refuse_links(out, [a.path for a in artifacts], writing=False)
     changed, missing = [], []
     for artifact in artifacts:
         target = out / artifact.path

@@ -14,7 +14,7 @@ def load_spec(path: str) -> Model:
     doc = source.read(path)
     problems = schema.validate(doc) + checks.run(doc) + secrets.check(doc)
     if problems:
-        raise SpecError(problems)
+        raise SpecError(source.bounded(problems))
     return mapping.to_model(doc.data, doc.raw, os.path.basename(path))
 
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 from obsgen import durations
 from obsgen.errors import Problem
 from obsgen.names import grafana_dashboard_title, grafana_folder_title, slug
+from obsgen.spec.bounds import shown
 from obsgen.spec.source import Located
 from obsgen.suggest import did_you_mean
 
@@ -30,7 +31,7 @@ def _ids(data: Any, key: str, id_key: str = "id") -> set[str]:
 
 
 def _unknown(what: str, value: str, known: set[str]) -> str:
-    return f"unknown {what} {value!r}{did_you_mean(value, known)} (known: {', '.join(sorted(known)) or 'none'})"
+    return f"unknown {what} {shown(value)}{did_you_mean(value, known)} (known: {', '.join(sorted(known)) or 'none'})"
 
 
 def duplicate_ids(doc: Located) -> Iterator[Problem]:
@@ -43,7 +44,7 @@ def duplicate_ids(doc: Located) -> Iterator[Problem]:
                 continue
             if value in seen:
                 yield doc.problem((section, i, id_key),
-                                  f"duplicate {id_key} {value!r} (first used at {section}[{seen[value]}])")
+                                  f"duplicate {id_key} {shown(value)} (first used at {section}[{seen[value]}])")
             else:
                 seen[value] = i
 
@@ -295,10 +296,21 @@ def promql(doc: Located) -> Iterator[Problem]:
         try:
             promql_parser.parse(fill(expr, env="env", window="5m"))
         except (ValueError, TypeError) as exc:
-            yield doc.problem(path, f"invalid PromQL: {exc}: {expr.strip()!r}")
+            yield doc.problem(path, f"invalid PromQL: {exc}: {shown(expr.strip())}")
 
 
-CHECKS: tuple[Check, ...] = (duplicate_ids, references, environments, cadences, metrics, slos, alerts, dashboards, promql)
+def summaries(doc: Located) -> Iterator[Problem]:
+    """An alert's summary is a Prometheus template: only label, value and humanize actions (and {{env}}), never
+    one that queries, loops or defines (obsgen.spec.templates). Other free text is made literal at compile."""
+    from obsgen.spec.templates import summary_problem
+
+    for i, alert in _items(doc.data, "alerts"):
+        if isinstance(alert.get("summary"), str) and (why := summary_problem(alert["summary"])):
+            yield doc.problem(("alerts", i, "summary"), why)
+
+
+CHECKS: tuple[Check, ...] = (duplicate_ids, references, environments, cadences, metrics, slos, alerts, dashboards,
+                             summaries, promql)
 
 
 def run(doc: Located) -> list[Problem]:

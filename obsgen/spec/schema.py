@@ -8,15 +8,16 @@ from importlib import resources
 from typing import Any
 
 from obsgen.errors import Problem
+from obsgen.spec.bounds import shown
 from obsgen.spec.source import Located
 from obsgen.suggest import did_you_mean
 
 _DURATION_PATTERN = "^([0-9]+(ms|s|m|h|d|w|y))+$"
-_FRIENDLY_PATTERNS = {
-    _DURATION_PATTERN: "not a duration: {value!r} (expected e.g. 30s, 5m, 1h, 28d)",
-    "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$": "{value!r} is not a valid id (lower case letters, digits and '-', at most 63)",
-    "^https?://": "{value!r} is not an http(s) URL",
-    "^[A-Za-z_][A-Za-z0-9_]*$": "{value!r} is not a valid name (letters, digits and '_')",
+_FRIENDLY_PATTERNS = {  # {value} is the value as bounds.shown quotes it
+    _DURATION_PATTERN: "not a duration: {value} (expected e.g. 30s, 5m, 1h, 28d)",
+    "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$": "{value} is not a valid id (lower case letters, digits and '-', at most 63)",
+    "^https?://": "{value} is not an http(s) URL",
+    "^[A-Za-z_][A-Za-z0-9_]*$": "{value} is not a valid name (letters, digits and '_')",
 }
 
 
@@ -34,7 +35,7 @@ def validate(doc: Located) -> list[Problem]:
             allowed = set(err.schema.get("properties", {}))
             for key in sorted(set(err.instance) - allowed):
                 hint = ", ".join(sorted(allowed))
-                problems.append(doc.problem(path + (key,), f"unknown key {key!r}{did_you_mean(str(key), allowed)} "
+                problems.append(doc.problem(path + (key,), f"unknown key {shown(key)}{did_you_mean(str(key), allowed)} "
                                                            f"(allowed: {hint})", at_key=True))
             continue
         problems.append(doc.problem(path, _message(err)))
@@ -70,20 +71,20 @@ def path_is_cadence(err: Any) -> bool:
 
 def _message(err: Any) -> str:
     if err.validator == "pattern" and err.validator_value in _FRIENDLY_PATTERNS:
-        return _FRIENDLY_PATTERNS[err.validator_value].format(value=err.instance)
+        return _FRIENDLY_PATTERNS[err.validator_value].format(value=shown(err.instance))
     if err.validator in ("maxProperties", "minProperties") and path_is_cadence(err):
         return "give one of `every` (a regular schedule) or `at_least_every` (irregular runs), not both or none"
     if err.validator == "enum":
         known = [str(v) for v in err.validator_value]
         hint = did_you_mean(err.instance, known) if isinstance(err.instance, str) else ""
         if hint:
-            return f"{err.instance!r} is not allowed{hint} (one of: {', '.join(known)})"
-        return f"{err.instance!r} is not one of: {', '.join(known)}"
+            return f"{shown(err.instance)} is not allowed{hint} (one of: {', '.join(known)})"
+        return f"{shown(err.instance)} is not one of: {', '.join(known)}"
     if err.validator == "const":
-        return f"must be {err.validator_value!r}, not {err.instance!r}"
+        return f"must be {err.validator_value!r}, not {shown(err.instance)}"
     if err.validator == "required":
         missing = err.message.split("'")[1] if "'" in err.message else err.message
         return f"missing required key {missing!r}"
     if err.validator == "type":
-        return f"expected {err.validator_value}, got {type(err.instance).__name__} {err.instance!r}"
+        return f"expected {err.validator_value}, got {type(err.instance).__name__} {shown(err.instance)}"
     return err.message

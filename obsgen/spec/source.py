@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from obsgen.errors import Problem, SpecError
+from obsgen.spec import bounds
 
 Path_ = tuple[Any, ...]
 
@@ -37,7 +38,7 @@ class Located:
         """A problem located at the value of `path` (or at its key, with at_key)."""
         line, col = self.mark(path, at_key)
         where = format_path(path)
-        return Problem(self.file, line, col, f"{where}: {message}" if where else message)
+        return Problem(self.file, line, col, bounds.cut(f"{where}: {message}" if where else message))
 
 
 def format_path(path: Path_) -> str:
@@ -51,61 +52,82 @@ def format_path(path: Path_) -> str:
 
 
 def read(path: str) -> Located:
-    """Load a spec file; raises SpecError (with a location) when it cannot be parsed."""
+    """Load a spec file; raises SpecError (with a location) when it cannot be parsed. Only a regular file of at
+    most bounds.MAX_SPEC_BYTES is read (a spec named /dev/zero or a FIFO is refused at once), and no message
+    quotes more than a short piece of a value."""
+    try:
+        return _read(path)
+    except SpecError as exc:
+        raise SpecError(bounded(exc.problems)) from None
+
+
+def bounded(problems: list[Problem]) -> list[Problem]:
+    """The problems with every message cut to a sane length (bounds.cut)."""
+    return [p._replace(message=bounds.cut(p.message)) for p in problems]
+
+
+def _read(path: str) -> Located:
     display = os.path.relpath(path) if not os.path.isabs(path) else path
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        raw = bounds.read_regular(path, bounds.MAX_SPEC_BYTES)
     except OSError as exc:
-        raise SpecError([Problem(display, 1, 1, f"cannot read spec: {exc.strerror}")]) from None
+        raise SpecError([Problem(display, 1, 1, f"cannot read spec: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError([Problem(display, 1, 1, f"spec is not UTF-8: {exc.reason}")]) from None
     if path.endswith((".jsonnet", ".libsonnet")):
-        text = _evaluate_jsonnet(path, display)
+        from obsgen.spec import jsonnet
+
+        text = jsonnet.evaluate(path, display, text)
         located = _parse_yaml(text, display)  # JSON is YAML; marks point into the evaluated output
         located.marks, located.key_marks = {(): (1, 1)}, {}  # the evaluated output has no lines the user wrote
     else:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SpecError([Problem(display, 1, 1, f"spec is not UTF-8: {exc.reason}")]) from None
         located = _parse_yaml(text, display)
     located.raw = raw
     return located
-
-
-def _evaluate_jsonnet(path: str, display: str) -> str:
-    import re
-
-    import _jsonnet
-
-    try:
-        return _jsonnet.evaluate_file(path)
-    except RuntimeError as exc:
-        msg = str(exc).strip()
-        # jsonnet reports "STATIC ERROR: file:line:col: message" or "RUNTIME ERROR: msg\n\tfile:line:col..."
-        m = re.search(r"(?:^|\s)[^\s:]+:(\d+):(\d+)(?:-\d+)?", msg)
-        line, col = (int(m.group(1)), int(m.group(2))) if m else (1, 1)
-        first = re.sub(r"\s*[^\s:]+:\d+:\d+(?:-\d+)?:?", "", msg.splitlines()[0])
-        raise SpecError([Problem(display, line, col, f"jsonnet: {first}")]) from None
 
 
 def _parse_yaml(text: str, display: str) -> Located:
     import yaml
 
     try:
-        try:  # libyaml's composer keeps the same marks, faster
-            node = yaml.compose(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        except yaml.MarkedYAMLError:  # the pure-Python parser words its errors the way we report them
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = _compose(text)
     except yaml.MarkedYAMLError as exc:
         raise SpecError([_yaml_problem(exc, display, text)]) from None
+    except bounds.TooDeep as exc:
+        raise SpecError([Problem(display, exc.mark.line + 1, exc.mark.column + 1,
+                                 f"lists and mappings nested more than {bounds.MAX_DEPTH} levels deep; a spec "
+                                 f"needs far fewer")]) from None
     located = Located(display, None)
     if node is None:
         raise SpecError([Problem(display, 1, 1, "spec is empty")])
+    try:
+        bounds.check_aliases(node)
+    except bounds.AliasProblem as exc:
+        where = format_path(exc.path)
+        mark = exc.node.start_mark
+        raise SpecError([Problem(display, mark.line + 1, mark.column + 1,
+                                 f"{where + ': ' if where else ''}{exc.message}")]) from None
     problems: list[Problem] = []
     located.data = _convert(node, (), located, problems)
     if problems:
         raise SpecError(problems)
     return located
+
+
+def _compose(text: str) -> Any:
+    """The document's node graph; nesting is checked first from the parser's events (no recursion), so that
+    composing (recursive) cannot overflow the stack."""
+    import yaml
+
+    fast = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:  # libyaml's composer keeps the same marks, faster
+        bounds.check_depth(text, fast)
+        return yaml.compose(text, Loader=fast)
+    except yaml.MarkedYAMLError:  # the pure-Python parser words its errors the way we report them
+        bounds.check_depth(text, yaml.SafeLoader)
+        return yaml.compose(text, Loader=yaml.SafeLoader)
 
 
 def _yaml_problem(exc: Any, display: str, text: str) -> Problem:
@@ -189,7 +211,7 @@ def _convert(node: Any, path: Path_, located: Located, problems: list[Problem]) 
             if key in out:
                 problems.append(Problem(located.file, key_node.start_mark.line + 1,
                                         key_node.start_mark.column + 1,
-                                        f"{format_path(path + (key,))}: duplicate key {key!r}"))
+                                        f"{format_path(path + (key,))}: duplicate key {bounds.shown(key)}"))
                 continue
             out[key] = _convert(value_node, path + (key,), located, problems)
         return out
@@ -208,7 +230,7 @@ def _scalar_at(node: Any, path: Path_, located: Located, problems: list[Problem]
         tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
         where = format_path(path)
         problems.append(Problem(located.file, node.start_mark.line + 1, node.start_mark.column + 1,
-                                f"{where + ': ' if where else ''}cannot read {node.value!r} as {tag}: remove "
+                                f"{where + ': ' if where else ''}cannot read {bounds.shown(node.value)} as {tag}: remove "
                                 f"the tag, or quote the value if it is text"))
         return None
 

@@ -7,7 +7,10 @@ with just those parts changed -- other teams' routes, receivers, inhibit
 rules, templates, time intervals, settings and comments stay as they are.
 Before writing, the merged file is checked with `amtool check-config` when
 amtool is installed; after the reload, /api/v2/status must show obsgen's parts,
-else the previous file is put back.
+else the previous file is put back -- only while the file still holds exactly what
+obsgen wrote (someone else's later edit is kept and reported). The file is shared:
+its lock (by real path, obsgen.deploy.state.target_lock) covers each read-modify-write,
+whichever environment applies, and a rewrite keeps its owner, group, mode and symlink.
 
 With `owns: whole` obsgen writes the generated standalone config over the
 file. Alertmanager re-marshals the config it reports (defaults filled in,
@@ -24,15 +27,18 @@ from typing import Any
 
 from obsgen import amtree
 from obsgen import conventions as c
+from obsgen.access import writable_path
 from obsgen.artifact import Artifact
-from obsgen.deploy.backends import am_parts, am_yaml
+from obsgen.deploy import state
+from obsgen.deploy.backends import am_file, am_parts, am_shape, am_yaml
 from obsgen.deploy.backends.base import Backend, BackendError, ConflictError, connect
 from obsgen.deploy.plan import Change, Obj
-from obsgen.files import atomic_write
+from obsgen.files import keep_problem, replace_shared
 from obsgen.model import Environment, Model
 
 NAME = "alertmanager"
 KEY = "alertmanager.yaml"
+MAX_CONFIG = 16 * 2**20  # bytes: a shared config is kilobytes; more is a mistake or an attack
 WHOLE = "whole"
 
 
@@ -57,19 +63,21 @@ class AlertmanagerBackend(Backend):
 
     def __init__(self, model: Model, env: Environment, url: str | None = None, config_file: str | None = None):
         spec, self.http = connect(env, NAME, "Alertmanager", url, mode="alertmanager")
-        self.env, self.whole = env, spec.owns == WHOLE
+        self.env, self.model, self.whole = env, model, spec.owns == WHOLE
         self.owner = c.am_owner(model, env)
         self.position = env.alertmanager_placement[0]
-        self.config_file = Path(config_file or spec.config_file)
+        self.config_file = Path(config_file or writable_path(spec.config_file, f"Alertmanager ({env.name})", "config_file",
+                                                             "--alertmanager-config-file"))
         self.shape: Any = None
         self.standalone: dict[str, Any] = {}
         self.read_bytes: bytes | None = None  # the file as `read` saw it (None: there was none)
         self.indent: tuple[int, int, int] | None = None  # the file's block indentation, kept on write
         self.previous: bytes | None = None
+        self.written: bytes | None = None  # what obsgen's own write put in the file (None: nothing yet)
         self.existed = True
         self.applied: list[Change] = []
         self.prepared: tuple[tuple[Change, ...], bytes] | None = None  # changes -> the checked merged file
-        self.notes = ()
+        self.notes: tuple[str, ...] = ()
 
     # ---- desired and live ------------------------------------------------------------------
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
@@ -86,30 +94,96 @@ class AlertmanagerBackend(Backend):
         if self.whole:
             return [Obj(NAME, "alertmanager-config", KEY, whole_body(self._running(), self.shape), payload=None)]
         self.read_bytes = self._file_bytes()
-        objs = am_parts.live_objs(self._parts(self._parse(self.read_bytes)), self.owner, self.position)
+        document = self._parse(self.read_bytes)
+        objs = am_parts.live_objs(self._parts(document), self.owner, self.position)
+        shapes = {o.ident: o.body for o in desired}
+        objs = [am_parts.masked(o, shapes) for o in objs]  # no inline secret in the file reaches a diff
+        self.notes = self._sharing_notes(document) + self._bytes_note(desired, objs)
         stale = am_parts.unloaded(objs, self._running(), self.owner, self.position)
         if stale and self.read_bytes is not None:
-            self.notes = (f"Alertmanager ({self.env.name}) is not running what {self.config_file} holds for "
-                          f"obsgen ({', '.join(stale)}): the file changed since the last reload, or that reload "
-                          f"failed; apply writes and reloads it",)
+            self.notes += (f"Alertmanager ({self.env.name}) is not running what {self.config_file} holds for "
+                           f"obsgen ({', '.join(stale)}): the file changed since the last reload, or that reload "
+                           f"failed; apply writes and reloads it",)
             objs = [Obj(o.backend, o.kind, o.key, {**o.body, "loaded by Alertmanager": False})
                     if o.kind == am_parts.ROUTE else o for o in objs]
         return objs
 
+    def _scrub(self, text: str) -> str:
+        """A tool's or server's text with every inline secret of the file (anyone's) hidden: Alertmanager and
+        amtool quote a URL they cannot parse, and the error line goes to the terminal and the ledger."""
+        from ruamel.yaml.error import YAMLError
+
+        from obsgen.deploy.normalise import scrub, secret_values
+
+        found: set[str] = set()
+        for content in (self.read_bytes, self.previous, self.prepared[1] if self.prepared else None):
+            try:
+                found |= secret_values(am_yaml.yaml().load(content.decode("utf-8", errors="replace"))) \
+                    if content else set()
+            except YAMLError:  # a file that does not parse has no secrets obsgen can name
+                pass
+        return scrub(text, found)
+
+    def _bytes_note(self, desired: list[Obj], live: list[Obj]) -> tuple[str, ...]:
+        """`diff` says beforehand when `apply` would stop because it cannot keep other teams' bytes."""
+        from obsgen.deploy.plan import BLOCKED, plan
+
+        changes = [ch for ch in plan(desired, live).changes if ch.action != BLOCKED]
+        if not changes or not self.read_bytes or not self.read_bytes.strip():
+            return ()
+        kept = am_parts.render(self.read_bytes, self._parse(self.read_bytes), changes, self.owner, self.standalone,
+                               self.indent)
+        why = self._scrub(am_parts.rewrites(kept, self.config_file))
+        return (f"Alertmanager ({self.env.name}): apply would stop: {why}",) if why else ()
+
+    def _sharing_notes(self, document: Any) -> tuple[str, ...]:
+        """Other teams' parts that overlap obsgen's (left as they are), and routes obsgen's would hide."""
+        from obsgen.deploy.backends import am_notes
+
+        where = f"{self.env.name}'s alertmanager backend"
+        found = [f"{self.config_file}: {n}" for n in amtree.overlaps(document, self.owner)]
+        found += [f"{self.config_file}: {n}" for n in am_notes.shadowing(
+            document, self.owner, self.position, self.env.alertmanager_placement[1],
+            am_notes.alert_labels(self.model, self.env, self.owner), where)]
+        return tuple(f"Alertmanager ({self.env.name}): {n}" for n in found)
+
     def _running(self) -> dict[str, Any]:
+        """The config Alertmanager runs, from its status. An answer without one is an error, never an
+        empty config (that would plan to create what runs already, or pass a broken server as fine)."""
         response = self.http.request("GET", "/api/v2/status")
         status = self.http.json(response, dict)
-        config = self.http.expect(response, status.get("config") or {}, dict, "its `config`")
-        return config_in(self.http, response, config.get("original"), "`config.original`")
+        if "config" not in status:
+            raise self.http.malformed(response, "no `config`")
+        config = self.http.expect(response, status["config"], dict, "its `config`")
+        if "original" not in config:
+            raise self.http.malformed(response, "no `config.original`")
+        return config_in(self.http, response, config["original"], "`config.original`")
 
     def _file_bytes(self) -> bytes | None:
+        """The config file's bytes (None: there is none). Only a regular file of at most MAX_CONFIG bytes:
+        a FIFO would hang the read, /dev/zero fill memory -- and obsgen would later replace the device."""
+        import stat
+
         try:
-            return self.config_file.read_bytes()
+            fd = os.open(self.config_file, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once, then is refused
         except FileNotFoundError:
             return None
         except OSError as exc:
             raise BackendError(f"Alertmanager ({self.env.name}): cannot read {self.config_file}: "
                                f"{exc.strerror}") from None
+        with os.fdopen(fd, "rb") as fh:
+            try:
+                if not stat.S_ISREG(os.fstat(fd).st_mode):
+                    raise BackendError(f"Alertmanager ({self.env.name}): cannot read {self.config_file}: it is not "
+                                       f"a regular file")
+                content = fh.read(MAX_CONFIG + 1)
+            except OSError as exc:
+                raise BackendError(f"Alertmanager ({self.env.name}): cannot read {self.config_file}: "
+                                   f"{exc.strerror}") from None
+        if len(content) > MAX_CONFIG:
+            raise BackendError(f"Alertmanager ({self.env.name}): cannot read {self.config_file}: it is larger than "
+                               f"{MAX_CONFIG // 2**20} MiB, which no Alertmanager config is")
+        return content
 
     def _parse(self, content: bytes | None) -> Any:
         """The config file as a comment-keeping document (an empty mapping when there is none)."""
@@ -128,6 +202,10 @@ class AlertmanagerBackend(Backend):
             return {}
         if not isinstance(document, dict):
             raise BackendError(f"Alertmanager ({self.env.name}): {self.config_file} is not a YAML mapping")
+        wrong = am_shape.problem(document)
+        if wrong:
+            raise BackendError(f"Alertmanager ({self.env.name}): {self.config_file} is not a valid Alertmanager "
+                               f"config ({wrong}); fix it before obsgen merges into it")
         return document
 
     def _parts(self, config: Any) -> amtree.Parts:
@@ -137,10 +215,20 @@ class AlertmanagerBackend(Backend):
             raise BackendError(f"Alertmanager ({self.env.name}): {self.config_file}: {exc}") from None
 
     # ---- apply and restore -----------------------------------------------------------------
+    def _lock(self) -> Any:
+        """The shared file's lock (by its real path): dev and staging writing one file exclude each other."""
+        return state.target_lock(state.file_target(self.config_file), f"the Alertmanager config {self.config_file}",
+                                 f"obsgen apply --env {self.env.name}")
+
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
         self.applied = []
         if not changes:
             return []
+        with self._lock():
+            return self._apply(changes)
+
+    def _apply(self, changes: list[Change]) -> list[Change]:
+        self.written = None
         self.previous = self._file_bytes()
         self.existed = self.previous is not None
         if self.whole:
@@ -160,36 +248,54 @@ class AlertmanagerBackend(Backend):
     def prepare(self, changes: list[Change]) -> None:
         """The merged file for these changes (from the file as `read` saw it), checked by amtool: run before
         any backend writes, so a config amtool rejects stops the whole apply with nothing changed."""
+        self._keepable()
         if self.whole or (self.prepared is not None and self.prepared[0] == tuple(changes)):
             return
-        document = self._parse(self.read_bytes)
-        am_yaml.release_comments(document, self.owner)
-        document = am_parts.merge(document, changes, self.owner, self.standalone, am_yaml.block)
-        content = am_yaml.dump(document, self.indent)
+        kept = am_parts.render(self.read_bytes, self._parse(self.read_bytes), changes, self.owner, self.standalone,
+                               self.indent)
+        why = self._scrub(am_parts.rewrites(kept, self.config_file))  # the lines it names may hold a secret
+        if why:  # every byte outside obsgen's part stays, or nothing is written
+            raise BackendError(f"Alertmanager ({self.env.name}): {why}; nothing was written")
+        content = kept.content
         self._check(content)
         self.prepared = (tuple(changes), content)
 
+    def _keepable(self) -> None:
+        """Refuse, before any backend writes, a file whose owner or group this user could not keep."""
+        problem = keep_problem(self.config_file)
+        if problem:
+            raise BackendError(f"Alertmanager ({self.env.name}): obsgen will not rewrite {self.config_file}: "
+                               f"{problem}")
+
     def _check(self, content: bytes) -> None:
-        """`amtool check-config` on the merged file, beside the real one (relative template paths hold)."""
+        """`amtool check-config` on the merged file.
+
+        The copy amtool reads lives in a private temporary directory, never beside the real file: removed
+        on every exit (an error, Ctrl-C, SIGTERM raised as an exception), and a SIGKILL leaves it in the
+        system's temporary directory, where nobody mistakes it for a config. Relative `templates` globs
+        are resolved against the real file's directory first, as Alertmanager resolves them, so the
+        organisation's template files are still checked."""
         amtool = shutil.which("amtool")
         if not amtool:
             return
         import tempfile
 
-        fd, tmp = tempfile.mkstemp(dir=self.config_file.parent, prefix=f".{self.config_file.name}.obsgen-check.",
-                                   suffix=".yml")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(content)
-            proc = subprocess.run([amtool, "check-config", tmp], capture_output=True, text=True, timeout=60)
-        except OSError as exc:
-            raise BackendError(f"Alertmanager ({self.env.name}): cannot check the merged config beside "
-                               f"{self.config_file}: {exc.strerror}") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        checked = am_file.absolute_templates(content, Path(os.path.abspath(self.config_file.parent)), self.indent)
+        with tempfile.TemporaryDirectory(prefix="obsgen-amtool-check.") as private:
+            tmp = os.path.join(private, self.config_file.name)
+            try:
+                with open(tmp, "xb") as fh:
+                    fh.write(checked)
+                proc = subprocess.run([amtool, "check-config", tmp], capture_output=True, text=True, timeout=60)
+            except OSError as exc:
+                raise BackendError(f"Alertmanager ({self.env.name}): cannot check the merged config for "
+                                   f"{self.config_file}: {exc.strerror}") from None
+            except subprocess.TimeoutExpired:
+                raise BackendError(f"Alertmanager ({self.env.name}): amtool check-config did not finish within "
+                                   f"60 s; nothing was written") from None
         if proc.returncode != 0:
-            detail = " ".join((proc.stdout + proc.stderr).replace(tmp, str(self.config_file)).split())[-400:]
+            detail = " ".join(self._scrub((proc.stdout + proc.stderr).replace(tmp, str(self.config_file))).split())
+            detail = detail[-400:]  # cut after scrubbing: a cut secret would no longer be recognised
             raise BackendError(f"Alertmanager ({self.env.name}): amtool check-config rejects the merged config, "
                                f"so nothing was written: {detail}")
 
@@ -204,40 +310,61 @@ class AlertmanagerBackend(Backend):
                                f"{', '.join(missing)}: is it started with --config.file={self.config_file}?")
 
     def restore(self, applied: list[Change]) -> None:
-        if not applied:
-            return
-        if self.existed and self.previous is not None:
-            self._write_and_reload(self.previous, "the previous config on restore")
-        else:
-            try:
-                self.config_file.unlink()
-            except FileNotFoundError:
-                pass
+        """Put back the file as it was before obsgen's write -- only while it still holds exactly what
+        obsgen wrote: an edit someone made since (another team, an apply to another environment) is
+        theirs, and is left as it is and reported, never erased."""
+        if not applied or self.written is None:
+            return  # obsgen's write never happened: the file is as it was
+        with self._lock():
+            current = self._file_bytes()
+            if current == self.previous:  # already back (or put back by someone): let Alertmanager load it
+                self._reload("the previous config on restore")
+                return
+            if current != self.written:
+                raise BackendError(f"Alertmanager ({self.env.name}): {am_file.changed(self.written, current)} since "
+                                   f"obsgen wrote it (another writer?); left as it is: {self.config_file}")
+            if self.existed and self.previous is not None:
+                self._write_and_reload(self.previous, "the previous config on restore")
+            else:
+                try:
+                    self.config_file.unlink()
+                except FileNotFoundError:
+                    pass
+            self.written = None
 
     def _write_and_reload(self, content: bytes, what: str) -> None:
         try:
-            mode = self.config_file.stat().st_mode & 0o777 if self.config_file.exists() else None
-            atomic_write(self.config_file, content)
-            if mode is not None:
-                os.chmod(self.config_file, mode)
+            replace_shared(self.config_file, content)
         except OSError as exc:
             raise BackendError(f"Alertmanager ({self.env.name}): cannot write {self.config_file}: "
                                f"{exc.strerror}") from None
+        self.written = content
+        self._reload(what)
+
+    def _reload(self, what: str) -> None:
         response = self.http.request("POST", "/-/reload", ok=(200, 403, 500))
         if response.status_code == 403:
             raise BackendError(f"Alertmanager ({self.env.name}) refused /-/reload (403): start it with "
                                f"--web.enable-lifecycle, or let obsgen write the file and reload it yourself")
         if response.status_code != 200:
-            raise BackendError(f"Alertmanager ({self.env.name}) refused {what}: {response.text.strip()[:300]}")
+            raise BackendError(f"Alertmanager ({self.env.name}) refused {what}: "
+                               f"{self._scrub(response.text).strip()[:300]}")
 
 
 def config_in(http: Any, response: Any, text: Any, what: str) -> dict[str, Any]:
-    """An Alertmanager config held as YAML text inside an API answer, checked to be a mapping."""
+    """An Alertmanager config held as YAML text inside an API answer, checked to be a config: a running
+    Alertmanager always has one, so an empty text is as malformed as a number."""
     import yaml
 
-    text = http.expect(response, text or "", str, f"its {what}")
+    text = http.expect(response, text, str, f"its {what}")
+    if not text.strip():
+        raise http.malformed(response, f"an empty {what}")
     try:
-        live = yaml.safe_load(text) or {}
+        live = yaml.safe_load(text)
     except yaml.YAMLError:
         raise http.malformed(response, f"a {what} that is not YAML") from None
-    return http.expect(response, live, dict, f"its {what}")
+    live = http.expect(response, live, dict, f"its {what}")
+    wrong = am_shape.problem(live)
+    if wrong:
+        raise http.malformed(response, f"a {what} that is no Alertmanager config ({wrong})")
+    return live

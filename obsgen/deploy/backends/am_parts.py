@@ -51,7 +51,19 @@ def live_objs(parts: amtree.Parts, owner: amtree.Owner, position: str) -> list[O
     objs += [Obj(NAME, RECEIVER, name, amtree.normal(r)) for name, r in parts.receivers.items()]
     if parts.inhibit_rules:
         objs.append(Obj(NAME, INHIBIT, owner.key, amtree.normal(parts.inhibit_rules)))
+    # a receiver named like obsgen's that only another team's route uses: never changed or deleted, and a
+    # desired receiver of that name is BLOCKED (named in the plan, refused by apply)
+    objs += [Obj(NAME, RECEIVER, name, None, owned=False) for name in parts.held]
     return objs
+
+
+def masked(obj: Obj, desired: dict[tuple[str, str, str], Any] | None = None) -> Obj:
+    """A live receiver with its inline secrets hidden (see normalise.mask_secrets); other objects as they are."""
+    from obsgen.deploy.normalise import mask_secrets
+
+    if obj.kind != RECEIVER or not obj.owned:
+        return obj
+    return Obj(obj.backend, obj.kind, obj.key, mask_secrets(obj.body, (desired or {}).get(obj.ident)))
 
 
 def extract(config: Any, owner: amtree.Owner) -> amtree.Parts:
@@ -93,14 +105,47 @@ def merge(config: MutableMapping[str, Any], changes: list[Change], owner: amtree
     return config
 
 
+def render(content: bytes | None, document: Any, changes: list[Change], owner: amtree.Owner,
+           standalone: dict[str, Any], indent: tuple[int, int, int] | None) -> Any:
+    """The file to write for `changes` (an am_bytes.Kept): `document` (the file `content` parsed, changed in
+    place) with obsgen's parts merged in, spliced into the file's own text so that every byte outside
+    obsgen's part stays (obsgen.deploy.backends.am_bytes)."""
+    from obsgen.deploy.backends import am_bytes, am_yaml
+
+    am_yaml.release_comments(document, owner)
+    base = am_yaml.dump(document, indent).decode("utf-8")
+    others = copy.deepcopy(document)  # the config without any part of obsgen's: anchors the splice
+    if isinstance(others, dict) and others:
+        amtree.place(others, owner, drop_route=True, drop_receivers=list(amtree.extract(others, owner).receivers),
+                     inhibit_rules=[] if isinstance(others.get("inhibit_rules"), list) else None)
+    foreign = am_yaml.dump(others, indent).decode("utf-8")
+    merged = am_yaml.dump(merge(document, changes, owner, standalone, am_yaml.block), indent).decode("utf-8")
+    if not content or not content.strip():
+        return am_bytes.Kept(merged.encode("utf-8"))
+    return am_bytes.keep(content, base, merged, foreign)
+
+
+def rewrites(kept: Any, config_file: Any) -> str:
+    """Why a merge that would re-write other teams' lines is refused, naming the first few ('' if none)."""
+    if not kept.rewritten:
+        return ""
+    shown = "; ".join(f"line {n}: {text.strip()[:80]!r}" for n, text in kept.rewritten[:3])
+    more = f" and {len(kept.rewritten) - 3} more" if len(kept.rewritten) > 3 else ""
+    return (f"merging obsgen's part into {config_file} would re-write {len(kept.rewritten)} line(s) of other "
+            f"teams' parts that obsgen cannot keep as written ({shown}{more}): a list indented unlike the "
+            f"file's others, or a flow sequence over several lines, right next to obsgen's part; write those "
+            f"lines in one line or the file's usual indentation, and obsgen keeps them byte for byte")
+
+
 def unloaded(file_objs: list[Obj], running_config: Any, owner: amtree.Owner, position: str) -> list[str]:
     """Keys of obsgen's parts whose running version (from Alertmanager's status, defaults filled in)
     differs from the file's: the file changed since the last reload, or that reload failed."""
-    running = {o.ident: o for o in live_objs(extract(running_config, owner), owner, position)}
+    running = {o.ident: o for o in live_objs(extract(running_config, owner), owner, position) if o.owned}
     stale = []
-    for obj in file_objs:
+    for obj in (o for o in file_objs if o.owned):
         have = running.get(obj.ident)
         if have is None or amtree.project(have.body, obj.body) != obj.body:
             stale.append(f"{obj.kind} {obj.key}")
-    stale += [f"{o.kind} {o.key}" for ident, o in running.items() if ident not in {f.ident for f in file_objs}]
+    stale += [f"{o.kind} {o.key}" for ident, o in running.items()
+              if ident not in {f.ident for f in file_objs if f.owned}]
     return stale

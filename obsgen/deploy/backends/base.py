@@ -12,6 +12,7 @@ from obsgen.http import BackendError, ConflictError, Http, parallel  # noqa: F40
 class Backend(ABC):
     name: str
     notes: tuple[str, ...] = ()  # what `read` noticed that the user should know (printed, never fatal)
+    after: tuple[str, ...] = ()  # what a successful `apply` could not confirm yet (printed with its result)
 
     @abstractmethod
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:

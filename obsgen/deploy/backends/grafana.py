@@ -36,6 +36,7 @@ from obsgen.names import grafana_folder_title
 
 NAME = "grafana"
 SEARCH_LIMIT = 5000  # the most /api/search returns per page
+MAX_PAGES = 200  # pages of one search read at most: a million dashboards, far beyond any one folder's
 UID_BATCH = 50  # desired uids per search, so that a URL stays well under proxies' 8 KiB header limits
 
 
@@ -111,20 +112,28 @@ class GrafanaBackend(Backend):
         return Obj(NAME, "folder", self.folder_uid, {"title": title})
 
     def _search(self, filters: dict[str, Any]) -> set[str]:
-        """uids of the dashboards matching every filter (Grafana ANDs them), over every page."""
+        """uids of the dashboards matching every filter (Grafana ANDs them), over every page -- at most
+        MAX_PAGES, and never a page that repeats an earlier one (a Grafana, or something else, that
+        ignores `page` would otherwise be paged for ever)."""
         uids: set[str] = set()
-        page = 1
-        while True:
+        pages: dict[tuple[str, ...], int] = {}  # the uids of each full page read -> its number
+        for page in range(1, MAX_PAGES + 1):
             response = self.http.request("GET", "/api/search", params={
                 "type": "dash-db", **filters, "limit": SEARCH_LIMIT, "page": page})
             hits = self.http.json(response, list)
-            for hit in hits:
-                hit = self.http.expect(response, hit, dict, "a search hit")
-                uids.add(self.http.expect(response, hit.get("uid"), str, "a search hit's uid"))
+            found = tuple(self.http.expect(response, self.http.expect(response, hit, dict, "a search hit").get("uid"),
+                                           str, "a search hit's uid") for hit in hits)
+            uids.update(found)
             if len(hits) < SEARCH_LIMIT:
                 # a Grafana that ignores a filter answers more: only what was asked for counts
                 return uids & set(filters["dashboardUIDs"]) if "dashboardUIDs" in filters else uids
-            page += 1
+            if found in pages:
+                raise BackendError(f"{self.label} answered page {page} of GET /api/search with the same dashboards "
+                                   f"as page {pages[found]}: it ignores `page`, so obsgen cannot read every "
+                                   f"dashboard; is {self.http.base_url} really Grafana?")
+            pages[found] = page
+        raise BackendError(f"{self.label} answered GET /api/search with more than {MAX_PAGES} pages of "
+                           f"{SEARCH_LIMIT} dashboards; obsgen stops there: is {self.http.base_url} really Grafana?")
 
     def _fetch(self, uid: str) -> Live | None:
         """The dashboard at `uid` as it is now, or None when there is none."""

@@ -24,15 +24,18 @@ from obsgen import amtree
 from obsgen import conventions as c
 from obsgen.access import require_allowed, secret_file
 from obsgen.artifact import Artifact
-from obsgen.deploy.backends import am_parts, am_yaml
+from obsgen.deploy import state
+from obsgen.deploy.backends import am_parts, am_shape, am_yaml
 from obsgen.deploy.backends.alertmanager import KEY, WHOLE, generated_config, whole_body
 from obsgen.deploy.backends.base import Backend, BackendError, ConflictError, connect
+from obsgen.deploy.normalise import scrub, secret_values
 from obsgen.deploy.plan import Change, Obj
 from obsgen.model import Environment, Model
 
 NAME = "alertmanager"
 DEFAULT_PATH = "/api/v1/alerts"
 SECRET_FIELDS = {"routing_key_file": "routing_key", "service_key_file": "service_key", "api_url_file": "api_url"}
+URL_SECRETS = ("api_url_file",)  # Alertmanager parses these values as URLs
 DIFFERS = "<inline secret that differs from {}>"
 # Alertmanager's other secret settings (those it prints as <secret>, and webhook URLs, which carry tokens):
 # obsgen generates none of them, so a value found live -- another team's receiver in a whole config, or
@@ -62,6 +65,7 @@ class MimirAlertmanagerBackend(Backend):
         self.live: dict[str, Any] = {}
         self.indent: tuple[int, int, int] | None = None  # the stored config's block indentation, kept on write
         self.applied: list[Change] = []
+        self.posted: dict[str, Any] | None = None  # the document obsgen's own POST sent (None: none yet)
 
     def desired(self, artifacts: list[Artifact]) -> list[Obj]:
         found = generated_config(self.env, artifacts)
@@ -83,10 +87,12 @@ class MimirAlertmanagerBackend(Backend):
             self.previous, self.templates, self.live = None, {}, {}
             return []
         self.previous = response.text
-        document = self.http.yaml(response, dict, empty={})
+        document = self.http.yaml(response, dict)
         self.templates = self.http.expect(response, document.get("template_files") or {}, dict,
                                           "its `template_files`")
-        self.live = _tenant_config(self.http, response, document.get("alertmanager_config"))
+        if "alertmanager_config" not in document:  # a stored config always has one: this is no config
+            raise self.http.malformed(response, "no `alertmanager_config`")
+        self.live = _tenant_config(self.http, response, document["alertmanager_config"])
         self.indent = am_yaml.indentation(str(document.get("alertmanager_config") or ""))
         if self.whole:
             live = _mask(self.live, self.shape, self._secret)
@@ -99,7 +105,7 @@ class MimirAlertmanagerBackend(Backend):
         raw = {("alertmanager", am_parts.RECEIVER, name): r for name, r in parts.receivers.items()}
         masked = []
         for obj in objs:  # only obsgen's own receivers are unmasked-then-masked; no other secret is read
-            if obj.kind == am_parts.RECEIVER:
+            if obj.kind == am_parts.RECEIVER and obj.owned:
                 body = amtree.normal(_mask(raw[obj.ident], self.payloads.get(obj.ident), self._secret))
                 obj = Obj(obj.backend, obj.kind, obj.key, body)
             masked.append(obj)
@@ -115,7 +121,20 @@ class MimirAlertmanagerBackend(Backend):
                                f"secrets inline, so obsgen reads the file named in the spec on this machine") \
                 from None
 
+    def _lock(self) -> Any:
+        """The tenant's lock (endpoint and tenant): two environments sharing one tenant exclude each other."""
+        return state.target_lock(state.tenant_target(self.http.base_url + self.path, self.spec.tenant),
+                                 f"the Alertmanager config of Mimir tenant {self.spec.tenant or '(none)'} at "
+                                 f"{self.http.base_url}", f"obsgen apply --env {self.env.name}")
+
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
+        self.applied, self.posted = [], None
+        if not changes:
+            return []
+        with self._lock():
+            return self._apply(changes)
+
+    def _apply(self, changes: list[Change]) -> list[Change]:
         import yaml
 
         self.applied = []
@@ -123,8 +142,17 @@ class MimirAlertmanagerBackend(Backend):
             require_allowed(self.spec, self.env.name, self.url, "the config's inline secrets")
         if not changes:
             return []
+        sent: set[str] = set()  # every secret value this apply inlines: never repeated in an error line
+
+        def secret(path: str) -> str:
+            value = self._secret(path)
+            sent.add(value)
+            return value
+
+        for change in changes:  # refuse a secret Alertmanager cannot parse before sending anything
+            self._check_urls(change.obj.payload)
         if self.whole:
-            config = _inline(changes[0].obj.payload, self._secret)
+            config = _inline(changes[0].obj.payload, secret)
         else:
             current = self.http.request("GET", self.path, ok=(200, 404))
             if (current.text if current.status_code == 200 else None) != self.previous:
@@ -132,7 +160,7 @@ class MimirAlertmanagerBackend(Backend):
                                     f"was written, run diff again")
             inlined = [Change(ch.action, ch.before, ch.after and Obj(
                 ch.after.backend, ch.after.kind, ch.after.key, ch.after.body,
-                payload=_inline(ch.after.payload, self._secret))) for ch in changes]
+                payload=_inline(ch.after.payload, secret))) for ch in changes]
             config = copy.deepcopy(self.live)
             am_yaml.release_comments(config, self.owner)
             config = am_parts.merge(config, inlined, self.owner, self.standalone, am_yaml.block)
@@ -140,23 +168,101 @@ class MimirAlertmanagerBackend(Backend):
             am_yaml.dump(config, self.indent).decode()
         document = {"template_files": self.templates, "alertmanager_config": text}
         self.applied = list(changes)  # from the POST on it may have landed, even if its answer is lost
-        response = self.http.request("POST", self.path, ok=(200, 201, 400),
-                                     data=yaml.safe_dump(document, sort_keys=True, allow_unicode=True).encode(),
-                                     headers={"Content-Type": "application/yaml"})
+        self.posted = document
+        sent |= secret_values(self.live)
+        try:
+            response = self.http.request("POST", self.path, ok=(200, 201, 400),
+                                         data=yaml.safe_dump(document, sort_keys=True, allow_unicode=True).encode(),
+                                         headers={"Content-Type": "application/yaml"})
+        except BackendError as exc:  # an error answer may quote what was sent
+            exc.args = (scrub(str(exc), sent), *exc.args[1:])
+            raise
         if response.status_code == 400:
             self.applied = []  # refused: nothing changed
-            raise BackendError(f"{self.http.name} refused the new config: {response.text.strip()[:300]}; "
-                               f"the previous config is still in place")
+            refusal = scrub(response.text, sent).strip()[:300]
+            raise BackendError(f"{self.http.name} refused the new config: {refusal}; the previous config is still "
+                               f"in place")
         return self.applied
 
-    def restore(self, applied: list[Change]) -> None:
-        if not applied:
+    def prepare(self, changes: list[Change]) -> None:
+        """Before any backend writes: a secret that is not a URL where Alertmanager needs one stops the apply."""
+        for change in changes:
+            self._check_urls(change.obj.payload)
+
+    def _check_urls(self, payload: Any, receiver: str = "") -> None:
+        """Every `*_file` secret that Alertmanager reads as a URL holds an http(s) URL: Alertmanager quotes a
+        value it cannot parse in its error, so obsgen refuses it first, naming the field and the file."""
+        if isinstance(payload, list):
+            for item in payload:
+                self._check_urls(item, receiver)
             return
-        if self.previous is None:
-            self.http.request("DELETE", self.path, ok=(200, 404))
-        else:
-            self.http.request("POST", self.path, ok=(200, 201), data=self.previous.encode(),
-                              headers={"Content-Type": "application/yaml"})
+        if not isinstance(payload, dict):
+            return
+        receiver = str(payload.get("name") or receiver)
+        for key, value in payload.items():
+            if key in URL_SECRETS and isinstance(value, str) and not _is_url(self._secret(value)):
+                where = f" of receiver {receiver}" if receiver else ""
+                raise BackendError(f"{self.http.name}: secret file {value} ({key}{where}) does not hold an http(s) "
+                                   f"URL with a host and no spaces, which Alertmanager needs; fix the file (its "
+                                   f"content is not shown)")
+            self._check_urls(value, receiver)
+
+    def restore(self, applied: list[Change]) -> None:
+        """Put back the tenant's config as it was -- only while it holds what obsgen posted (or, when that
+        POST's answer was lost, what was there before): a config someone changed since is left as it is
+        and reported, never overwritten."""
+        if not applied or self.posted is None:
+            return
+        with self._lock():
+            current = self.http.request("GET", self.path, ok=(200, 404))
+            now = _stored(current)
+            if now == _stored_text(self.previous):
+                return  # the POST did not land, or someone put it back: nothing of obsgen's is there
+            if now != _stored_doc(self.posted):
+                what = "was deleted" if now is None else "changed"
+                raise BackendError(f"{self.http.name}: the tenant's config {what} since obsgen wrote it (another "
+                                   f"writer?); left as it is")
+            if self.previous is None:
+                self.http.request("DELETE", self.path, ok=(200, 404))
+            else:
+                self.http.request("POST", self.path, ok=(200, 201), data=self.previous.encode(),
+                                  headers={"Content-Type": "application/yaml"})
+            self.posted = None
+
+
+def _stored_doc(document: Any) -> tuple[str, dict[str, Any]] | None:
+    """A tenant's stored config in comparable form: (alertmanager_config text, template files)."""
+    if not isinstance(document, dict):
+        return None
+    return str(document.get("alertmanager_config") or ""), dict(document.get("template_files") or {})
+
+
+def _stored_text(text: str | None) -> tuple[str, dict[str, Any]] | None:
+    import yaml
+
+    if text is None:
+        return None
+    try:
+        return _stored_doc(yaml.safe_load(text))
+    except yaml.YAMLError:
+        return None
+
+
+def _stored(response: Any) -> tuple[str, dict[str, Any]] | None:
+    return None if response.status_code == 404 else _stored_text(response.text) or ("<unreadable>", {})
+
+
+def _is_url(value: str) -> bool:
+    """As Alertmanager's config.URL accepts it (an http or https URL with a host), and no whitespace."""
+    from urllib.parse import urlsplit
+
+    if not value or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value):
+        return False
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def _tenant_config(http: Any, response: Any, text: Any) -> dict[str, Any]:
@@ -165,12 +271,18 @@ def _tenant_config(http: Any, response: Any, text: Any) -> dict[str, Any]:
     would turn another team's `start_time: 17:00` into 1020, which Mimir then refuses)."""
     from ruamel.yaml.error import YAMLError
 
-    text = http.expect(response, text or "", str, "its alertmanager_config")
+    text = http.expect(response, text, str, "its alertmanager_config")
+    if not text.strip():  # Mimir stores only a config it validated, never an empty one
+        raise http.malformed(response, "an empty alertmanager_config")
     try:
-        live = am_yaml.yaml().load(text) if text.strip() else None
+        live = am_yaml.yaml().load(text)
     except YAMLError:
         raise http.malformed(response, "an alertmanager_config that is not YAML") from None
-    return http.expect(response, {} if live is None else live, dict, "its alertmanager_config")
+    live = http.expect(response, live, dict, "its alertmanager_config")
+    wrong = am_shape.problem(live)
+    if wrong:
+        raise http.malformed(response, f"an alertmanager_config that is no Alertmanager config ({wrong})")
+    return live
 
 
 def _inline(config: Any, secret: Any) -> Any:

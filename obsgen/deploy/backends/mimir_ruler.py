@@ -33,6 +33,32 @@ def _seg(name: str) -> str:
     return quote(name, safe="")  # `/` -> %2F, as the API requires
 
 
+def _group_problem(group: dict[str, Any]) -> str | None:
+    """What is off in a rule group read from the ruler (the fields `normalise.rule_group` reads), or None."""
+    from obsgen import durations
+
+    def duration(value: Any) -> bool:
+        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) or \
+            durations.is_duration(value)
+
+    if not duration(group.get("interval")):
+        return "an `interval` that is not a duration"
+    for rule in group.get("rules") or []:
+        if not isinstance(rule, dict):
+            return "a rule that is not a mapping"
+        if "expr" not in rule:
+            return "a rule without `expr`"
+        for key in ("expr", "alert", "record"):
+            if key in rule and not isinstance(rule[key], str if key == "expr" else (str, type(None))):
+                return f"a rule whose `{key}` is not a string"
+        for key in ("labels", "annotations"):
+            if not isinstance(rule.get(key) or {}, dict):
+                return f"a rule whose `{key}` is not a mapping"
+        if not duration(rule.get("for")):
+            return "a rule whose `for` is not a duration"
+    return None
+
+
 class MimirRulerBackend(Backend):
     name = NAME
 
@@ -75,11 +101,21 @@ class MimirRulerBackend(Backend):
                                 payload=(namespace, group)))
         return objs
 
-    def _group(self, response: Any, group: Any, where: str) -> dict[str, Any]:
-        """A rule group of an answer, checked for the shape the plan reads."""
-        group = self.http.expect(response, group, dict, f"a group of {where}")
-        self.http.expect(response, group.get("name"), str, f"a group name in {where}")
-        self.http.expect(response, group.get("rules") or [], list, f"the rules of {where}/{group['name']}")
+    def _group(self, response: Any, group: Any, namespace: str) -> dict[str, Any]:
+        """A rule group of an answer, checked for every field the plan reads: a group or rule of another
+        shape is one clear error naming the ruler and the group, never a crash in the normal form."""
+        group = self.http.expect(response, group, dict, f"a group of {namespace}")
+        self.http.expect(response, group.get("name"), str, f"a group name in {namespace}")
+        where = f"{namespace}/{group['name']}"
+        self.http.expect(response, group.get("rules") or [], list, f"the rules of {where}")
+        problem = _group_problem(group)
+        if problem is None:
+            try:
+                normalise.rule_group(group)
+            except (KeyError, TypeError, ValueError, AttributeError):
+                problem = "a rule obsgen cannot read"
+        if problem is not None:
+            raise self.http.malformed(response, f"{problem} in group {where}")
         return group
 
     # --- writes ----------------------------------------------------------------------------------
@@ -113,7 +149,7 @@ class MimirRulerBackend(Backend):
                                          ok=(200, 404))
             if response.status_code == 404:
                 return change, None
-            return change, self._group(response, self.http.yaml(response, dict), f"{namespace}/{group['name']}")
+            return change, self._group(response, self.http.yaml(response, dict), namespace)
 
         for change, live in parallel(fetch, written):
             if live is None or normalise.rule_group(live) != change.obj.body:

@@ -13,8 +13,15 @@ order, then every group already in the file that the spec no longer has, unchang
 apply deletes it (`--prune`); a file left with no group is deleted. After the writes, POST
 /-/reload, then wait (at most CONFIRM_TIMEOUT, its reads included) until /api/v1/rules lists
 every group of every written file from that file, as written, and none of the deleted ones; then
-check no rule of them is in error. On any failure the files this apply wrote or deleted are put back and
-Prometheus is reloaded.
+check no rule of them is in error and evaluate each written rule once as an instant query (see
+prometheus_health: a rule can load and still fail at every evaluation). On any failure the files this
+apply wrote or deleted are put back and Prometheus is reloaded.
+
+Truthful reloads: before the first write, a Prometheus whose last reload failed (its runtimeinfo says so)
+is reloaded once to learn why; if it still fails, the apply stops with that reason and nothing changed. A
+reload that fails is explained with the rule files `promtool` rejects, each named as obsgen's or not, and
+when it fails the same with obsgen's files put back -- another team's broken file, a broken main config --
+the cause is said to be not obsgen's and the rollback is a rollback: Prometheus kept running the rules it had.
 """
 from __future__ import annotations
 
@@ -22,8 +29,10 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from obsgen.access import writable_path
 from obsgen.artifact import Artifact
 from obsgen.deploy import normalise
+from obsgen.deploy.backends import prometheus_health as health
 from obsgen.deploy.backends import rule_files
 from obsgen.deploy.backends.base import Backend, BackendError, connect
 from obsgen.deploy.plan import DELETE, Change, Obj
@@ -34,13 +43,6 @@ from obsgen.model import Environment, Model
 NAME = "prometheus"
 CONFIRM_TIMEOUT = 10.0  # seconds after a reload for every written group to be listed by /api/v1/rules
 CONFIRM_POLL = 0.2
-SHOWN = 8  # group names named in one message before "and N more"
-
-
-def _listing(names: list[str]) -> str:
-    more = f" and {len(names) - SHOWN} more" if len(names) > SHOWN else ""
-    return ", ".join(names[:SHOWN]) + more
-
 
 class PrometheusBackend(Backend):
     name = NAME
@@ -49,13 +51,16 @@ class PrometheusBackend(Backend):
         spec, self.http = connect(env, NAME, "Prometheus", url, mode="prometheus")
         self.env = env
         self.label = f"Prometheus ({env.name})"
-        self.rules_dir = Path(rules_dir or spec.rules_dir)
+        self.rules_dir = Path(rules_dir or writable_path(spec.rules_dir, self.label, "rules_dir", "--prometheus-rules-dir",
+                                                         directory=True))
         self.prefix = rule_files.file_prefix(model.service.name, env.name)
         self.marker = rule_files.marker(model.service.name, env.name)
         self.files: dict[str, tuple[bytes, list[dict[str, Any]]]] = {}  # desired: name -> (content, groups)
         self.applied: list[Change] = []
         self.previous: dict[str, bytes | None] = {}  # files this apply wrote or deleted, as they were
         self.reloaded = False  # this apply asked Prometheus to load its files
+        self.loaded_new = False  # ... and Prometheus said it did
+        self.refused_anyway = False  # restoring, Prometheus refused the files as they were before, too
 
     # --- desired and live ------------------------------------------------------------------------
 
@@ -203,8 +208,24 @@ class PrometheusBackend(Backend):
 
     # --- writes ----------------------------------------------------------------------------------
 
+    def prepare(self, changes: list[Change]) -> None:
+        """Stop before any write when Prometheus cannot reload now: its last reload failed, and a reload
+        (of what it has on disk, before obsgen changed anything) still fails; its reason is named."""
+        if health.last_reload_ok(self.http) is not False:
+            return
+        status, reason = health.reload(self.http)
+        if status == 200:
+            return  # fixed since: Prometheus reloads again
+        why = health.cause(reason, self.rules_dir, self.marker) if status == 500 else \
+            f"(POST /-/reload answered HTTP {status}: {reason})"
+        raise BackendError(f"{self.label}: its last reload failed, and a reload still fails before obsgen has "
+                           f"changed anything: {why}; obsgen writes no rules until Prometheus can reload (it "
+                           f"keeps running the rules it had)")
+
     def apply(self, changes: list[Change], *, force: bool = False) -> list[Change]:
         self.applied, self.previous, self.reloaded = [], {}, False
+        self.loaded_new = self.refused_anyway = False
+        self.after = ()
         deleted: dict[str, set[str]] = {}
         by_file: dict[str, list[Change]] = {}
         for change in changes:
@@ -219,13 +240,18 @@ class PrometheusBackend(Backend):
                 self.applied += by_file[name]  # changed, or may have been, from here on
                 if after != before:
                     self._write(name, after)
+            seen = {(n, g): group.get("lastEvaluation") for n, groups in self._listed(set(writes)).items()
+                    for g, group in groups.items()}  # to tell Prometheus's first evaluation after the reload
             self._reload()
-            self._confirm({name: expected for name, (_, _, expected) in writes.items()}, deleted)
-        except BackendError:
+            self._confirm({name: expected for name, (_, _, expected) in writes.items()}, deleted, seen)
+        except BackendError as exc:
             try:
                 self.restore(self.applied)
             except BackendError:
-                pass  # `previous` is kept: the session's restore tries again and reports it
+                raise exc from None  # `previous` is kept: the session's restore tries again and reports it
+            if self.refused_anyway:
+                raise BackendError(f"{exc}; it refuses the same with obsgen's files put back, so the cause is not "
+                                   f"obsgen's change, and it keeps running the rules it had") from None
             raise
         return self.applied
 
@@ -264,26 +290,62 @@ class PrometheusBackend(Backend):
 
     def _reload(self) -> None:
         self.reloaded = True
-        response = self.http.request("POST", "/-/reload", ok=(200, 403, 500))
-        text = response.text.strip()[:300]
-        if response.status_code == 403:
+        status, text = health.reload(self.http)
+        if status == 403:
             self.reloaded = False  # refused before loading anything
-            raise BackendError(f"{self.label} refused POST /-/reload (HTTP 403{': ' + text if text else ''}): "
+            raise BackendError(f"{self.label} refused POST /-/reload (HTTP 403{': ' + text[:300] if text else ''}): "
                                f"start Prometheus with --web.enable-lifecycle so that obsgen can reload its "
                                f"rules")
-        if response.status_code != 200:
-            raise BackendError(f"{self.label} refused the new rules: {text}")
+        if status != 200:  # named now, while obsgen's files are still there for promtool to check
+            raise BackendError(f"{self.label} refused the new rules: {health.cause(text, self.rules_dir, self.marker)}")
+        self.loaded_new = True
 
-    def _confirm(self, expected: dict[str, dict[str, Any]], deleted: dict[str, set[str]]) -> None:
+    def _confirm(self, expected: dict[str, dict[str, Any]], deleted: dict[str, set[str]],
+                 seen: dict[tuple[str, str], Any]) -> None:
         """Wait until every written group is listed from its file as written and every deleted one is gone:
-        one deadline for the whole wait, the reads in it included."""
+        one deadline for the whole wait, the reads in it included. Then evaluate each written rule once,
+        and wait (at most health.evaluation_wait) for Prometheus's own first evaluation of the groups."""
         deadline = Deadline.after(CONFIRM_TIMEOUT)
         with waiting(f"{self.label} to load the new rules", CONFIRM_TIMEOUT):
             listed = self._wait_for_rules(expected, deadline, deleted)
-        failing = [f"{g}: {r.get('lastError') or 'health err'}" for n, groups in listed.items()
-                   for g, group in groups.items() for r in group["rules"] if r.get("health") == "err"]
-        if failing:
-            raise BackendError(f"{self.label} loaded rules that fail: {'; '.join(failing)[:300]}")
+        written = {(n, g) for n, groups in expected.items() for g, body in groups.items() if body is not None}
+        rules = [(g, r.get("alert") or r.get("record") or "?", str(r.get("expr", "")))
+                 for n in sorted({n for n, _ in written}) for g_ in self.files.get(n, (b"", []))[1]
+                 for g in [g_["name"]] if (n, g) in written for r in g_.get("rules") or []]
+        errors = health.failing([listed[n][g] for n, g in sorted(written)])
+        failed, slow = health.query_errors(self.http, rules)
+        if errors or failed:
+            raise BackendError(f"{self.label} loaded rules that fail when evaluated: "
+                               f"{'; '.join(errors + failed)[:600]}")
+        self._watch_evaluation(written, listed, seen, slow)
+
+    def _watch_evaluation(self, written: set[tuple[str, str]], listed: dict[str, dict[str, dict[str, Any]]],
+                          seen: dict[tuple[str, str], Any], slow: int) -> None:
+        """Up to health.evaluation_wait seconds for Prometheus's first evaluation of every written group;
+        a rule in error then fails the apply; groups still not evaluated are said so (in `after`)."""
+        intervals = [float(listed[n][g].get("interval") or 0) for n, g in written]
+        wait = health.evaluation_wait(intervals)
+        deadline = Deadline.after(wait)
+        while True:
+            left = [(n, g) for n, g in sorted(written) if not health.evaluated(listed[n][g], seen.get((n, g)))]
+            done = [listed[n][g] for n, g in written if (n, g) not in left]
+            errors = health.failing(done)
+            if errors:
+                raise BackendError(f"{self.label} evaluated rules that fail: {'; '.join(errors)[:600]}")
+            if not left or deadline.left() <= 0:
+                break
+            time.sleep(min(1.0, deadline.left()))
+            listed = self._listed({n for n, _ in written}, Deadline.after(max(deadline.left(), 1.0)))
+            if any(g not in listed.get(n, {}) for n, g in written):
+                break  # changed under us since it was confirmed: say what was seen
+        if left:
+            every = [f"{i:g} s" for i in sorted({float(listed[n][g].get("interval") or 0) for n, g in left
+                                                  if g in listed.get(n, {})})]
+            waited = f"after {wait:g} s " if wait else ""
+            unchecked = f" ({slow} did not finish within {health.QUERY_TIMEOUT} and are unchecked)" if slow else ""
+            self.after = (f"{self.label}: {len(left)} of the {len(written)} rule groups written not yet evaluated by "
+                          f"Prometheus {waited}(they run every {', '.join(every)}); each of their rules was "
+                          f"evaluated once as a query, without error{unchecked}",)
 
     def _wait_for_rules(self, expected: dict[str, dict[str, Any]], deadline: Deadline,
                         deleted: dict[str, set[str]]) -> dict[str, dict[str, dict[str, Any]]]:
@@ -298,26 +360,7 @@ class PrometheusBackend(Backend):
             if deadline.left() > 0:
                 time.sleep(min(CONFIRM_POLL, deadline.left()))
             if deadline.left() <= 0:  # the whole wait is spent: say what was still off at its last read
-                raise BackendError(self._unconfirmed(missing, differ, stale))
-
-    def _unconfirmed(self, missing: list[tuple[str, str]], differ: list[tuple[str, str]],
-                     stale: list[tuple[str, str]]) -> str:
-        def files(pairs: list[tuple[str, str]]) -> str:
-            return ", ".join(sorted({n for n, _ in pairs}))
-
-        def groups(pairs: list[tuple[str, str]]) -> str:
-            return _listing([g for _, g in pairs])
-
-        within = f"within {CONFIRM_TIMEOUT:g} s"
-        parts = []
-        if missing:
-            parts.append(f"{self.label} did not load {groups(missing)} from {files(missing)} {within}: is "
-                         f"{self.rules_dir} inside its rule_files globs?")
-        if differ:
-            parts.append(f"{self.label} lists {groups(differ)} from {files(differ)} but not as written {within}")
-        if stale:
-            parts.append(f"{self.label} still lists the deleted {groups(stale)} from {files(stale)} {within}")
-        return "; ".join(parts)
+                raise BackendError(health.unconfirmed(self.label, self.rules_dir, CONFIRM_TIMEOUT, missing, differ, stale))
 
     def restore(self, applied: list[Change]) -> None:
         """Put back the files this apply wrote or deleted (those that differ now), then reload."""
@@ -333,8 +376,11 @@ class PrometheusBackend(Backend):
         if failed:
             raise BackendError(f"{self.label}: {'; '.join(failed)}")
         if self.reloaded:
-            response = self.http.request("POST", "/-/reload", ok=(200, 403, 500))
-            if response.status_code != 200:
+            status, text = health.reload(self.http)
+            if status != 200 and self.loaded_new:  # Prometheus runs the rules this apply wrote
                 raise BackendError(f"{self.label}: the previous rule files are back in {self.rules_dir}, but the "
-                                   f"reload answered HTTP {response.status_code}: {response.text.strip()[:200]}")
+                                   f"reload answered HTTP {status}, so Prometheus still runs the rules this apply "
+                                   f"wrote: {health.cause(text, self.rules_dir, self.marker)}")
+            # not loaded: Prometheus never took the new rules and runs those it had, now back on disk
+            self.refused_anyway = status != 200
         self.previous, self.reloaded = {}, False
