@@ -293,6 +293,29 @@ def test_a_mimir_secret_file_that_is_a_fifo_is_refused_without_hanging(run_cli, 
                           f"not a regular file; write the secret to a file under OBSGEN_SECRET_DIRS\n")
 
 
+def test_a_mimir_secret_file_of_several_lines_is_refused_never_sent(run_cli, tmp_path, monkeypatch) -> None:
+    """A secret is one line: a file of several (a key file, a config) is refused before any request."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "pagerduty-routing-key").write_text("pd-key\nsecond line\n")
+    (secrets / "slack-webhook-url").write_text("https://hooks.slack.example/x\n")
+    monkeypatch.setenv("OBSGEN_SECRET_DIRS", str(secrets))
+    monkeypatch.setenv("OBSGEN_PROD_MIMIR_TOKEN", "mimir-token")
+    spec = tmp_path / "selftest.yaml"
+    spec.write_text(REFERENCE_SPEC.read_text().replace("/etc/alertmanager/secrets/prod/", f"{secrets}/"))
+    from doubles.mimir import MimirDouble
+
+    with MimirDouble(token="mimir-token") as mimir:
+        result = run_cli("apply", "--env", "prod", "--spec", str(spec), "--only", "alertmanager",
+                         "--alertmanager-url", mimir.url, "--yes")
+    assert result.code == 2
+    assert "pagerduty-routing-key" in result.err and "line" in result.err
+    assert "pd-key" not in result.err and "second line" not in result.err
+    assert "pd-key" not in result.out
+    assert [line for line in result.err.splitlines() if line.startswith("obsgen: error:")] == \
+        [result.err.splitlines()[-1]]
+
+
 # --- writable paths: only under OBSGEN_WRITE_DIRS, unless the operator gave them -------------------------------
 
 def paths_at(tmp_path: Path, rules_dir: Path, config_file: Path) -> Path:

@@ -22,7 +22,7 @@ from typing import Any
 
 from obsgen import amtree
 from obsgen import conventions as c
-from obsgen.access import require_allowed, secret_file
+from obsgen.access import read_secret, require_allowed, secret_file
 from obsgen.artifact import Artifact
 from obsgen.deploy import state
 from obsgen.deploy.backends import am_parts, am_shape, am_yaml
@@ -112,14 +112,9 @@ class MimirAlertmanagerBackend(Backend):
         return masked
 
     def _secret(self, path: str) -> str:
-        real = secret_file(path, self.http.name)
-        try:
-            with open(real, encoding="utf-8") as fh:
-                return fh.read().strip()
-        except OSError as exc:
-            raise BackendError(f"{self.http.name}: cannot read secret file {path} ({exc.strerror}); Mimir needs "
-                               f"secrets inline, so obsgen reads the file named in the spec on this machine") \
-                from None
+        """The one line a secret file holds (Mimir needs secrets inline, so obsgen reads the file named in
+        the spec on this machine): only under OBSGEN_SECRET_DIRS, a regular file, size-capped."""
+        return read_secret(path, self.http.name)
 
     def _lock(self) -> Any:
         """The tenant's lock (endpoint and tenant): two environments sharing one tenant exclude each other."""
