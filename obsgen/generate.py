@@ -28,7 +28,20 @@ class Build(NamedTuple):
 def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) -> Build:
     """Load and compile a spec for the named environments (all when none are named); `only` limits the
     targets (see obsgen.compile.targets) and leaves out the manifest."""
+    return _compiled(_load(spec, envs), envs, only)
+
+
+def _compiled(model: Model, envs: Sequence[str], only: Sequence[str]) -> Build:
     from obsgen.compile import compile_all
+
+    known = [e.name for e in model.environments]
+    chosen = [e for e in model.environments if not envs or e.name in envs]
+    scopes = [""] if not envs else [e.name for e in chosen]
+    artifacts = tree.in_order(compile_all(model, chosen, only), known, key=lambda a: a.path)
+    return Build(model, artifacts, scopes)
+
+
+def _load(spec: str, envs: Sequence[str]) -> Model:
     from obsgen.spec import load_spec
 
     model = load_spec(spec)
@@ -37,10 +50,21 @@ def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) 
     if unknown:
         raise ObsgenError(f"unknown environment {unknown[0]!r}{did_you_mean(unknown[0], known)} "
                           f"(the spec defines: {', '.join(known)})")
-    chosen = [e for e in model.environments if not envs or e.name in envs]
-    scopes = [""] if not envs else [e.name for e in chosen]
-    artifacts = tree.in_order(compile_all(model, chosen, only), known, key=lambda a: a.path)
-    return Build(model, artifacts, scopes)
+    return model
+
+
+def deployable(spec: str, env: str, targets: Sequence[str], out: Path | None) -> tuple[Build, bool]:
+    """What `diff` and `apply` deploy to one environment: the `targets`' files (names of
+    obsgen.compile.DEPLOYED), read from `out` when its manifest shows them to be this spec's compile
+    (obsgen.output.compiled), else compiled -- only those targets. The flag says whether they were read."""
+    from obsgen.output.compiled import read_deployed
+
+    model = _load(spec, [env])
+    if out is not None:
+        artifacts = read_deployed(out, model, model.environment(env), targets)
+        if artifacts is not None:
+            return Build(model, artifacts, [env]), True
+    return _compiled(model, [env], targets), False
 
 
 def build(spec: str, out: Path, envs: Sequence[str] = (), *,

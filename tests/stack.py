@@ -322,7 +322,8 @@ class Stack:
     def __init__(self, alertmanager_config: str | None = None, sink: Sink | None = None,
                  scrape_interval: str = "1s", evaluation_interval: str | None = None,
                  components: Iterable[str] = COMPONENTS, resend_delay: str = "3s",
-                 relative_config: bool = False, lifecycle: bool = True, retention: str | None = "30d") -> None:
+                 relative_config: bool = False, lifecycle: bool = True, retention: str | None = "30d",
+                 discover: bool = True) -> None:
         components = tuple(components)
         unknown = set(components) - set(COMPONENTS)
         if unknown:
@@ -333,6 +334,7 @@ class Stack:
         self.evaluation_interval = evaluation_interval or scrape_interval
         self.resend_delay = resend_delay
         self.relative_config, self.lifecycle, self.retention = relative_config, lifecycle, retention
+        self.discover = discover  # `with Stack(...)` waits for discovery (~5 s in Prometheus 2.42) only if set
         self._am_config = alertmanager_config if alertmanager_config is not None else default_alertmanager_config(sink)
         self._tmp = Path(tempfile.mkdtemp(prefix="obsgen-stack-"))
         self._rules_dir = self._tmp / "rules"
@@ -566,7 +568,7 @@ class Stack:
                 p.popen.wait(timeout=STOP_TIMEOUT)
 
     def __enter__(self) -> "Stack":
-        return self.start()
+        return self.start(wait_for_targets=self.discover)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -24,7 +24,7 @@ FOLDER = "obsgen-selftest-dev"
 
 @pytest.fixture(scope="module")
 def stack():
-    with Stack(components=("alertmanager", "prometheus")) as s:
+    with Stack(components=("alertmanager", "prometheus"), discover=False) as s:
         s.initial_alertmanager_config = s.alertmanager_config_file.read_text()
         yield s
 

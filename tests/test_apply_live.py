@@ -34,7 +34,7 @@ FOREIGN_GROUP = {"groups": [{"name": "other-team-alerts",
 
 @pytest.fixture(scope="module")
 def stack():
-    with Stack(components=("alertmanager", "prometheus"), relative_config=True) as s:  # started by `with`
+    with Stack(components=("alertmanager", "prometheus"), relative_config=True, discover=False) as s:  # no scrapes needed
         s.initial_alertmanager_config = s.alertmanager_config_file.read_text()
         yield s
 
@@ -333,7 +333,7 @@ def test_a_prometheus_that_does_not_load_the_rules_dir_fails_the_apply_and_gets_
 
 
 def test_a_prometheus_without_the_lifecycle_api_is_named_as_such(run_cli, env, monkeypatch) -> None:
-    with Stack(components=("prometheus",), lifecycle=False) as locked:
+    with Stack(components=("prometheus",), lifecycle=False, discover=False) as locked:
         monkeypatch.setenv("OBSGEN_PROMETHEUS_URL", locked.prometheus_url)
         monkeypatch.setenv("OBSGEN_PROMETHEUS_RULES_DIR", str(locked.rules_dir))
         result = run_cli("apply", "--env", "dev", "--yes", "--only", "prometheus")

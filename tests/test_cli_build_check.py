@@ -247,3 +247,29 @@ def test_no_cache_always_compiles(run_cli, stamped: Path, monkeypatch) -> None:
     calls = count_compiles(monkeypatch)
     assert run_cli("check", "--out", str(stamped), "--no-cache").code == 0
     assert len(calls) == 1
+
+
+def test_a_hand_edit_with_a_forged_manifest_still_fails_the_check_of_a_fresh_clone(run_cli, tmp_path: Path,
+                                                                                    monkeypatch) -> None:
+    """The CI check trusts nothing committed: the manifest's digests updated to match a hand edit (so that
+    `apply` would take the file as built) still leave the check comparing against a compile."""
+    import hashlib
+    import json
+
+    from obsgen.compile.manifest import files_digest
+
+    out = tmp_path / "generated"
+    assert run_cli("build", "--out", str(out)).code == 0
+    monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "fresh-state"))  # a fresh clone: no stamp
+    edited = out / "dev/prometheus/selftest.rules.yaml"
+    edited.write_text(edited.read_text().replace("> 3", "> 4", 1))
+    manifest_path = out / "dev/manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["files"]["prometheus/selftest.rules.yaml"] = hashlib.sha256(edited.read_bytes()).hexdigest()
+    manifest["files_sha256"] = files_digest(manifest["files"])
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    result = run_cli("check", "--out", str(out))
+    assert result.code == 1
+    assert f"drifted: {out}/dev/prometheus/selftest.rules.yaml" in result.out or \
+        "drifted: dev/prometheus/selftest.rules.yaml" in result.out, result.out
+    assert "manifest.json" in result.out  # the forged manifest is drift too

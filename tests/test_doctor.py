@@ -99,7 +99,7 @@ def test_the_overrides_come_from_the_environment_as_for_diff(run_cli, stack, gra
 # --- Prometheus: lifecycle API and rules directory -----------------------------------------------------
 
 def test_prometheus_without_the_lifecycle_api_is_a_problem_with_its_fix(run_cli, tmp_path) -> None:
-    with Stack(components=("prometheus",), lifecycle=False) as locked:
+    with Stack(components=("prometheus",), lifecycle=False, discover=False) as locked:
         result, checks, summary = doctor(run_cli, "--env", "dev", "--only", "prometheus", "--prometheus-url",
                                          locked.prometheus_url, "--prometheus-rules-dir", str(locked.rules_dir))
     line = checks[("Prometheus (dev)", "lifecycle API")]
@@ -110,7 +110,7 @@ def test_prometheus_without_the_lifecycle_api_is_a_problem_with_its_fix(run_cli,
 
 def test_prometheus_keeping_less_than_the_longest_slo_period_is_a_warning_with_its_fix(run_cli) -> None:
     # the reference spec's SLOs are over 28d; Prometheus keeps 15d unless told otherwise
-    with Stack(components=("prometheus",), retention=None) as default:
+    with Stack(components=("prometheus",), retention=None, discover=False) as default:
         result, checks, summary = doctor(run_cli, "--env", "dev", "--only", "prometheus", "--prometheus-url",
                                          default.prometheus_url, "--prometheus-rules-dir", str(default.rules_dir))
     line = checks[("Prometheus (dev)", "retention")]

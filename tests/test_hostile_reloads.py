@@ -31,7 +31,7 @@ MANY_TO_MANY = ("(label_replace(vector(1), 'x', 'a', '', '') or label_replace(ve
 
 @pytest.fixture(scope="module")
 def stack():
-    with Stack(components=("prometheus",)) as s:
+    with Stack(components=("prometheus",), discover=False) as s:
         s.initial_prometheus_config = s.prometheus_config_file.read_text()
         yield s
 
@@ -138,10 +138,10 @@ def test_a_rule_that_loads_but_fails_at_evaluation_fails_the_apply_and_is_rolled
     import obsgen.generate
     from obsgen import render
 
-    compile_spec = obsgen.generate.compile_spec
+    deployable = obsgen.generate.deployable
 
     def with_a_failing_rule(*args, **kwargs):
-        build = compile_spec(*args, **kwargs)
+        build, read = deployable(*args, **kwargs)
         artifacts = []
         for artifact in build.artifacts:
             if artifact.path == "dev/prometheus/selftest.rules.yaml":
@@ -150,9 +150,9 @@ def test_a_rule_that_loads_but_fails_at_evaluation_fails_the_apply_and_is_rolled
                 document["groups"][0]["rules"].append({"record": "selftest:probe:many_to_many", "expr": MANY_TO_MANY})
                 artifact = dataclasses.replace(artifact, content=header + render.to_yaml(document))
             artifacts.append(artifact)
-        return build._replace(artifacts=artifacts)
+        return build._replace(artifacts=artifacts), read
 
-    monkeypatch.setattr(obsgen.generate, "compile_spec", with_a_failing_rule)
+    monkeypatch.setattr(obsgen.generate, "deployable", with_a_failing_rule)
     result = apply(run_cli)
     assert result.code == 2
     line = one_error_line(result.err)

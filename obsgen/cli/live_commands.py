@@ -4,9 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obsgen.cli.common import (EXIT_CHANGES, EXIT_ERROR, EXIT_NOT_DONE, EXIT_OK, Command, env_default, environment,
-                               error_line,
-                               notes, plural, safe, url_type)
+from obsgen.cli.common import (DEFAULT_OUT, EXIT_CHANGES, EXIT_ERROR, EXIT_NOT_DONE, EXIT_OK, Command, env_default,
+                               environment, error_line, notes, plural, safe, url_type)
 from obsgen.errors import ObsgenError
 
 EXAMPLES = {
@@ -43,6 +42,12 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
         p.add_argument("--full", action="store_true",
                        help="print long diffs in full (default: a diff of more than 20 lines shows as its "
                             "+added -removed line counts)")
+        p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
+                       help=f"the output of `obsgen build` (default: {DEFAULT_OUT}); its files for the environment "
+                            "are used as they are when its manifest shows them built from this spec by this "
+                            "obsgen and unedited, else the spec is compiled")
+        p.add_argument("--compile", action="store_true",
+                       help="always compile the spec, whatever --out holds")
     diff = sub.choices["diff"]
     diff.add_argument("--format", choices=["text", "markdown", "json"], default="text",
                       help="text (default), markdown (e.g. for a pull-request comment) or json")
@@ -90,6 +95,12 @@ def _plan_text(report, plan, args: argparse.Namespace) -> str:  # noqa: ANN001 -
     return report.text(plan, args.env, full=args.full or args.verbose, color=report.color_wanted(sys.stdout))
 
 
+def _out(args: argparse.Namespace):  # noqa: ANN202 - a Path or None
+    from pathlib import Path
+
+    return None if args.compile else Path(args.out)
+
+
 def _overrides(args: argparse.Namespace):
     from obsgen.deploy.session import Overrides
 
@@ -104,7 +115,7 @@ def _diff(args: argparse.Namespace) -> int:
     from obsgen.deploy.session import unfinished_notes
 
     state.checked_env(args.env)
-    session = open_session(args.spec, args.env, _overrides(args), tuple(args.only))
+    session = open_session(args.spec, args.env, _overrides(args), tuple(args.only), out=_out(args))
     notes(unfinished_notes(args.env) + session.notes)
     if args.format == "text":
         sys.stdout.write(_plan_text(report, session.plan, args))
@@ -145,7 +156,7 @@ def _run_apply(args: argparse.Namespace, run) -> int:  # noqa: ANN001 - an obsge
     from obsgen.deploy.plan import DELETE
 
     with run:
-        session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run)
+        session = deploy.open_session(args.spec, args.env, _overrides(args), tuple(args.only), run=run, out=_out(args))
         notes(run.notes + session.notes)
         sys.stdout.write(_plan_text(report, session.plan, args))
         if session.plan.empty:

@@ -12,6 +12,10 @@ from obsgen.model import Environment, Model
 
 Target = Callable[[Model, Environment], list[Artifact]]
 
+# The targets whose files are deployed, and the directory of an environment's tree each writes into (only
+# there); `diff` and `apply` read these directories from an up-to-date output instead of compiling them.
+DEPLOYED = {"grafana": "grafana/", "prometheus": "prometheus/", "alertmanager": "alertmanager/"}
+
 
 def targets() -> dict[str, Target]:
     """Targets by name; each module is imported only when builds run (start-up stays lean)."""
@@ -35,11 +39,20 @@ def compile_env(model: Model, env: Environment, only: Collection[str] = ()) -> l
     from obsgen.compile.manifest import compile_manifest
 
     chosen = [t for name, t in targets().items() if not only or name in only]
+    model = scoped(model, env)
     artifacts = sorted(a for target in chosen for a in target(model, env))
     duplicates = [p for p, n in Counter(a.path for a in artifacts).items() if n > 1]
     if duplicates:
         raise AssertionError(f"two targets produced the same file: {sorted(duplicates)}")
     return artifacts if only else artifacts + [compile_manifest(model, env, artifacts)]
+
+
+def scoped(model: Model, env: Environment) -> Model:
+    """The model an environment's compile sees: the spec with that one environment. What an environment's
+    files hold can then depend on nothing of another environment (its manifest's `inputs_sha256` relies on it)."""
+    from dataclasses import replace
+
+    return replace(model, environments=(env,))
 
 
 def compile_all(model: Model, envs: Iterable[Environment], only: Collection[str] = ()) -> list[Artifact]:

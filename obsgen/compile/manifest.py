@@ -1,7 +1,11 @@
-"""The manifest of one environment: obsgen version, every file's digest, and a digest of them all.
+"""The manifest of one environment: obsgen version, every file's digest, a digest of them all, and a
+digest of what they were compiled from.
 
-A manifest depends only on its own environment's files, never on the spec as a whole: a change that
-alters only prod's output rewrites only prod's manifest. `files_sha256` is the sha256 of what
+A manifest depends only on its own environment's files and inputs, never on the spec as a whole: a change
+that alters only prod's output rewrites only prod's manifest. `inputs_sha256` is the digest of the
+environment's compile input -- obsgen's version and the model seen by the environment's compile (the spec
+with only that environment in it, see `obsgen.compile.scoped`) -- so `diff` and `apply` can take the files
+as they are when it matches, instead of compiling again (obsgen.output.compiled). `files_sha256` is the sha256 of what
 `sha256sum` prints for the environment's files in path order (the manifest itself left out), so in
 `generated/prod/`, `jq -r '.files | keys[]' manifest.json | LC_ALL=C sort | xargs sha256sum | sha256sum`
 reproduces it from the files on disk.
@@ -9,6 +13,7 @@ reproduces it from the files on disk.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 
 from obsgen import __version__, render
 from obsgen.artifact import Artifact
@@ -27,7 +32,16 @@ def compile_manifest(model: Model, env: Environment, artifacts: list[Artifact]) 
         "environment": env.name,
         "files": files,
         "files_sha256": files_digest(files),
+        "inputs_sha256": inputs_digest(model, env),
     }))
+
+
+def inputs_digest(model: Model, env: Environment) -> str:
+    """sha256 of obsgen's version and the model an environment's compile sees. The model is frozen data
+    (tuples, dicts in the spec's order, numbers, strings: no sets), so its repr is exact and stable; the
+    spec file's own digest is left out, so a comment or another environment's change leaves it as it is."""
+    seen = replace(model, environments=(env,), digest="")
+    return hashlib.sha256(f"obsgen {__version__}\n{seen!r}".encode()).hexdigest()
 
 
 def files_digest(files: dict[str, str]) -> str:

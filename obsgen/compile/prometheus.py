@@ -28,27 +28,27 @@ def compile_prometheus(model: Model, env: Environment) -> list[Artifact]:
 
 
 def rule_documents(model: Model, env: Environment) -> dict[str, Any]:
-    """The generated rule files parsed back ({path: {"groups": [...]}}), for the targets that test or
-    document them. Shared and cached: read it, never change it."""
-    return _parsed(model, model.source, env)
-
-
-@lru_cache(maxsize=16)
-def _parsed(model: Model, source: str, env: Environment) -> dict[str, Any]:
-    return {a.path: render.load_yaml(a.content) for a in _compile(model, source, env)}
+    """The generated rule files as documents ({path: {"groups": [...]}}, what the files hold), for the
+    targets that test or document them. Shared and cached: read it, never change it."""
+    return dict(_documents(model, model.source, env))
 
 
 @lru_cache(maxsize=16)  # the rule tests, routing tests and docs read the same rules
 def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...]:
     """Cached by value; `source` is part of the key because the model's equality ignores it."""
+    return tuple(Artifact(path, render.to_yaml(document, source)) for path, document in _documents(model, source, env))
+
+
+@lru_cache(maxsize=16)
+def _documents(model: Model, source: str, env: Environment) -> tuple[tuple[str, dict[str, Any]], ...]:
     every = model.timing.evaluation_interval
     period_every = max(every, PERIOD_INTERVAL, key=durations.seconds)
-    files = [Artifact(c.rules_file(env, model.service.name), _rules_file(model, env, [
+    files = [(c.rules_file(env, model.service.name), _rules_file(model, env, [
         _group(f"{model.service.name}-recordings", _selftest_records(model, env), every),
         _group(f"{model.service.name}-alerts", _selftest_alerts(model, env), every),
     ]))]
     for slo in model.slos:
-        files.append(Artifact(c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, env, [
+        files.append((c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, env, [
             _group(f"slo-{slo.id}-sli", slo_records(model, env, slo), every),
             _group(f"slo-{slo.id}-period", slo_period_records(model, env, slo), period_every),
             _group(f"slo-{slo.id}-alerts", slo_alerts(model, env, slo), every),
@@ -56,10 +56,10 @@ def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...
     return tuple(files)
 
 
-def _rules_file(model: Model, env: Environment, groups: list[dict[str, Any]]) -> bytes:
+def _rules_file(model: Model, env: Environment, groups: list[dict[str, Any]]) -> dict[str, Any]:
     _link_dashboard(model, env, groups)
     _literal_annotations(groups)
-    return render.to_yaml({"groups": [g for g in groups if g["rules"]]}, model.source)
+    return {"groups": [g for g in groups if g["rules"]]}
 
 
 def _literal_annotations(groups: list[dict[str, Any]]) -> None:

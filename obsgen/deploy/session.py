@@ -18,6 +18,7 @@ import signal
 import threading
 from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable
 
 from obsgen.deploy import ledger, state
@@ -70,15 +71,17 @@ class Session:
 
 
 def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str, ...] = (),
-                 run: "Run | None" = None) -> Session:
-    """Compile the environment, connect to its backends, read them all and plan.
+                 run: "Run | None" = None, out: Path | None = None) -> Session:
+    """Compile the environment (or read it from `out`, when its manifest there shows it up to date), connect
+    to its backends, read them all and plan.
 
     `run`, when given (apply and dry runs), learns the spec's digest as soon as the spec has compiled
     and takes the environment's lock, so that a failure after that point (a held lock, credentials,
     an unreachable backend) is recorded against it."""
-    from obsgen.generate import compile_spec
+    from obsgen.compile import DEPLOYED
+    from obsgen.generate import deployable
 
-    build = compile_spec(spec, [env_name], only=("grafana", "prometheus", "alertmanager"))  # what is deployed
+    build, _ = deployable(spec, env_name, only or tuple(DEPLOYED), out)  # only what is deployed
     if run is not None:
         run.compiled(build.model.digest)  # from here on the run is recorded, under the environment's lock
     env = build.model.environment(env_name)
