@@ -1,8 +1,13 @@
-"""Figures 4-6: apply, rule cost and time to alert against real Prometheus and Alertmanager on loopback.
+"""Figure 4: apply against the Grafana double and real Prometheus and Alertmanager on loopback; the helpers
+that figures 5-6 (bench/alerting.py) share with it.
 
 The stacks come from the test suite: `tests/stack.py` (Prometheus, Alertmanager, Pushgateway, the sink
 standing in for PagerDuty and Slack), `tests/localstack.py` (the reference spec's dev pointed at them, fast
 timing) and `tests/doubles/grafana.py` (the Grafana HTTP API double). Every wait is bounded.
+
+The applies run as users run them after `obsgen build`: each spec is built once (not timed) into
+`<spec's directory>/generated`, and every apply gets `--out` that directory, so it reads dev's files from
+there instead of compiling (obsgen/output/compiled.py).
 """
 from __future__ import annotations
 
@@ -18,15 +23,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TypeVar
 
 import requests
-import yaml
 
+import floors
 import specgen
 from measure import OBSGEN, PYTHON, ROOT, median, ratio, run_child
 from writer import Figure, Table
 
 sys.path.insert(0, str(ROOT / "tests"))
 from doubles.grafana import GrafanaDouble  # noqa: E402
-from localstack import PAGERDUTY_PATH, LocalStack, environ  # noqa: E402
+from localstack import environ  # noqa: E402
 from stack import Stack  # noqa: E402
 
 T = TypeVar("T")
@@ -34,8 +39,8 @@ Log = Callable[[str], None]
 TOKEN = "glsa_bench_token_0123456789abcdef"
 LATENCY = 0.05  # seconds the Grafana double waits before answering each request
 DASHBOARDS, SLOS = 200, 16  # 2 + 3 x 16 = 50 rule groups
-NOOP_TARGET = 3.0
-FIRST_TARGET = 3.0  # the first apply, writes in parallel (issue 9: 13 s with one write at a time)
+NOOP_TARGET = 1.2  # issue 19 (3 s before it)
+FIRST_TARGET = 2.0  # the first apply, writes in parallel (issue 19; issue 9: 13 s with one write at a time)
 FIRST_BEFORE = "13.0 s in bench/results.md of 63cc753: parallel reads, one write at a time"
 # `obsgen` as a child process with one request at a time, reads and writes: what one_request_at_a_time()
 # does in-process, done before obsgen.cli is imported
@@ -49,7 +54,7 @@ SEQUENTIAL_OBSGEN = (
 WAIT = 60.0  # bound of every wait for an alert, a resolve or a quiet stack
 PROMETHEUS_RELOAD = "prometheus_config_last_reload_success_timestamp_seconds"
 ALERTMANAGER_RELOAD = "alertmanager_config_last_reload_success_timestamp_seconds"
-NEVER = "0001-01-01"  # lastEvaluation of a group Prometheus has not evaluated yet
+IMPORT_CLI = "import obsgen.cli"  # the interpreter start an apply cannot avoid (floors.apply_floor)
 
 
 def poll(fn: Callable[[], T], timeout: float, what: str, interval: float = 0.02) -> T:
@@ -154,6 +159,22 @@ def compile_time(spec: Path) -> float:
     return time.perf_counter() - start
 
 
+def read_time(spec: Path, out: Path) -> tuple[float, bool]:
+    """Seconds to load `spec` and take dev's deployed files from `out` in this process (what an apply after
+    `obsgen build` does instead of compiling), and whether they were read (False: it compiled instead)."""
+    from obsgen.compile import DEPLOYED
+    from obsgen.generate import deployable
+
+    start = time.perf_counter()
+    _, read = deployable(str(spec), "dev", tuple(DEPLOYED), out)
+    return time.perf_counter() - start, read
+
+
+def generated(spec: Path) -> Path:
+    """Where the benchmark builds a spec for the applies: `generated/` beside it."""
+    return spec.parent / "generated"
+
+
 def reload_stamp(url: str, metric: str) -> float | None:
     """The last successful config reload of a Prometheus or Alertmanager (unix seconds, sub-second)."""
     for line in requests.get(f"{url}/metrics", timeout=5).text.splitlines():
@@ -196,6 +217,9 @@ class ApplyBench:
     initial_alertmanager: str = ""
     phases: dict[str, list[Phase]] = field(default_factory=dict)
     compile_times: list[float] = field(default_factory=list)
+    read_times: list[float] = field(default_factory=list)
+    read_refused: bool = False  # deployable() compiled instead of reading generated/dev at least once
+    start_times: list[float] = field(default_factory=list)  # `python -c "import obsgen.cli"`
 
     def overrides(self) -> dict[str, str]:
         assert self.grafana is not None
@@ -239,7 +263,7 @@ class ApplyBench:
     def cli(self, spec: Path, sequential: bool = False) -> tuple[float, bool, str, None]:
         """`obsgen apply` in a child process, as a user runs it (or with one request at a time)."""
         command = [PYTHON, "-c", SEQUENTIAL_OBSGEN] if sequential else [OBSGEN]
-        child = run_child([*command, "apply", "--env", "dev", "--yes", "--spec", spec],
+        child = run_child([*command, "apply", "--env", "dev", "--yes", "--spec", spec, "--out", generated(spec)],
                           env={**os.environ, **self.overrides()}, timeout=300)
         return child.wall, child.ok, child.describe_failure(), None
 
@@ -247,7 +271,7 @@ class ApplyBench:
         """`obsgen.cli.main` in this process, with parallel reads as shipped or one request at a time."""
         with environ(self.overrides()), state_dir(self.state), ClientRecorder() as recorder:
             with one_request_at_a_time() if sequential else contextlib.nullcontext(False):
-                wall, code, output = apply_in_process("--spec", str(self.spec))
+                wall, code, output = apply_in_process("--spec", str(self.spec), "--out", str(generated(self.spec)))
         return wall, code == 0, "" if code == 0 else output.strip().splitlines()[-1], recorder
 
 
@@ -260,6 +284,11 @@ def apply_figures(tmp: Path, runs: int, long_runs: int, log: Log) -> tuple[list[
     spec = specgen.write_spec(data, tmp / "apply" / "selftest.yaml", what)
     renamed = specgen.write_spec(specgen.rename_dashboard(data, 7, "Selftest board 007, renamed"),
                                  tmp / "apply-renamed" / "selftest.yaml", what + ", one dashboard renamed")
+    for path in (spec, renamed):  # apply after build, as users run it; the build is not timed
+        child = run_child([OBSGEN, "build", "--spec", path, "--out", generated(path), "-q"],
+                          env={**os.environ, "OBSGEN_STATE_DIR": str(tmp / "state-build")}, timeout=300)
+        if not child.ok:
+            raise RuntimeError(f"obsgen build of the apply spec {path}: {child.describe_failure()}")
     with Stack(components=("alertmanager", "prometheus")) as stack:
         bench = ApplyBench(stack, spec, renamed, tmp / "state-apply")
         bench.initial_alertmanager = stack.alertmanager_config_file.read_text()
@@ -279,12 +308,18 @@ def _apply_runs(bench: ApplyBench, runs: int, long_runs: int, log: Log) -> tuple
                 f"{p.grafana_writes} Grafana writes, at most {p.grafana_in_flight} requests in flight at the "
                 f"double {p.detail}")
     groups = len(bench.stack.rule_groups())
-    for i in range(runs):
+    for i in range(runs):  # interleaved with the interpreter start of the floor
         p = bench.measure("noop-cli", lambda: bench.cli(bench.spec))
-        log(f"  no-op re-apply (CLI) {i + 1}/{runs}: {p.wall:.2f} s, {p.writes} writes {p.detail}")
+        bench.start_times.append(run_child([PYTHON, "-c", IMPORT_CLI]).wall)
+        log(f"  no-op re-apply (CLI) {i + 1}/{runs}: {p.wall:.2f} s, {p.writes} writes {p.detail}; "
+            f"python -c \"{IMPORT_CLI}\" {bench.start_times[-1]:.3f} s")
     bench.in_process(False)  # warm-up: imports and caches of the in-process runs
     bench.compile_times = [compile_time(bench.spec) for _ in range(runs)]
     log(f"  compile only (dev, in-process): {median(bench.compile_times):.2f} s")
+    reads = [read_time(bench.spec, generated(bench.spec)) for _ in range(runs)]
+    bench.read_times, bench.read_refused = [t for t, _ in reads], not all(read for _, read in reads)
+    log(f"  load the spec and read generated/dev (in-process): {median(bench.read_times):.2f} s"
+        + (" -- REFUSED: it compiled" if bench.read_refused else ""))
     for i in range(runs):  # parallel and sequential runs interleaved
         for sequential in (False, True) if i < long_runs else (False,):
             name = "noop-sequential" if sequential else "noop-parallel"
@@ -314,6 +349,9 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
     par_flight = max((p.max_in_flight or 0 for p in ph.get("noop-parallel", [])), default=0)
     speedup = ratio(wall.get("noop-sequential"), wall.get("noop-parallel"))
     noop_gets = max((p.grafana_requests for p in ph.get("noop-cli", [])), default=0)
+    first_requests = max((p.grafana_requests for p in first), default=0)
+    start = median(bench.start_times)
+    read = None if bench.read_refused else median(bench.read_times)
     fig = [
         Figure("apply-first", 4, f"first apply (CLI): {DASHBOARDS} dashboards, {groups} rule groups, routing; "
                f"writes in parallel (as shipped)", wall.get("first"), "s", samples.get("first", []),
@@ -322,8 +360,9 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
                                        f"in flight at the double; Prometheus and Alertmanager reloaded once each; a "
                                        f"fresh double and empty rules for every run; before: {FIRST_BEFORE}"
                                        if first else ""),
-               extra={"grafana_requests": first[-1].grafana_requests if first else 0, "workers": first_flight,
-                      "latency": LATENCY}),
+               extra={"grafana_requests": first_requests, "workers": first_flight, "latency": LATENCY},
+               floor=floors.apply_floor(first_requests, LATENCY, start),
+               floor_how=_floor_how(first_requests, start)),
         Figure("apply-first-sequential", 4, "first apply (CLI), one request at a time (READ_WORKERS = 1: reads and "
                "writes)", wall.get("first-sequential"), "s", samples.get("first-sequential", []), "", None,
                failed.get("first-sequential") or f"the baseline; at most {seq_first_flight} request in flight at the "
@@ -333,9 +372,10 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
                "one request at a time ÷ as shipped, CLI medians"),
         Figure("apply-noop", 4, "no-op re-apply (CLI)", wall.get("noop-cli"), "s", samples.get("noop-cli", []),
                f"≤ {NOOP_TARGET:g} s", None if wall.get("noop-cli") is None else wall["noop-cli"] <= NOOP_TARGET,
-               failed.get("noop-cli") or f"`obsgen apply --env dev --yes` in a child process, imports included; "
-                                         f"{noop_gets} requests to Grafana per run",
-               extra={"grafana_requests": noop_gets, "workers": par_flight, "latency": LATENCY}),
+               failed.get("noop-cli") or f"`obsgen apply --env dev --yes --out DIR` after `obsgen build` in a child "
+                                         f"process, imports included; {noop_gets} requests to Grafana per run",
+               extra={"grafana_requests": noop_gets, "workers": par_flight, "latency": LATENCY},
+               floor=floors.apply_floor(noop_gets, LATENCY, start), floor_how=_floor_how(noop_gets, start)),
         Figure("apply-noop-writes", 4, "no-op re-apply: writes (Grafana requests other than GET, Prometheus and "
                "Alertmanager reloads), most in any run", noop_writes, "writes", [], "0 writes",
                None if noop_writes is None else noop_writes == 0, "counted at the double and from the reload "
@@ -348,9 +388,20 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
                f"at most {seq_flight} request in flight"
                + ("; `parallel`'s default worker count was also set to 1 (it binds READ_WORKERS at import)"
                   if bound else "")),
-        Figure("apply-compile", 4, "of which: load and compile dev of the spec, in-process (no HTTP)",
-               median(bench.compile_times), "s", bench.compile_times, "", None,
-               "`obsgen.generate.compile_spec(spec, [\"dev\"])`, the same work every apply does first"),
+        Figure("apply-compile", 4, "load and compile dev of the spec, in-process (no HTTP): what an apply did "
+               "before reading `generated/`", median(bench.compile_times), "s", bench.compile_times, "", None,
+               "`obsgen.generate.compile_spec(spec, [\"dev\"])`, every target; an apply with `--compile` (or with "
+               "no up-to-date build) compiles only the deployed ones"),
+        Figure("apply-read", 4, "of which: load the spec and read generated/dev, in-process (no HTTP)", read, "s",
+               [] if read is None else bench.read_times, "read from the build, not compiled",
+               None if not bench.read_times else not bench.read_refused,
+               "could not be measured: `deployable()` compiled instead of reading the build (its manifest did "
+               "not match), so the applies above compiled too" if bench.read_refused else
+               "`obsgen.generate.deployable(spec, \"dev\", DEPLOYED, out)` returned the files read from the "
+               "build, the first thing every apply above does"),
+        Figure("apply-start", 4, f"`python -c \"{IMPORT_CLI}\"`: interpreter start with obsgen's CLI imported",
+               start, "s", bench.start_times, "", None, "interleaved with the CLI no-op re-applies; part of the "
+                                                        "apply floors"),
         Figure("apply-speedup", 4, "parallel reads: speed-up of the no-op re-apply", speedup, "×", [], "", None,
                "sequential ÷ parallel, in-process medians"),
         Figure("apply-changed", 4, "one changed dashboard (CLI)", wall.get("changed"), "s", samples.get("changed", []),
@@ -377,7 +428,10 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
                    "obsgen's write requests", "most requests in flight", "most in flight at the double", "result"],
                   rows,
                   f"The spec: the reference spec with {DASHBOARDS} dashboards (copies of its overview) and {SLOS} "
-                  f"SLOs, so dev has {DASHBOARDS} dashboards and {groups} rule groups. The Grafana double answers "
+                  f"SLOs, so dev has {DASHBOARDS} dashboards and {groups} rule groups. Each spec (and the changed "
+                  f"one) was built once, untimed, with `obsgen build --out <its directory>/generated`, and every "
+                  f"apply gets `--out` that directory: the applies read dev's files from the build (apply after "
+                  f"build). The Grafana double answers "
                   f"every request after {LATENCY * 1000:.0f} ms; Prometheus and Alertmanager run for real "
                   f"(`tests/stack.py`), so the {groups} rule groups are rule files and one reload, not "
                   f"{groups} requests. 'obsgen's write requests' and 'most requests in flight' are counted in "
@@ -390,148 +444,8 @@ def _apply_results(bench: ApplyBench, groups: int, bound: bool) -> tuple[list[Fi
     return fig, table
 
 
-# --- 5 and 6: the local stack with dev applied ----------------------------------------------------
-
-@contextlib.contextmanager
-def local_stack(tmp: Path, log: Log) -> Iterator[tuple[LocalStack, float]]:
-    """`LocalStack(fast=True)` with dev applied; yields it and the time (unix) its rules were loaded."""
-    directory = tmp / "local"
-    directory.mkdir()
-    with LocalStack(directory, fast=True) as local:
-        with local.environment(), state_dir(directory / "state"):
-            wall, code, output = apply_in_process()
-        if code != 0:
-            raise RuntimeError(f"obsgen apply of the local stack's dev failed: {output.strip()[-500:]}")
-        loaded = time.time()
-        from obsgen.spec import load_spec
-
-        local.model = load_spec(str(local.spec))  # type: ignore[attr-defined]
-        log(f"  local stack up, dev applied in {wall:.2f} s")
-        yield local, loaded
-
-
-def _step_alerts(alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [a for a in alerts if "slo" not in a.get("labels", {})]
-
-
-def _quiet(local: LocalStack) -> None:
-    """Wait until no step alert is pending or firing in Prometheus nor active in Alertmanager."""
-    poll(lambda: not _step_alerts(local.stack.alerts()) and not _step_alerts(local.stack.prometheus_alerts()),
-         WAIT, "quiet stack (every step alert resolved)", interval=0.2)
-
-
-def _pagerduty(local: LocalStack, action: str, **match: str) -> list[dict[str, Any]]:
-    out = []
-    for record in local.sink.received(PAGERDUTY_PATH):
-        body = record.body if isinstance(record.body, dict) else {}
-        details = (body.get("payload") or {}).get("custom_details") or {}
-        if body.get("event_action") == action and all(
-                (details.get(k) if k != "dedup_key" else body.get(k)) == v for k, v in match.items()):
-            out.append(body)
-    return out
-
-
-def time_to_alert(local: LocalStack, runs: int, log: Log) -> tuple[list[Figure], Table]:
-    from obsgen import emit
-
-    model = local.model  # type: ignore[attr-defined]
-    url = local.stack.pushgateway_url
-    # Prometheus 2.42 forgets its Alertmanagers for ~5 s after every reload (see tests/stack.py)
-    time.sleep(6)
-    poll(lambda: requests.get(f"{local.stack.prometheus_url}/api/v1/alertmanagers", timeout=5)
-         .json()["data"]["activeAlertmanagers"], WAIT, "Alertmanager known to Prometheus", interval=0.2)
-    passing = emit.synthetic_report(model, "dev", "kernel", failing=0)
-    emit.emit_to_pushgateway(model, "dev", passing, url)
-    _quiet(local)
-    alerts, resolves, rows = [], [], []
-    for i in range(runs):
-        local.sink.clear()
-        failing = emit.synthetic_report(model, "dev", "kernel")
-        step = failing.failing[0]
-        start = time.monotonic()
-        emit.emit_to_pushgateway(model, "dev", failing, url)
-        trigger = poll(lambda: _pagerduty(local, "trigger", step_id=step), WAIT, f"PagerDuty trigger for {step}")[0]
-        alerts.append(time.monotonic() - start)
-        start = time.monotonic()
-        emit.emit_to_pushgateway(model, "dev", passing, url)
-        poll(lambda: _pagerduty(local, "resolve", dedup_key=trigger.get("dedup_key")), WAIT, "PagerDuty resolve")
-        resolves.append(time.monotonic() - start)
-        rows.append([str(i + 1), step, f"{alerts[-1]:.2f}", f"{resolves[-1]:.2f}"])
-        log(f"  time to alert {i + 1}/{runs}: {alerts[-1]:.2f} s, to resolve {resolves[-1]:.2f} s")
-        _quiet(local)
-    figures = [
-        Figure("time-to-alert", 6, "time to alert: failing kernel run pushed → PagerDuty trigger at the sink",
-               median(alerts), "s", alerts, "", None,
-               "1 s scrape and evaluation, `for: 0s`, 1 s group_wait (LocalStack fast); measured after waiting "
-               "out Prometheus 2.42's ~5 s without Alertmanagers after the apply's reload"),
-        Figure("time-to-resolve", 6, "time to resolve: passing run pushed → PagerDuty resolve at the sink",
-               median(resolves), "s", resolves, "", None, "same stack, between the runs"),
-    ]
-    table = Table("alert", "6. Every fire drill", ["run", "failing step", "to trigger (s)", "to resolve (s)"], rows,
-                  "Runs are published with `obsgen.emit` (`synthetic_report(model, \"dev\", \"kernel\")` and a passing "
-                  "run) to the Pushgateway; the sink is polled every 20 ms. The stack is quiet (no step alert "
-                  "pending or firing) before every run.")
-    return figures, table
-
-
-def rules_per_slo() -> dict[str, int]:
-    """Rules in each generated dev/prometheus/slo-*.rules.yaml of the committed reference output."""
-    out = {}
-    for path in sorted((ROOT / "generated" / "dev" / "prometheus").glob("slo-*.rules.yaml")):
-        groups = (yaml.safe_load(path.read_text()) or {}).get("groups") or []
-        out[path.name.removesuffix(".rules.yaml").removeprefix("slo-")] = sum(len(g.get("rules") or []) for g in groups)
-    return out
-
-
-def rule_cost(local: LocalStack, loaded: float, samples: int, log: Log) -> tuple[list[Figure], Table]:
-    """Rules per SLO (committed output) and the evaluationTime Prometheus reports for every generated group."""
-    counts = rules_per_slo()
-    rules_dir = local.stack.rules_dir.resolve()
-
-    def ours() -> list[dict[str, Any]]:
-        return [g for g in local.stack.rule_groups() if Path(g["file"]).resolve().parent == rules_dir]
-
-    longest = max((float(g.get("interval") or 0) for g in ours()), default=0.0)
-    deadline = loaded + longest + 30  # a group's first evaluation comes at most one interval after loading
-    log(f"  waiting up to {max(deadline - time.time(), 0):.0f} s for every group's first evaluation")
-    poll(lambda: all(not str(g.get("lastEvaluation", NEVER)).startswith(NEVER) for g in ours())
-         or time.time() > deadline, max(deadline - time.time(), 0) + 10, "evaluation of every group", 1.0)
-    times: dict[str, list[float]] = {}
-    meta: dict[str, dict[str, Any]] = {}
-    for i in range(samples):
-        for g in ours():
-            if not str(g.get("lastEvaluation", NEVER)).startswith(NEVER):
-                times.setdefault(g["name"], []).append(float(g["evaluationTime"]) * 1000)
-            meta[g["name"]] = g
-        if i + 1 < samples:
-            time.sleep(1.1)
-    never = sorted(set(meta) - set(times))
-    per_group = {name: median(v) for name, v in times.items()}
-    total = sum(v for v in per_group.values() if v is not None)
-    slo_ids = [s.id for s in local.model.slos]  # type: ignore[attr-defined]
-    per_slo = [sum(per_group.get(f"slo-{s}-{part}") or 0 for part in ("sli", "period", "alerts")) for s in slo_ids]
-    log(f"  rule groups evaluated: {len(times)}, never: {never}, total {total:.2f} ms per round")
-    figures = [
-        Figure("rules-per-slo", 5, "rules emitted per SLO (generated dev slo-*.rules.yaml)",
-               max(counts.values()) if counts else None, "rules", [], "≤ 17 rules (Sloth)",
-               None if not counts else max(counts.values()) <= 17,
-               ", ".join(f"{k}: {v}" for k, v in counts.items())),
-        Figure("eval-per-slo", 5, "evaluation time per SLO (its sli + period + alerts groups)",
-               median(per_slo) if per_slo else None, "ms", [], "", None,
-               f"evaluationTime from /api/v1/rules, read {samples} times; median over the {len(per_slo)} SLOs "
-               f"of each SLO's sum ({', '.join(f'{v:.2f}' for v in per_slo)} ms)"),
-        Figure("eval-all", 5, "evaluation time of every generated group, one round (sum of group medians)",
-               total if times else None, "ms", [], "", None,
-               f"{len(times)} groups" + (f"; never evaluated within the wait: {', '.join(never)}" if never else "")),
-    ]
-    rows = [[f"`{name}`", str(meta[name].get("interval")), str(len(meta[name].get("rules") or [])),
-             "–" if name not in times else f"{per_group[name]:.3f}", str(len(times.get(name, [])))]
-            for name in sorted(meta)]
-    table = Table("rule-cost", "5. evaluationTime of every generated group (dev, live)",
-                  ["group", "interval (s)", "rules", "evaluationTime (ms, median)", "samples"], rows,
-                  f"The local stack's dev (the reference spec, fast timing) after the fire drills of figure 6, so "
-                  f"the TSDB holds a few runs only: this is the per-rule overhead, not query cost at production "
-                  f"cardinality. Groups are read {samples} times 1.1 s apart once every group has been evaluated at "
-                  f"least once (the 5-minute period groups first run up to 5 minutes after they are loaded, so "
-                  f"their samples repeat one evaluation).")
-    return figures, table
+def _floor_how(requests: int, start: float | None) -> str:
+    rounds = -(-requests // floors.IN_FLIGHT)
+    return (f"ceil({requests} requests counted at the double ÷ {floors.IN_FLIGHT} in flight) = {rounds} round trips "
+            f"× {LATENCY * 1000:.0f} ms, plus `python -c \"{IMPORT_CLI}\"` "
+            + ("(not measured)" if start is None else f"({start:.3f} s)"))

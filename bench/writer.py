@@ -13,6 +13,8 @@ SECTIONS = {
     4: "4. Apply (Grafana double with 50 ms per request, live Prometheus and Alertmanager)",
     5: "5. Rule cost",
     6: "6. Time to alert (live stack, 1 s scrape and evaluation)",
+    7: "7. obsgen verify (the generated rule and routing tests, promtool and amtool)",
+    8: "8. Test suite (`make test`)",
 }
 
 
@@ -32,6 +34,20 @@ class Figure:
     why: str = ""  # for a missed target: where the time goes, from the profiles of the same run
     extra: dict[str, float] = field(default_factory=dict)  # numbers the explanations use
     lower_bound: bool = False  # the value is a lower bound (a build was killed at its timeout)
+    floor: float | None = None  # the least the work could take here, in `unit` (bench/floors.py)
+    floor_how: str = ""  # how the floor was computed, for the notes
+
+    @property
+    def floor_ratio(self) -> float | None:
+        """value ÷ floor: how many times the least the work could take."""
+        return self.value / self.floor if self.value is not None and self.floor else None
+
+    def floor_shown(self) -> str:
+        return "–" if self.floor is None else show(self.floor, self.unit)
+
+    def floor_ratio_shown(self) -> str:
+        r = self.floor_ratio
+        return "–" if r is None else ("> " if self.lower_bound else "") + f"{r:.1f}×"
 
     @property
     def runs(self) -> int:
@@ -72,6 +88,8 @@ def show(value: float | None, unit: str) -> str:
         return f"{value:.2f} ms" if value < 10 else f"{value:.0f} ms"
     if unit == "×":
         return f"{value:.1f}×"
+    if unit == "MiB":
+        return f"{value:.1f} MiB"
     if unit in ("rules", "writes", "reloads", "requests"):
         return f"{value:g} {unit[:-1] if value == 1 else unit}"
     return f"{value:g} {unit}".strip()
@@ -112,9 +130,14 @@ def markdown(results: Results) -> str:
     out += _table(["", ""], _machine_rows(r.machine))
     out += ["", f"Runs per figure: " + ", ".join(f"{k} {v}" for k, v in r.runs.items())
             + f". The whole benchmark took {r.duration_s / 60:.1f} min.", "", "## Summary", ""]
-    rows = [[str(f.section), f.name, f.shown(), str(f.runs) if f.runs else "–", f.target or "–", _met(f), f.note]
-            for f in r.figures]
-    out += _table(["#", "figure", "median", "runs", "target", "met", "notes"], rows)
+    rows = [[str(f.section), f.name, f.shown(), str(f.runs) if f.runs else "–", f.target or "–", _met(f),
+             f.floor_shown(), f.floor_ratio_shown(), f.note] for f in r.figures]
+    out += _table(["#", "figure", "median", "runs", "target", "met", "floor", "× floor", "notes"], rows)
+    floors = [f for f in r.figures if f.floor_how]
+    if floors:
+        out += ["", "Floors (the least the work could take on this machine, measured in the same run; "
+                    "see bench/README.md):", ""]
+        out += [f"- {f.name}: {f.floor_how}" for f in floors]
     failed = [f for f in r.figures if f.target and f.met is False]
     unmeasured = [f for f in r.figures if f.target and f.met is None]
     broken = [f for f in r.figures if f.key.startswith("failed-")]
@@ -154,6 +177,7 @@ def to_json(results: Results) -> str:
     for figure, raw in zip(results.figures, data["figures"]):
         raw["runs"] = figure.runs
         raw["shown"] = figure.shown()
+        raw["floor_ratio"] = figure.floor_ratio
     data["tables"] = {str(k): v for k, v in data["tables"].items()}
     return json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
 

@@ -1,10 +1,13 @@
 """Shared fixtures: project paths, the golden-file update flag, and a CLI runner."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -12,12 +15,26 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE_SPEC = ROOT / "specs" / "selftest.yaml"
 GENERATED = ROOT / "generated"
+_STARTED = time.monotonic()  # conftest is imported before collection: the run's start
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-goldens", action="store_true", default=False,
                      help="rewrite golden files (tests/goldens, tests/invalid/*.expected, generated/) "
                           "from the current code instead of comparing")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """`make bench` shows the suite's wall time: record it after a whole, passing run, once, from the
+    controller (an xdist worker has `workerinput`; a run of chosen files or -k is not the suite's time).
+    bench/suite-time.json is not committed (.gitignore)."""
+    config = session.config
+    if (hasattr(config, "workerinput") or exitstatus != 0 or config.args_source != pytest.Config.ArgsSource.TESTPATHS
+            or config.option.keyword or config.option.markexpr or config.option.collectonly):
+        return
+    (ROOT / "bench" / "suite-time.json").write_text(json.dumps({
+        "seconds": round(time.monotonic() - _STARTED, 1), "tests": session.testscollected,
+        "measured": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}) + "\n")
 
 
 @pytest.fixture(autouse=True, scope="session")
