@@ -65,7 +65,8 @@ def test_what_is_read_from_a_built_output_is_byte_for_byte_what_a_compile_deploy
     assert run_cli("build", "--spec", str(SPECS[name]), "--out", str(out)).code == 0
     model = load_spec(str(SPECS[name]))
     for env in model.environments:
-        for targets in [tuple(DEPLOYED)] + [(t,) for t in DEPLOYED]:
+        # every deployed target alone too, for the reference spec (the large spec's compiles take seconds)
+        for targets in [tuple(DEPLOYED)] + ([(t,) for t in DEPLOYED] if name == "reference" else []):
             compiled = compile_spec(str(SPECS[name]), [env.name], only=targets).artifacts
             read = read_deployed(out, model, env, targets)
             assert read is not None, (env.name, targets)

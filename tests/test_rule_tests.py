@@ -224,3 +224,27 @@ def test_rate_follows_the_engine_float_operations() -> None:
     assert rate([25 * i for i in range(13)], 300, 3600, 300) == 25 * (1 / 300) != 25 / 300
     assert rate(counter, 300, 300, 3600) == 5 * (1 / 3600)  # a counter from 0 is not extrapolated back
     assert rate(counter, 300, 0, 300) is None
+
+
+def _promtool_values(notation: str) -> list[int]:
+    """promtool's expanding notation, as its docs define it: `a+bxn` is a, a+b, …, a+n·b (n+1 samples),
+    `a-bxn` the same downwards, `axn` is a repeated n+1 times, a bare number one sample."""
+    out: list[int] = []
+    for part in notation.split():
+        m = re.fullmatch(r"(-?\d+)(?:([+-])(\d+))?x(\d+)", part)
+        if m is None:
+            out.append(int(part))
+            continue
+        start, sign, step, n = int(m[1]), m[2], int(m[3] or 0), int(m[4])
+        out += [start + (step if sign == "+" else -step) * i for i in range(n + 1)]
+    return out
+
+
+@pytest.mark.parametrize("values", [[100], [100, 101, 102, 102, 102], [5, 5], [3, 1, -1, 4, 4, 4, 9],
+                                    [100 + i // 3 for i in range(50)], list(range(0, 1000, 7))])
+def test_values_notation_expands_to_the_samples_it_was_given(values: list[int]) -> None:
+    from obsgen.compile.rule_test_kit import values_notation
+
+    notation = values_notation(values)
+    assert _promtool_values(notation) == values
+    assert len(notation.split()) <= len(values)

@@ -273,3 +273,19 @@ def intended_dashboard(model: Model, env: Environment, step_id: str) -> dict[str
         return {}
     url = grafana.url.rstrip("/") + "/d/" + c.dashboard_uid(model, env, model.dashboards[0].id)
     return {"dashboard_url": url if step_id == c.ALL_STEPS else f"{url}?var-step={quote(step_id, safe='')}"}
+
+
+def values_notation(values: list[int]) -> str:
+    """promtool values of integer samples, each stretch of equal steps in its expanding form:
+    [100, 101, 102, 102, 102] -> '100+1x2 102x1' (a+bxn: a, then n more samples b apart; axn: a, n+1 times)."""
+    parts, i = [], 0
+    while i < len(values):
+        step = values[i + 1] - values[i] if i + 1 < len(values) else 0
+        j = i
+        while j + 1 < len(values) and values[j + 1] - values[j] == step:
+            j += 1
+        n, start = j - i, values[i]
+        parts.append(str(start) if n == 0 else f"{start}x{n}" if step == 0
+                     else f"{start}{'+' if step > 0 else '-'}{abs(step)}x{n}")
+        i = j + 1
+    return " ".join(parts)

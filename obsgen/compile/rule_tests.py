@@ -13,14 +13,16 @@ generated rule, then templated with the labels of the series the expression retu
 value. Each group proves one thing and says so in its name. Selftest groups use 1m samples and evaluations; a
 failure starts at 2m, so an alert with `for: F` is still pending at 2m+F-1m and fires at 2m+F.
 
-- step_failed, tolerance 0: each step failing alone fires its rule (and only its rule), not before;
-  tolerance T > 0: T failing steps fire nothing; T+1 failing steps fire one alert per failing step, in
-  runs of T+1 steps until every step's rule has fired once. The failing-steps record is checked too.
-- not_reporting: runs at the environment's cadence, then none: quiet through the normal gaps, fires
-  `stale_after` (default: two cadence intervals plus 10m) after the last run, paging only where the
-  policy pages on any failure; never reported (the metric present only for another environment): the
-  alert stays quiet and only the informational `<name>NoData` notice fires, never paging; runs at the
-  cadence for several intervals fire neither.
+- step_failed, tolerance 0: the first step failing alone fires its rule (and only its rule), not before;
+  tolerance T > 0: T failing steps fire nothing; T+1 failing steps fire one alert per failing step. Then
+  every step's rule fires once, not before: the steps split into SPREAD interleaved halves of at least T+1
+  steps, one failing while the other passes, so each rule fires for its own step and stays quiet while its
+  neighbours fail. A constant number of groups, because promtool loads and evaluates every rule of the
+  file in every group: the tests grow linearly with the steps. The failing-steps record is checked too.
+- not_reporting: runs at the environment's cadence, then none: quiet until the last run is `stale_after`
+  (default: two cadence intervals plus 10m) old, then fires, paging only where the policy pages on any
+  failure; never reported (the metric present only for another environment): the alert stays quiet and
+  only the informational `<name>NoData` notice fires, never paging (`rule_tests_liveness`).
 - slow_runs: runs in the first bucket do not fire; runs slower than every bucket put the quantile at
   the largest finite bucket, which fires only if that bucket is above the threshold.
 - custom `[sum|max|min|avg [by (..)]] (selector) OP number`: at the threshold, and one past it.
@@ -210,8 +212,7 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
         return out
 
     def with_neighbour(chunk: list[str]) -> list[str]:
-        """The chunk and one passing step: per-chunk groups stay small, so tests grow linearly with steps
-        (the at-tolerance group, or the first chunk group, shows every step of the tier)."""
+        """The chunk and one passing step (the at-tolerance group shows every step of the tier)."""
         rest = [s.id for s in steps if s.id not in chunk]
         return chunk + rest[:1]
 
@@ -229,17 +230,25 @@ def _step_failed(model: Model, env: Environment, alert: Alert, rules: Rules) -> 
                                 [failing_sum(end, len(failing))]))
     size = tolerance + 1
     value = float(ONSET)  # the failure's time
+    ids = [s.id for s in steps]
+
+    def fires(chunk: list[str], what: str, shown: list[str] | None) -> kit.Doc:
+        firing = [_intended(model, env, alert, labels(s), value, step=by_id[s]) for s in sorted(chunk)]
+        each = " for each failing step" if len(chunk) > 1 else ""
+        return kit.group(
+            f"{name} {what} fires {alert.name}{each}{_after(for_text, wait, 'before the failure')}",
+            STEP, inputs(chunk, shown),
+            [kit.alert_case(fire_at - STEP, alert.name, []), kit.alert_case(fire_at, alert.name, firing)]
+            + ([kit.alert_case(end, alert.name, firing)] if tolerance == 0 else []),
+            [failing_sum(fire_at, len(chunk))])
+
     if len(steps) >= size:
-        for index, chunk in enumerate(_chunks([s.id for s in steps], size)):
-            firing = [_intended(model, env, alert, labels(s), value, step=by_id[s]) for s in sorted(chunk)]
-            what = f"above tolerance ({size} failing: {', '.join(chunk)})" if tolerance else f"step {chunk[0]} failing"
-            each = " for each failing step" if size > 1 else ""
-            groups.append(kit.group(
-                f"{name} {what} fires {alert.name}{each}{_after(for_text, wait, 'before the failure')}",
-                STEP, inputs(chunk, None if index == 0 and tolerance == 0 else with_neighbour(chunk)),
-                [kit.alert_case(fire_at - STEP, alert.name, []), kit.alert_case(fire_at, alert.name, firing)]
-                + ([kit.alert_case(end, alert.name, firing)] if tolerance == 0 else []),
-                [failing_sum(fire_at, size)]))
+        edge = ids[:size]  # the first steps, exactly one more than tolerated
+        groups.append(fires(edge, f"above tolerance ({size} failing: {', '.join(edge)})" if tolerance else
+                            f"step {edge[0]} failing", with_neighbour(edge) if tolerance else None))
+        for chunk in _spread(ids, size):
+            if set(chunk) != set(edge):
+                groups.append(fires(chunk, _spread_text(chunk, len(ids), size), None))
     if tolerance == 0 and steps:
         groups.append(_passing_retry(model, env, alert, steps[0], inputs, labels, value, end, samples))
     return groups
@@ -263,9 +272,25 @@ def _passing_retry(model: Model, env: Environment, alert: Alert, step: Step, inp
          kit.alert_case(resolved, alert.name, [])])
 
 
-def _chunks(items: list[str], size: int) -> list[list[str]]:
-    """Consecutive runs of `size` items covering every item; the last run wraps around to the start."""
-    return [[items[(start + i) % len(items)] for i in range(size)] for start in range(0, len(items), size)]
+SPREAD = 2  # groups proving that every step's rule fires: each group costs promtool every rule of the file
+
+
+def _spread(items: list[str], least: int) -> list[list[str]]:
+    """At most SPREAD interleaved chunks (every SPREAD-th item) of at least `least` items covering every
+    item: a constant number of groups, so the tests grow linearly with the steps (each group loads and
+    evaluates every rule), and each step's rule is quiet while its neighbours in the list fail."""
+    count = min(SPREAD, len(items) // least)
+    return [items[k::count] for k in range(count)] if count else []
+
+
+def _spread_text(chunk: list[str], total: int, least: int) -> str:
+    """What a spread group shows: its failing steps (the first few named), the others passing."""
+    shown = ", ".join(chunk[:5]) + (f" and {len(chunk) - 5} more" if len(chunk) > 5 else "")
+    rest = f", the other {total - len(chunk)} passing" if total > len(chunk) else ""
+    if least == 1:
+        return f"steps {shown} failing together{rest},"
+    how = "above" if len(chunk) == least else "well above"
+    return f"{how} tolerance ({len(chunk)} failing: {shown}{rest})"
 
 
 # --- slow_runs, custom -----------------------------------------------------------------
@@ -292,18 +317,21 @@ def _slow_runs(model: Model, env: Environment, alert: Alert, rules: Rules) -> li
 
 
 def run_series(model: Model, env: Environment, times, end: int, duration: float = 1.0, outcome: str = "pass",
-               drill: bool = False) -> dict[str, str]:
+               drill: bool = False, gone: int | None = None) -> dict[str, str]:
     """The per-run series `obsgen emit` writes for runs at `times` (seconds, multiples of STEP), each scraped
-    from its run for as long as the Pushgateway keeps the run's group, up to `end` plus TAIL samples."""
-    out, last = {}, end // STEP + TAIL
+    from its run for as long as the Pushgateway keeps the run's group, up to `end` plus TAIL samples, or
+    until `gone` (a Pushgateway restart drops every group). A run before 0 is one before the test's window:
+    its series shows from 0 while its group lasts."""
+    out, last = {}, end // STEP + TAIL if gone is None else gone // STEP
     for t in times:
         labels = {model.metrics.env_label: env.name, c.LABEL_RUN: c.run_id(t), c.LABEL_RESULT: "pass" if outcome == "pass"
                   else "fail", c.LABEL_OUTCOME: outcome, **({c.DRILL_LABEL: "true"} if drill else {})}
-        first = t // STEP
-        shown = min(c.RUN_GROUP_KEEP // STEP, last - first)
-        lead = f"_x{first} " if first else ""
-        out[kit.series(model.metrics.run_timestamp, labels)] = f"{lead}{t}x{shown - 1}"
-        out[kit.series(model.metrics.run_duration, labels)] = f"{lead}{c.fmt_number(duration)}x{shown - 1}"
+        first = max(0, t // STEP)
+        shown = min(t // STEP + c.RUN_GROUP_KEEP // STEP, last) - first
+        if shown > 0:
+            lead = f"_x{first} " if first else ""
+            out[kit.series(model.metrics.run_timestamp, labels)] = f"{lead}{t}x{shown - 1}"
+            out[kit.series(model.metrics.run_duration, labels)] = f"{lead}{c.fmt_number(duration)}x{shown - 1}"
     return out
 
 
