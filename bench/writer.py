@@ -184,6 +184,7 @@ def to_json(results: Results) -> str:
 
 def write(results: Results, directory: Path) -> tuple[Path, Path]:
     md, js = directory / "results.md", directory / "results.json"
+    directory.mkdir(parents=True, exist_ok=True)
     md.write_text(markdown(results))
     js.write_text(to_json(results))
     return md, js

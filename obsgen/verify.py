@@ -48,24 +48,45 @@ def tools() -> dict[str, str]:
     return found  # type: ignore[return-value]
 
 
-def verify(out: Path, envs: list[str]) -> Iterator[Outcome]:
+def verify(out: Path, envs: list[str], jobs: int = 0) -> Iterator[Outcome]:
+    """Every outcome, in environment then file order; the rule test files run `jobs` promtool processes at
+    a time (0: one per CPU), since promtool uses one core per file."""
+    from concurrent.futures import ThreadPoolExecutor
+
     paths = tools()
+    files = {}
     for env in envs:
         root = out / env
         if not root.is_dir():
             raise ObsgenError(f"{root} does not exist: run `obsgen build` first")
-        for test_file in sorted((root / "tests" / "rules").glob("*.test.yaml")):
-            yield from _rule_tests(paths["promtool"], env, test_file)
-        routing = root / "tests" / "routing.yaml"
-        if routing.exists():
-            yield from _routing_tests(paths["amtool"], env, routing)
+        files[env] = sorted((root / "tests" / "rules").glob("*.test.yaml"))
+    with ThreadPoolExecutor(max_workers=jobs or _cpus()) as pool:
+        runs = {(env, f): pool.submit(lambda e, f: list(_rule_tests(paths["promtool"], e, f)), env, f)
+                for env in envs for f in files[env]}
+        for env in envs:
+            for test_file in files[env]:
+                yield from runs[(env, test_file)].result()
+            routing = out / env / "tests" / "routing.yaml"
+            if routing.exists():
+                yield from _routing_tests(paths["amtool"], env, routing)
+
+
+def _cpus() -> int:
+    import os
+
+    try:
+        return max(len(os.sched_getaffinity(0)), 1)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _load(path: Path) -> Any:
     import yaml
 
+    from obsgen.render import load_yaml
+
     try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
+        return load_yaml(path.read_bytes())
     except (OSError, yaml.YAMLError) as exc:
         raise ObsgenError(f"{path}: cannot read the generated test file: {exc}") from None
 

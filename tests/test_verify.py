@@ -220,3 +220,14 @@ def test_a_threshold_edited_by_hand_in_a_rule_file_fails_verify_naming_the_tests
     assert failed and all(line.startswith("FAIL  dev rules: selftest.test.yaml: dev: GOVERNANCE above tolerance")
                           for line in failed), result.out
     assert result.out.splitlines()[-1].endswith(f" passed, {len(failed)} failed")
+
+
+def test_parallel_rule_tests_report_exactly_what_one_at_a_time_reports(run_cli, out: Path) -> None:
+    """promtool runs one test file per CPU by default; outcomes stay in environment and file order, so the
+    output is that of `--jobs 1`, a failing file included."""
+    edit(out / "dev/prometheus/selftest.rules.yaml", "> 3", "> 4")
+    one = run_cli("verify", "--out", str(out), "--env", "dev", "-v", "--jobs", "1")
+    many = run_cli("verify", "--out", str(out), "--env", "dev", "-v", "--jobs", "4")
+    assert one.code == many.code == 1
+    assert many.out == one.out
+    assert "FAIL  dev rules: selftest.test.yaml: " in one.out

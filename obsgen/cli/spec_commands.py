@@ -37,7 +37,8 @@ nor touched. A diff longer than 40 lines is summarised: each drifted file with i
 counts, then the first 40 lines of the diff (--full prints all of it).""",
     "verify": """examples:
   obsgen verify                           # every environment's generated rule and routing tests
-  obsgen verify --env prod -v             # one environment, listing every passing case too""",
+  obsgen verify --env prod -v             # one environment, listing every passing case too
+  obsgen verify --jobs 1                  # one promtool at a time (default: one per CPU)""",
     "docs": """examples:
   obsgen docs --env prod                  # print prod's alert catalog (generated/prod/docs/alerts.md)
   obsgen docs --env dev > alerts-dev.md""",
@@ -70,6 +71,8 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
     verify = command("verify", "Run the generated rule tests (promtool) and routing tests (amtool, inhibition).",
                      _verify, EXAMPLES["verify"])
     verify.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
+    verify.add_argument("--jobs", type=_jobs, default=0, metavar="N",
+                        help="run N promtool processes at a time (default: one per CPU)")
     verify.add_argument("--env", action="append", default=[], metavar="NAME",
                         help="only this environment (repeatable; default: every environment in the output)")
     docs = command("docs", "Print the alert catalog of an environment (as generated into <out>/<env>/docs/).",
@@ -173,7 +176,7 @@ def _verify(args: argparse.Namespace) -> int:
         raise ObsgenError(f"no generated environments in {out}/: run `obsgen build` first")
     counts: dict[tuple[str, str], list[int]] = {}
     passed = failed = 0
-    for outcome in verify(out, envs):
+    for outcome in verify(out, envs, args.jobs):
         tally = counts.setdefault((outcome.env, outcome.suite), [0, 0])
         tally[0 if outcome.ok else 1] += 1
         if outcome.ok:
@@ -191,6 +194,12 @@ def _verify(args: argparse.Namespace) -> int:
         print(f"{env}: {'; '.join(parts) or 'no generated tests'}")
     print(f"{passed} passed, {failed} failed")
     return EXIT_CHANGES if failed else EXIT_OK
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return int(text)
 
 
 def _in_spec_order(args: argparse.Namespace, envs: list[str]) -> list[str]:
