@@ -133,26 +133,31 @@ def test_a_broken_main_config_is_named_as_the_cause_not_obsgen(run_cli, prom, tm
     assert [r for _, r, _ in ledger(tmp_path)] == ["rolled-back", "failed"]
 
 
-def test_a_rule_that_loads_but_fails_at_evaluation_fails_the_apply_and_is_rolled_back(run_cli, prom, tmp_path,
-                                                                                      monkeypatch) -> None:
+def with_extra_rules(monkeypatch, *rules: dict[str, str]) -> None:
+    """What the apply deploys, with `rules` added to the first group of dev's selftest rule file."""
     import obsgen.generate
     from obsgen import render
 
     deployable = obsgen.generate.deployable
 
-    def with_a_failing_rule(*args, **kwargs):
+    def patched(*args, **kwargs):
         build, read = deployable(*args, **kwargs)
         artifacts = []
         for artifact in build.artifacts:
             if artifact.path == "dev/prometheus/selftest.rules.yaml":
                 header = artifact.content.split(b"\n", 1)[0] + b"\n"
                 document = render.load_yaml(artifact.content)
-                document["groups"][0]["rules"].append({"record": "selftest:probe:many_to_many", "expr": MANY_TO_MANY})
+                document["groups"][0]["rules"].extend(rules)
                 artifact = dataclasses.replace(artifact, content=header + render.to_yaml(document))
             artifacts.append(artifact)
         return build._replace(artifacts=artifacts), read
 
-    monkeypatch.setattr(obsgen.generate, "deployable", with_a_failing_rule)
+    monkeypatch.setattr(obsgen.generate, "deployable", patched)
+
+
+def test_a_rule_that_loads_but_fails_at_evaluation_fails_the_apply_and_is_rolled_back(run_cli, prom, tmp_path,
+                                                                                      monkeypatch) -> None:
+    with_extra_rules(monkeypatch, {"record": "selftest:probe:many_to_many", "expr": MANY_TO_MANY})
     result = apply(run_cli)
     assert result.code == 2
     line = one_error_line(result.err)
@@ -165,6 +170,16 @@ def test_a_rule_that_loads_but_fails_at_evaluation_fails_the_apply_and_is_rolled
     assert (mode, outcome, error) == ("apply", "rolled-back", line)
     diff = run_cli("diff", "--env", "dev", "--only", "prometheus", "--exit-code")
     assert diff.code == 1 and "+ prometheus rule-group selftest-dev-selftest.rules.yaml/selftest-recordings" in diff.out
+
+
+def test_rules_checked_together_are_not_failed_for_what_only_their_combination_cannot_be(run_cli, prom,
+                                                                                       monkeypatch) -> None:
+    """The evaluation check queries a group's rules together (`(a) or (b)`); a scalar rule, which a set
+    operation cannot take, is a valid rule all the same and the apply goes through."""
+    with_extra_rules(monkeypatch, {"record": "selftest:probe:scalar", "expr": "time() - 60"})
+    result = apply(run_cli)
+    assert result.code == 0, result.err
+    assert "selftest:probe:scalar" in {r["name"] for g in prom.rule_groups() for r in g["rules"]}
 
 
 def test_an_apply_says_plainly_which_groups_prometheus_has_not_evaluated_yet(run_cli, prom) -> None:
