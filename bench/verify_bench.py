@@ -26,7 +26,8 @@ VERIFY_DEV_TARGET, VERIFY_LARGE_TARGET, SUITE_TARGET = 20.0, 180.0, 300.0
 SUITE_TIME = ROOT / "bench" / "suite-time.json"
 Log = Callable[[str], None]
 PROMTOOL_FLOOR = ("promtool alone on the same rule test files, one `promtool test rules FILE` per file from its "
-                  "directory, as `obsgen verify` runs them (no obsgen start, no routing or inhibition tests)")
+                  "directory, one per CPU at a time, as `obsgen verify` runs them (no obsgen start, no routing or "
+                  "inhibition tests)")
 
 
 def _env(tmp: Path) -> dict[str, str]:
