@@ -201,3 +201,10 @@ def env_dir(env: Environment) -> str:
 
 def rules_file(env: Environment, group: str) -> str:
     return f"{env.name}/prometheus/{group}.rules.yaml"
+
+
+def steps_rules_stem(service: str) -> str:
+    """The stem of the rule file holding the step alerts (one rule per step), apart from the file of the
+    job's records and alerts: promtool loads every rule of a file for every test group, so the job's
+    tests do not pay for the steps."""
+    return f"{service}-steps"

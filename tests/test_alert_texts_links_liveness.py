@@ -85,9 +85,10 @@ def fired(test_file: Path) -> dict[tuple[str, str], list[tuple[dict[str, str], d
     return found
 
 
-def run_cases(rules_file: Path, series: dict[str, str], cases: list[tuple[int, str]],
+def run_cases(rules_files: Path | list[Path], series: dict[str, str], cases: list[tuple[int, str]],
               directory: Path) -> dict[tuple[str, str], list[tuple[dict[str, str], dict[str, str]]]]:
-    test = {"rule_files": [str(rules_file)], "evaluation_interval": "1m", "tests": [{
+    files = rules_files if isinstance(rules_files, list) else [rules_files]
+    test = {"rule_files": [str(f) for f in files], "evaluation_interval": "1m", "tests": [{
         "interval": "1m", "input_series": [{"series": s, "values": v} for s, v in series.items()],
         "alert_rule_test": [{"eval_time": dur(at), "alertname": name, "exp_alerts": []} for at, name in cases]}]}
     path = directory / "probe.test.yaml"
@@ -123,14 +124,16 @@ def test_every_rendered_summary_names_its_environment(run_cli, tmp_path: Path, t
     names = {a["name"] for a in spec["alerts"]} | {f"{a['name']}NoData" for a in spec["alerts"]
                                                     if a["kind"] == "not_reporting"}
     for env in ENVS:
-        document = yaml.safe_load((out / env / "tests/rules/selftest.test.yaml").read_text())
-        for group in document["tests"]:
-            group.pop("promql_expr_test", None)
-            for case in group.get("alert_rule_test", []):
-                case["exp_alerts"] = []
-        probe = out / env / "tests/rules/probe.test.yaml"
-        probe.write_text(yaml.safe_dump(document))
-        rendered = [(name, notes["summary"]) for (name, _), alerts in fired(probe).items() for _, notes in alerts]
+        rendered = []
+        for test_file in ("selftest.test.yaml", "selftest-steps.test.yaml"):  # the job's alerts, the steps'
+            document = yaml.safe_load((out / env / "tests/rules" / test_file).read_text())
+            for group in document["tests"]:
+                group.pop("promql_expr_test", None)
+                for case in group.get("alert_rule_test", []):
+                    case["exp_alerts"] = []
+            probe = out / env / "tests/rules/probe.test.yaml"
+            probe.write_text(yaml.safe_dump(document))
+            rendered += [(name, notes["summary"]) for (name, _), alerts in fired(probe).items() for _, notes in alerts]
         assert {name for name, _ in rendered} == names
         for name, summary in rendered:
             assert re.search(rf"\b{env}\b", summary), (env, name, summary)
@@ -139,7 +142,7 @@ def test_every_rendered_summary_names_its_environment(run_cli, tmp_path: Path, t
 
 def test_the_default_summaries_read_as_the_issue_expects(run_cli, tmp_path: Path) -> None:
     out = build(run_cli, _without_summaries(SPEC), tmp_path)
-    rules = out / "prod/prometheus/selftest.rules.yaml"
+    rules = [out / "prod/prometheus/selftest.rules.yaml", out / "prod/prometheus/selftest-steps.rules.yaml"]
     seen = run_cases(rules, {
         # core-checks failed at 60 s and has not passed since (as obsgen emit writes a failing run)
         'selftest_step_last_failure_timestamp_seconds{env="prod",step_id="core-checks",tier="kernel"}': "_ 60x9",

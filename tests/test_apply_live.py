@@ -25,8 +25,8 @@ TOKEN = "glsa_live_test_token_0123456789"
 # The ownership design of the README: files named <service>-<env>-<file>, with this marker line.
 PREFIX = "selftest-dev-"
 MARKER = b"# obsgen: service=selftest env=dev\n"
-SELFTEST, PASS_RATE, DURATION = (PREFIX + f for f in ("selftest.rules.yaml", "slo-pass-rate.rules.yaml",
-                                                      "slo-run-duration.rules.yaml"))
+SELFTEST, STEPS, PASS_RATE, DURATION = (PREFIX + f for f in ("selftest.rules.yaml", "selftest-steps.rules.yaml",
+                                                             "slo-pass-rate.rules.yaml", "slo-run-duration.rules.yaml"))
 CHANNELS = ("pagerduty-oncall", "slack-tickets", "slack-info")  # the spec's channels; dev gives each a target
 FOREIGN_GROUP = {"groups": [{"name": "other-team-alerts",
                              "rules": [{"alert": "OtherTeamDown", "expr": "up == 0", "labels": {"team": "other"}}]}]}
@@ -99,8 +99,8 @@ def slower(spec: dict[str, Any]) -> None:
 
 
 def fewer_groups(spec: dict[str, Any]) -> None:
-    """No alert in dev (selftest.rules.yaml loses selftest-alerts, keeps selftest-recordings), the
-    run-duration SLO gone (its file leaves the spec), and every remaining group changed."""
+    """No alert in dev (selftest.rules.yaml loses selftest-alerts, keeps selftest-recordings; the step alerts'
+    file and the run-duration SLO's leave the spec), and every remaining group changed."""
     for alert in spec["alerts"]:
         alert.setdefault("overrides", {}).setdefault("dev", {})["enabled"] = False
     spec["slos"] = [slo for slo in spec["slos"] if slo["id"] != "run-duration"]
@@ -158,7 +158,8 @@ def test_apply_from_empty_then_read_back_then_a_second_apply_is_a_no_op(run_cli,
     generated = built(run_cli, ROOT / "specs/selftest.yaml", tmp_path)
     assert files(stack.rules_dir) == {PREFIX + p.name: with_marker(p.read_bytes()) for p in generated.iterdir()}
     # the server names the files by a path relative to its own working directory, not ours
-    assert {g["file"] for g in stack.rule_groups()} == {f"rules/{name}" for name in (SELFTEST, PASS_RATE, DURATION)}
+    assert {g["file"] for g in stack.rule_groups()} == {f"rules/{name}" for name in (SELFTEST, STEPS, PASS_RATE,
+                                                                                      DURATION)}
     running = stack.alertmanager_loaded_config()["route"]
     assert running["receiver"] == yaml.safe_load(stack.initial_alertmanager_config)["route"]["receiver"]
     assert running["routes"][0]["matchers"] == ['env="dev"', 'service="selftest"']  # first, as the spec's default
@@ -239,7 +240,7 @@ def test_a_group_that_left_the_spec_stays_in_its_file_without_prune_and_goes_wit
     spec = variant(tmp_path, fewer_groups)
     new = built(run_cli, spec, tmp_path)
     assert sorted(p.name for p in new.iterdir()) == ["selftest.rules.yaml", "slo-pass-rate.rules.yaml"]
-    gone = sorted([f"- prometheus rule-group {SELFTEST}/selftest-alerts"]
+    gone = sorted([f"- prometheus rule-group {SELFTEST}/selftest-alerts", f"- prometheus rule-group {STEPS}/selftest-steps"]
                   + [f"- prometheus rule-group {DURATION}/slo-run-duration-{g}" for g in ("sli", "period", "alerts")])
     diff = run_cli("diff", "--env", "dev", "--spec", str(spec), "--only", "prometheus")
     assert titles(diff.out, "-") == gone
@@ -248,12 +249,12 @@ def test_a_group_that_left_the_spec_stays_in_its_file_without_prune_and_goes_wit
     kept = run_cli("apply", "--env", "dev", "--yes", "--spec", str(spec), "--only", "prometheus")
     assert kept.code == 0, kept.err
     now = files(stack.rules_dir)
-    assert set(now) == {SELFTEST, PASS_RATE, DURATION}
+    assert set(now) == {SELFTEST, STEPS, PASS_RATE, DURATION}
     assert groups(now[SELFTEST]) == groups((new / "selftest.rules.yaml").read_bytes()) + old_alerts
     assert MARKER in now[SELFTEST].split(b"groups:")[0]
     assert now[PASS_RATE] == with_marker((new / "slo-pass-rate.rules.yaml").read_bytes())
-    assert now[DURATION] == before[DURATION]
-    assert loaded(stack) == {SELFTEST: ["selftest-alerts", "selftest-recordings"],
+    assert now[DURATION] == before[DURATION] and now[STEPS] == before[STEPS]
+    assert loaded(stack) == {SELFTEST: ["selftest-alerts", "selftest-recordings"], STEPS: ["selftest-steps"],
                              PASS_RATE: ["slo-pass-rate-alerts", "slo-pass-rate-period", "slo-pass-rate-sli"],
                              DURATION: ["slo-run-duration-alerts", "slo-run-duration-period", "slo-run-duration-sli"]}
     again = run_cli("diff", "--env", "dev", "--spec", str(spec), "--only", "prometheus")
@@ -276,8 +277,8 @@ def test_files_that_are_not_obsgens_for_this_environment_are_never_shown_or_touc
         {"groups": [{"name": "hand-written", "rules": [{"record": "hand:up", "expr": "up"}]}]}))
     assert stack.reload_prometheus() == 200
     others = files(stack.rules_dir)
-    staging = [f"selftest-staging-{name}" for name in ("selftest.rules.yaml", "slo-pass-rate.rules.yaml",
-                                                       "slo-run-duration.rules.yaml")]
+    staging = [f"selftest-staging-{name}" for name in ("selftest.rules.yaml", "selftest-steps.rules.yaml",
+                                                       "slo-pass-rate.rules.yaml", "slo-run-duration.rules.yaml")]
     assert sorted(others) == sorted([other_team.name, f"{PREFIX}notes.yaml", *staging])
     others_loaded = loaded(stack)
 
@@ -290,7 +291,7 @@ def test_files_that_are_not_obsgens_for_this_environment_are_never_shown_or_touc
         assert "other-team" not in result.out and "staging" not in result.out and "notes" not in result.out
     now = files(stack.rules_dir)
     assert {name: now[name] for name in others} == others
-    assert set(now) - set(others) == {SELFTEST, PASS_RATE, DURATION}
+    assert set(now) - set(others) == {SELFTEST, STEPS, PASS_RATE, DURATION}
     assert {name: groups for name, groups in loaded(stack).items() if name in others} == others_loaded
 
 
@@ -323,7 +324,10 @@ def test_a_prometheus_that_does_not_load_the_rules_dir_fails_the_apply_and_gets_
     line = one_error_line(result.err)
     generated = built(run_cli, ROOT / "specs/selftest.yaml", tmp_path)
     wanted = [g["name"] for p in sorted(generated.iterdir()) for g in groups(p.read_bytes())]
-    assert f"Prometheus (dev) did not load {', '.join(wanted)} from {SELFTEST}, {PASS_RATE}, {DURATION} within 1 s: " \
+    from obsgen.deploy.backends.prometheus_health import GROUPS_SHOWN
+
+    named = ", ".join(wanted[:GROUPS_SHOWN]) + (f" and {len(wanted) - GROUPS_SHOWN} more" if len(wanted) > GROUPS_SHOWN else "")
+    assert f"Prometheus (dev) did not load {named} from {STEPS}, {SELFTEST}, {PASS_RATE}, {DURATION} within 1 s: " \
            f"is {elsewhere} inside its rule_files globs?" in line
     assert "restored" in line
     assert files(elsewhere) == {"README": b"someone else's file\n"}
@@ -353,11 +357,11 @@ def test_an_unwritable_rules_directory_fails_in_one_line_and_changes_nothing(
         result = run_cli("apply", "--env", "dev", "--yes", "--spec", str(spec))
     assert result.code == 2
     line = one_error_line(result.err)
-    assert f"Prometheus (dev): cannot write {stack.rules_dir / SELFTEST}: {os.strerror(code)}" in line
+    assert f"Prometheus (dev): cannot write {stack.rules_dir / STEPS}: {os.strerror(code)}" in line  # the first
     assert files(stack.rules_dir) == before and loaded(stack) == before_loaded
     assert run_cli("diff", "--env", "dev", "--only", "prometheus", "--exit-code").code == 0
     history = run_cli("history", "--env", "dev")
-    assert f"cannot write {stack.rules_dir / SELFTEST}" in history.out
+    assert f"cannot write {stack.rules_dir / STEPS}" in history.out
 
 
 def test_a_file_that_cannot_be_replaced_mid_apply_puts_back_those_already_written(

@@ -53,15 +53,16 @@ def test_apply_from_empty_creates_one_namespace_per_rule_file_then_nothing_diffe
         "+ alertmanager inhibit-rules selftest/prod", "+ alertmanager receiver selftest/prod/pagerduty-oncall",
         "+ alertmanager receiver selftest/prod/slack-info", "+ alertmanager receiver selftest/prod/slack-tickets",
         "+ alertmanager route selftest/prod"]
-    assert sorted(mimir.groups(TENANT)) == [PREFIX + "selftest", PREFIX + "slo-pass-rate", PREFIX + "slo-run-duration"]
+    assert sorted(mimir.groups(TENANT)) == [PREFIX + "selftest", PREFIX + "selftest-steps", PREFIX + "slo-pass-rate",
+                                            PREFIX + "slo-run-duration"]
     assert [g["name"] for g in mimir.groups(TENANT)[PREFIX + "selftest"]] == ["selftest-alerts", "selftest-recordings"]
     assert all(tenant == TENANT for _, _, tenant in mimir.requests)
     config = mimir.alertmanager_config(TENANT)["alertmanager_config"]
     assert ROUTING_KEY in config and WEBHOOK in config and "_file" not in config  # Mimir needs them inline
     mimir.reset_requests()
     again = obsgen(run_cli, mimir, spec, "apply", "--yes")
-    # 8 rule groups; the route, 3 receivers and the inhibit rules obsgen owns in the tenant's Alertmanager config
-    assert (again.code, again.out) == (0, "prod: No changes: the live state matches the spec (13 objects).\n")
+    # 9 rule groups; the route, 3 receivers and the inhibit rules obsgen owns in the tenant's Alertmanager config
+    assert (again.code, again.out) == (0, "prod: No changes: the live state matches the spec (14 objects).\n")
     assert mimir.writes == 0
     diff = obsgen(run_cli, mimir, spec, "diff", "--exit-code")
     assert diff.code == 0

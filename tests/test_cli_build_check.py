@@ -13,8 +13,8 @@ from conftest import ROOT
 
 MINIMAL = "tests/specs/minimal.yaml"
 MINIMAL_FILES = ["dev/alertmanager/alertmanager.yaml", "dev/alertmanager/subtree.yaml", "dev/docs/alerts.md",
-                 "dev/manifest.json", "dev/prometheus/mini.rules.yaml", "dev/tests/routing.yaml", "dev/tests/rules/mini.test.yaml",
-                 "dev/tests/shared-alertmanager.yaml"]
+                 "dev/manifest.json", "dev/prometheus/mini-steps.rules.yaml", "dev/prometheus/mini.rules.yaml",
+                 "dev/tests/routing.yaml", "dev/tests/rules/mini-steps.test.yaml", "dev/tests/shared-alertmanager.yaml"]
 N = len(MINIMAL_FILES)
 
 
@@ -74,7 +74,7 @@ def test_check_passes_on_a_fresh_build(run_cli, built: Path) -> None:
 
 
 def test_check_names_a_hand_edited_file_and_the_changed_lines(run_cli, built: Path) -> None:
-    rules = built / "dev/prometheus/mini.rules.yaml"
+    rules = built / "dev/prometheus/mini-steps.rules.yaml"
     rules.write_text(rules.read_text().replace("for: 10m", "for: 30m"))
     result = run_cli("check", "--spec", MINIMAL, "--out", str(built))
     assert result.code == 1
@@ -113,7 +113,7 @@ def test_building_one_environment_leaves_the_others_alone(run_cli, tmp_path: Pat
     assert result.code == 0
     assert result.out.splitlines() == [
         f"kept    {out}/dev/stray.txt (not written by obsgen)",
-        f"obsgen build: dev from specs/selftest.yaml into {out}/: 0 written, 15 unchanged, 0 removed, "
+        f"obsgen build: dev from specs/selftest.yaml into {out}/: 0 written, 17 unchanged, 0 removed, "
         f"1 kept (not written by obsgen)"]
     assert (out / "prod/stray.txt").exists() and (out / "dev/stray.txt").exists()
     assert run_cli("check", "--env", "dev", "--out", str(out)).code == 1
@@ -210,13 +210,13 @@ def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def test_check_after_a_build_answers_from_the_stamp_without_compiling(run_cli, stamped: Path, monkeypatch) -> None:
     calls = count_compiles(monkeypatch)
     result = run_cli("check", "--out", str(stamped))
-    assert (result.code, result.out) == (0, f"obsgen check: {stamped}/ matches specs/selftest.yaml (45 files)\n")
+    assert (result.code, result.out) == (0, f"obsgen check: {stamped}/ matches specs/selftest.yaml (51 files)\n")
     assert calls == []
 
 
 @pytest.mark.parametrize("change", ["edit", "add", "remove"])
 def test_the_fast_path_never_hides_a_hand_edit(run_cli, stamped: Path, change: str) -> None:
-    target = stamped / "dev/prometheus/selftest.rules.yaml"
+    target = stamped / "dev/prometheus/selftest-steps.rules.yaml"
     if change == "edit":
         target.write_text(target.read_text().replace("> 3", "> 4", 1))
     elif change == "add":
@@ -261,15 +261,15 @@ def test_a_hand_edit_with_a_forged_manifest_still_fails_the_check_of_a_fresh_clo
     out = tmp_path / "generated"
     assert run_cli("build", "--out", str(out)).code == 0
     monkeypatch.setenv("OBSGEN_STATE_DIR", str(tmp_path / "fresh-state"))  # a fresh clone: no stamp
-    edited = out / "dev/prometheus/selftest.rules.yaml"
+    edited = out / "dev/prometheus/selftest-steps.rules.yaml"
     edited.write_text(edited.read_text().replace("> 3", "> 4", 1))
     manifest_path = out / "dev/manifest.json"
     manifest = json.loads(manifest_path.read_text())
-    manifest["files"]["prometheus/selftest.rules.yaml"] = hashlib.sha256(edited.read_bytes()).hexdigest()
+    manifest["files"]["prometheus/selftest-steps.rules.yaml"] = hashlib.sha256(edited.read_bytes()).hexdigest()
     manifest["files_sha256"] = files_digest(manifest["files"])
     manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     result = run_cli("check", "--out", str(out))
     assert result.code == 1
-    assert f"drifted: {out}/dev/prometheus/selftest.rules.yaml" in result.out or \
-        "drifted: dev/prometheus/selftest.rules.yaml" in result.out, result.out
+    assert f"drifted: {out}/dev/prometheus/selftest-steps.rules.yaml" in result.out or \
+        "drifted: dev/prometheus/selftest-steps.rules.yaml" in result.out, result.out
     assert "manifest.json" in result.out  # the forged manifest is drift too

@@ -27,8 +27,8 @@ KERNEL_STEP = MODEL.steps_of("kernel")[0].id
 
 
 def _promtool(tmp_path: Path, env: str, tests: list[dict]) -> tuple[int, str]:
-    rules = ROOT / "generated" / env / "prometheus" / "selftest.rules.yaml"
-    doc = {"rule_files": [str(rules)], "evaluation_interval": "1m", "tests": tests}
+    rules = [ROOT / "generated" / env / "prometheus" / f"{name}.rules.yaml" for name in ("selftest", "selftest-steps")]
+    doc = {"rule_files": [str(f) for f in rules], "evaluation_interval": "1m", "tests": tests}
     path = tmp_path / f"{env}.test.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     proc = run_tool(require_tool("promtool"), "test", "rules", str(path))

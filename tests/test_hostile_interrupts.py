@@ -171,6 +171,7 @@ def mid_apply(stack: Stack, grafana: GrafanaDouble, reloads: int = 1) -> subproc
         raise AssertionError(f"the child never reached its reload: {err}") from None
     assert folder_exists(grafana) and grafana.dashboard(DASHBOARD) is not None
     assert {p.name for p in stack.rules_dir.glob("*")} == {"selftest-dev-selftest.rules.yaml",
+                                                          "selftest-dev-selftest-steps.rules.yaml",
                                                           "selftest-dev-slo-pass-rate.rules.yaml",
                                                           "selftest-dev-slo-run-duration.rules.yaml"}
     return proc

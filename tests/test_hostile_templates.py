@@ -47,7 +47,7 @@ def built(run_cli, tmp_path: Path) -> Path:
 
 def test_promtool_accepts_rule_files_whose_free_text_holds_template_syntax(built: Path) -> None:
     require_tool("promtool")
-    check = run_tool("promtool", "check", "rules", str(built / "dev/prometheus/mini.rules.yaml"))
+    check = run_tool("promtool", "check", "rules", str(built / "dev/prometheus/mini-steps.rules.yaml"))
     assert check.returncode == 0, check.stdout + check.stderr
 
 
@@ -55,7 +55,7 @@ def test_free_text_renders_exactly_as_written_when_the_alert_fires(run_cli, buil
     """The generated rule tests expect each alert's remediation, description and runbook exactly as the spec
     wrote them (computed from the spec, not from the rule file); promtool expands the rules' annotations as
     Prometheus does and compares."""
-    tests = yaml.safe_load((built / "dev/tests/rules/mini.test.yaml").read_text())
+    tests = yaml.safe_load((built / "dev/tests/rules/mini-steps.test.yaml").read_text())
     expected = [a["exp_annotations"] for g in tests["tests"] for case in g.get("alert_rule_test", [])
                 for a in case["exp_alerts"] if a["exp_labels"].get("step_id") == "build"]
     assert expected and all(a["remediation"] == REMEDIATION for a in expected)
@@ -131,5 +131,5 @@ def test_the_safe_summary_templates_pass_validate_and_promtool(run_cli, tmp_path
     out = tmp_path / "out"
     assert run_cli("build", "--spec", str(spec), "--out", str(out)).code == 0
     require_tool("promtool")
-    check = run_tool("promtool", "check", "rules", str(out / "dev/prometheus/mini.rules.yaml"))
+    check = run_tool("promtool", "check", "rules", str(out / "dev/prometheus/mini-steps.rules.yaml"))
     assert check.returncode == 0, check.stdout + check.stderr

@@ -66,14 +66,16 @@ def test_every_rule_file_has_a_test_file_loading_it_from_outside_the_deployed_di
         spec_name: str, built: dict[str, Path]) -> None:
     for env_dir in (p for p in built[spec_name].iterdir() if p.is_dir()):
         rule_files = sorted(p.name for p in (env_dir / "prometheus").glob("*.rules.yaml"))
-        loaded = []
+        loaded, tested = set(), []  # a test file tests its last rule file; those before hold records it reads
         for test_file in _test_files(env_dir):
             document = _load(test_file.read_text())
             assert document["evaluation_interval"] and all(g["interval"] for g in document["tests"])
             for rule_file in document["rule_files"]:
                 assert rule_file.startswith("../../prometheus/") and (test_file.parent / rule_file).is_file()
-                loaded.append(Path(rule_file).name)
-        assert sorted(loaded) == rule_files
+                loaded.add(Path(rule_file).name)
+            tested.append(Path(document["rule_files"][-1]).name)
+            assert test_file.name == tested[-1].replace(".rules.yaml", ".test.yaml")
+        assert sorted(loaded) == rule_files and len(set(tested)) == len(tested)
         assert not list((env_dir / "prometheus").glob("*.test.yaml"))
 
 
@@ -166,8 +168,8 @@ def _alert_names(group: dict) -> set[str]:
 
 
 def test_raising_the_tolerance_threshold_fails_the_above_tolerance_groups(built, tmp_path: Path) -> None:
-    out = _mutated(built, tmp_path, "dev/prometheus/selftest.rules.yaml", "> 3\n", "> 4\n")
-    test_file = out / "dev/tests/rules/selftest.test.yaml"
+    out = _mutated(built, tmp_path, "dev/prometheus/selftest-steps.rules.yaml", "> 3\n", "> 4\n")
+    test_file = out / "dev/tests/rules/selftest-steps.test.yaml"
     code, output = promtool_test(test_file)
     assert code == 1
     assert failing_groups(output) == _groups(test_file, lambda g: "GOVERNANCE above tolerance" in g["name"])
@@ -176,13 +178,14 @@ def test_raising_the_tolerance_threshold_fails_the_above_tolerance_groups(built,
 
 
 def test_a_changed_label_fails_every_group_where_that_alert_fires(built, tmp_path: Path) -> None:
-    out = _mutated(built, tmp_path, "prod/prometheus/selftest.rules.yaml", "      severity: info\n",
-                   "      severity: warning\n")
-    test_file = out / "prod/tests/rules/selftest.test.yaml"
-    code, output = promtool_test(test_file)
-    assert code == 1
-    assert failing_groups(output) == _groups(test_file, lambda g: "OPTIONAL step" in g["name"]
-                                             or "notice" in g["name"])  # the never-reported notice is info too
+    for rules, test, fails in (("selftest-steps", "selftest-steps", lambda g: "OPTIONAL step" in g["name"]),
+                               ("selftest", "selftest", lambda g: "notice" in g["name"])):  # the notice is info too
+        out = _mutated(built, tmp_path / rules, f"prod/prometheus/{rules}.rules.yaml", "      severity: info\n",
+                       "      severity: warning\n")
+        test_file = out / f"prod/tests/rules/{test}.test.yaml"
+        code, output = promtool_test(test_file)
+        assert code == 1
+        assert failing_groups(output) == _groups(test_file, fails)
 
 
 def test_a_changed_annotation_fails_the_groups_where_that_alert_fires(built, tmp_path: Path) -> None:

@@ -167,7 +167,8 @@ def test_a_daily_prod_validates_with_the_reference_objectives_and_two_failing_da
     assert not [r for g in slo_rules["groups"] for r in g["rules"] if "alert" in r]
     labels = 'env="prod",job="selftest",step_id="core-checks",tier="kernel"'
     day = 86400
-    test = {"rule_files": [str(out / "prod" / "prometheus" / "selftest.rules.yaml")], "evaluation_interval": "1h",
+    test = {"rule_files": [str(out / "prod" / "prometheus" / f"{name}.rules.yaml") for name in ("selftest", "selftest-steps")],
+            "evaluation_interval": "1h",
             "tests": [{"interval": "1h", "input_series": [
                 # passed on day 0, failed on day 1 and day 2 (a daily run at midnight)
                 {"series": f"selftest_step_last_failure_timestamp_seconds{{{labels}}}",

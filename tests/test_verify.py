@@ -212,12 +212,12 @@ def test_verify_without_a_build_says_so(run_cli, tmp_path: Path) -> None:
 
 
 def test_a_threshold_edited_by_hand_in_a_rule_file_fails_verify_naming_the_tests(run_cli, out: Path) -> None:
-    edit(out / "dev/prometheus/selftest.rules.yaml", "selftest:last_run_failing_steps:count{env=\"dev\",tier=\"governance\"} > 3",
+    edit(out / "dev/prometheus/selftest-steps.rules.yaml", "selftest:last_run_failing_steps:count{env=\"dev\",tier=\"governance\"} > 3",
          "selftest:last_run_failing_steps:count{env=\"dev\",tier=\"governance\"} > 4")
     result = run_cli("verify", "--out", str(out), "--env", "dev")
     assert result.code == 1
     failed = [line for line in result.out.splitlines() if line.startswith("FAIL")]
-    assert failed and all(line.startswith("FAIL  dev rules: selftest.test.yaml: dev: GOVERNANCE above tolerance")
+    assert failed and all(line.startswith("FAIL  dev rules: selftest-steps.test.yaml: dev: GOVERNANCE above tolerance")
                           for line in failed), result.out
     assert result.out.splitlines()[-1].endswith(f" passed, {len(failed)} failed")
 
@@ -225,9 +225,9 @@ def test_a_threshold_edited_by_hand_in_a_rule_file_fails_verify_naming_the_tests
 def test_parallel_rule_tests_report_exactly_what_one_at_a_time_reports(run_cli, out: Path) -> None:
     """promtool runs one test file per CPU by default; outcomes stay in environment and file order, so the
     output is that of `--jobs 1`, a failing file included."""
-    edit(out / "dev/prometheus/selftest.rules.yaml", "> 3", "> 4")
+    edit(out / "dev/prometheus/selftest-steps.rules.yaml", "> 3", "> 4")
     one = run_cli("verify", "--out", str(out), "--env", "dev", "-v", "--jobs", "1")
     many = run_cli("verify", "--out", str(out), "--env", "dev", "-v", "--jobs", "4")
     assert one.code == many.code == 1
     assert many.out == one.out
-    assert "FAIL  dev rules: selftest.test.yaml: " in one.out
+    assert "FAIL  dev rules: selftest-steps.test.yaml: " in one.out

@@ -1,6 +1,7 @@
 """Prometheus rule files: selftest recording and alerting rules, and SLO burn-rate rules (`prometheus_slo`).
 
-One file for the selftest rules and one per SLO, per environment. Every alert
+Per environment: one file for the selftest job's recording rules and alerts about the job as a whole, one
+for the step alerts (one rule per step), and one per SLO. Every alert
 carries the labels Alertmanager routes and inhibits on (tier, severity,
 step_id, and slo/slo_alert for SLO alerts) and the annotations a responder
 needs (summary, description, remediation, runbook_url).
@@ -43,10 +44,14 @@ def _compile(model: Model, source: str, env: Environment) -> tuple[Artifact, ...
 def _documents(model: Model, source: str, env: Environment) -> tuple[tuple[str, dict[str, Any]], ...]:
     every = model.timing.evaluation_interval
     period_every = max(every, PERIOD_INTERVAL, key=durations.seconds)
-    files = [(c.rules_file(env, model.service.name), _rules_file(model, env, [
-        _group(f"{model.service.name}-recordings", _selftest_records(model, env), every),
-        _group(f"{model.service.name}-alerts", _selftest_alerts(model, env), every),
-    ]))]
+    name = model.service.name
+    files = [(c.rules_file(env, c.steps_rules_stem(name)), _rules_file(model, env, [
+        _group(f"{name}-steps", _step_alerts(model, env), every),
+    ])), (c.rules_file(env, name), _rules_file(model, env, [
+        _group(f"{name}-recordings", _selftest_records(model, env), every),
+        _group(f"{name}-alerts", _selftest_alerts(model, env), every),
+    ]))]  # the step alerts first: the docs and routing tests list alerts in this order
+    files = [(path, document) for path, document in files if document["groups"]]
     for slo in model.slos:
         files.append((c.rules_file(env, f"slo-{slo.id}"), _rules_file(model, env, [
             _group(f"slo-{slo.id}-sli", slo_records(model, env, slo), every),
@@ -122,17 +127,22 @@ def _selftest_records(model: Model, env: Environment) -> list[Rule]:
 
 
 def _selftest_alerts(model: Model, env: Environment) -> list[Rule]:
+    """The alerts about the job as a whole (liveness, slow runs, custom), in the spec's order."""
     rules: list[Rule] = []
     for alert in model.alerts:
-        if not alert.params_for(env.name).enabled:
+        if not alert.params_for(env.name).enabled or alert.kind == "step_failed":
             continue
-        if alert.kind == "step_failed":
-            rules += [_step_alert(model, env, alert, step) for step in model.steps_of(alert.tier)]
-        else:
-            rules.append(_run_alert(model, env, alert))
+        rules.append(_run_alert(model, env, alert))
         if alert.kind == "not_reporting":
             rules.append(_never_reported(model, env, alert))
     return rules
+
+
+def _step_alerts(model: Model, env: Environment) -> list[Rule]:
+    """One rule per step of each enabled step_failed alert's tier, in the spec's order."""
+    return [_step_alert(model, env, alert, step) for alert in model.alerts
+            if alert.kind == "step_failed" and alert.params_for(env.name).enabled
+            for step in model.steps_of(alert.tier)]
 
 
 def stale_after(alert: Alert, env: Environment) -> str:

@@ -1,7 +1,8 @@
 """promtool unit tests for the generated rule files: `<env>/tests/rules/<name>.test.yaml`.
 
 One test file per rule file, loading it as `../../prometheus/<name>.rules.yaml` (promtool resolves
-`rule_files` against the test file's directory), so `promtool test rules` checks what is deployed.
+`rule_files` against the test file's directory), so `promtool test rules` checks what is deployed; the
+step alerts' file is loaded with the job's file, whose records they read.
 The tests sit outside `<env>/prometheus/` because everything there is deployed as rules.
 
 The inputs and times come from the model (tolerances, `for`, `stale_after`, thresholds, buckets,
@@ -56,44 +57,52 @@ def compile_rule_tests(model: Model, env: Environment) -> list[Artifact]:
 
     docs = rule_documents(model, env)
     files = []
-    path = c.rules_file(env, model.service.name)
-    if path in docs:
-        files.append(_test_file(model, env, path, docs[path], STEP,
-                                _selftest_groups(model, env, _alert_rules(docs[path]))))
+    job, steps = c.rules_file(env, model.service.name), c.rules_file(env, c.steps_rules_stem(model.service.name))
+    if job in docs:
+        rules = _alert_rules(docs[job], docs.get(steps))
+        groups = _selftest_groups(model, env, rules, steps=False)
+        files.append(_test_file(model, env, [(job, docs[job])], STEP, groups))
+        if steps in docs:  # the step alerts read the job file's records
+            groups = _selftest_groups(model, env, rules, steps=True)
+            files.append(_test_file(model, env, [(job, docs[job]), (steps, docs[steps])], STEP, groups))
     for slo in model.slos:
         path = c.rules_file(env, f"slo-{slo.id}")
         if path in docs:
             groups = slo_groups(model, env, slo, docs[path]["groups"])
-            files.append(_test_file(model, env, path, docs[path], evaluation_interval(slo), groups))
+            files.append(_test_file(model, env, [(path, docs[path])], evaluation_interval(slo), groups))
     return [f for f in files if f]
 
 
-def _test_file(model: Model, env: Environment, rules_path: str, rules: kit.Doc, interval: int,
+def _test_file(model: Model, env: Environment, rule_files: list[tuple[str, kit.Doc]], interval: int,
                groups: list[kit.Doc]) -> Artifact | None:
-    """The test file of one rule file. promtool evaluates its groups in file order at every step (its own
-    order is random), so that rules reading recorded series see the samples of the same step."""
+    """The test file of a rule file (the last of `rule_files`; the others hold records it reads). promtool
+    evaluates its groups in file order at every step (its own order is random), so that rules reading
+    recorded series see the samples of the same step."""
     if not groups:
         return None
-    file_name = rules_path.rsplit("/", 1)[1]
-    document = {"rule_files": [f"../../prometheus/{file_name}"], "evaluation_interval": kit.dur(interval),
-                "group_eval_order": [g["name"] for g in rules["groups"]], "tests": groups}
-    name = file_name.removesuffix(".yaml").removesuffix(".rules")
+    names = [path.rsplit("/", 1)[1] for path, _ in rule_files]
+    document = {"rule_files": [f"../../prometheus/{name}" for name in names],
+                "evaluation_interval": kit.dur(interval),
+                "group_eval_order": [g["name"] for _, rules in rule_files for g in rules["groups"]],
+                "tests": groups}
+    name = names[-1].removesuffix(".yaml").removesuffix(".rules")
     return Artifact(f"{env.name}/tests/rules/{name}.test.yaml", render.to_yaml(document, model.source))
 
 
-def _alert_rules(document: kit.Doc) -> Rules:
+def _alert_rules(*documents: kit.Doc | None) -> Rules:
     return {(r["alert"], str(r.get("labels", {}).get(c.LABEL_STEP, ""))): r
-            for g in document["groups"] for r in g["rules"] if "alert" in r}
+            for document in documents if document for g in document["groups"] for r in g["rules"] if "alert" in r}
 
 
-def _selftest_groups(model: Model, env: Environment, rules: Rules) -> list[kit.Doc]:
+def _selftest_groups(model: Model, env: Environment, rules: Rules, steps: bool) -> list[kit.Doc]:
+    """The groups of the step alerts (`steps`) or of the job's own alerts."""
     from obsgen.compile.rule_tests_liveness import no_passing_run, not_reporting
 
     builders = {"step_failed": _step_failed, "not_reporting": not_reporting, "no_passing_run": no_passing_run,
                 "slow_runs": _slow_runs, "custom": _custom}
     groups: list[kit.Doc] = []
     for alert in model.alerts:
-        if alert.params_for(env.name).enabled:
+        if alert.params_for(env.name).enabled and (alert.kind == "step_failed") == steps:
             try:
                 groups += builders[alert.kind](model, env, alert, rules)
             except kit.UnsupportedTemplate:

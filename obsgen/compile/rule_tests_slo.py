@@ -21,8 +21,9 @@ changes.
   every error-ratio record reads 0, the period ratio 0, budget remaining 1; no page, no ticket), then every
   run fails for that window, then runs pass until two cadences after: the page state as the run counts say.
 - ticket: one run in six fails (runs every T). The states are worked out over the longest ticket window (3d);
-  promtool runs the case until the shortest ticket long window (1d) is full and the last change has held for
-  the longest ticket short window (6h), or to the end: tickets and pages as the run counts say.
+  promtool runs the case until the last change has held for the longest ticket short window (6h), or to the
+  end: tickets and pages as the run counts say. (Running on until a long window is full would prove nothing
+  more: one run in six fails throughout, so a full window holds the same ratio as a filling one.)
 A run-count ratio exactly on a threshold is below it (the rules' margin, slo_windows.TIE); for an SLI on
 events such a check is left out (the float comparison decides it).
 """
@@ -128,9 +129,8 @@ class _Cases:
         runs = Runs(self.cadence, horizon, fails)
         times = range(self.every, horizon + 1, self.every)
         states = {severity: self.alerting[severity].states(runs, times) for severity in ALERTNAMES}
-        end = min(horizon, kit.ceil_to(max(
-            min(_seconds(b.long) for b in self.windows if b.severity == "ticket"),
-            max(last_change(times, s) for s in states.values()) + self._longest("ticket", "short")), self.every))
+        end = min(horizon, kit.ceil_to(max(last_change(times, s) for s in states.values())
+                                       + self._longest("ticket", "short"), self.every))
         kept = range(self.every, end + 1, self.every)
         checks = [(at, severity, fires) for severity in ALERTNAMES
                   for at, fires in pinned(kept, states[severity][:len(kept)])]
