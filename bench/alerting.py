@@ -60,7 +60,7 @@ def _pagerduty(local: LocalStack, action: str, **match: str) -> list[dict[str, A
 
 
 def time_to_alert(local: LocalStack, runs: int, log: Log) -> tuple[list[Figure], Table]:
-    from obsgen import emit
+    from obsgen.run import emit
 
     model = local.model  # type: ignore[attr-defined]
     url = local.stack.pushgateway_url
@@ -96,7 +96,7 @@ def time_to_alert(local: LocalStack, runs: int, log: Log) -> tuple[list[Figure],
                median(resolves), "s", resolves, "", None, "same stack, between the runs"),
     ]
     table = Table("alert", "6. Every fire drill", ["run", "failing step", "to trigger (s)", "to resolve (s)"], rows,
-                  "Runs are published with `obsgen.emit` (`synthetic_report(model, \"dev\", \"kernel\")` and a passing "
+                  "Runs are published with `obsgen.run.emit` (`synthetic_report(model, \"dev\", \"kernel\")` and a passing "
                   "run) to the Pushgateway; the sink is polled every 20 ms. The stack is quiet (no step alert "
                   "pending or firing) before every run.")
     return figures, table

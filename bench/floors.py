@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from measure import Child, median, run_child
 
-IN_FLIGHT = 16  # obsgen's requests in flight (obsgen.http.READ_WORKERS as shipped)
+IN_FLIGHT = 16  # obsgen's requests in flight (obsgen.deploy.http.READ_WORKERS as shipped)
 
 
 def apply_floor(requests: int, latency: float, start: float | None, in_flight: int = IN_FLIGHT) -> float | None:
@@ -41,7 +41,7 @@ def serialisation_time(spec: str, runs: int) -> tuple[float | None, int, int]:
     (all environments): the `render.to_yaml` / `render.to_json` calls whose bytes became an artifact, replayed
     with their recorded arguments. Also (documents replayed, artifacts of the compile): an artifact not made
     by those two functions (Markdown docs) costs nothing here."""
-    from obsgen import render
+    from obsgen.compile import render
     from obsgen.generate import compile_spec
 
     compile_spec(spec)  # imports every target module, so that their bound names can be patched

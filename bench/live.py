@@ -104,7 +104,7 @@ class ClientRecorder:
         self.in_flight = self.max_in_flight = 0
 
     def __enter__(self) -> "ClientRecorder":
-        from obsgen import http as base
+        from obsgen.deploy import http as base
 
         self.original = original = base.Http.request
         recorder = self
@@ -126,7 +126,7 @@ class ClientRecorder:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from obsgen import http as base
+        from obsgen.deploy import http as base
 
         base.Http.request = self.original  # type: ignore[method-assign]
 
@@ -136,7 +136,7 @@ def one_request_at_a_time() -> Iterator[bool]:
     """READ_WORKERS = 1 for the baseline. `parallel(..., workers=READ_WORKERS)` binds its default when the
     module is imported, so the module variable alone does not change it: that default is set to 1 as well.
     Yields whether that second step was needed."""
-    from obsgen import http as base
+    from obsgen.deploy import http as base
 
     saved, defaults = base.READ_WORKERS, base.parallel.__defaults__
     base.READ_WORKERS = 1

@@ -286,7 +286,7 @@ PHASES = [
     ("compile: manifest", "obsgen/compile/manifest.py", "compile_manifest"),
     ("compare with the output directory", "obsgen/output/tree.py", "compare"),
     ("write the output directory", "obsgen/output/tree.py", "write"),
-    ("(all YAML dumping: render.to_yaml)", "obsgen/render.py", "to_yaml"),
+    ("(all YAML dumping: render.to_yaml)", "obsgen/compile/render.py", "to_yaml"),
     ("(all YAML parsing: yaml.load / safe_load)", "yaml/__init__.py", "load"),
 ]
 

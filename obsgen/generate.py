@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, NamedTuple, Sequence
 
 from obsgen.errors import ObsgenError
 from obsgen.output import tree
-from obsgen.suggest import did_you_mean
+from obsgen.errors import did_you_mean
 
 if TYPE_CHECKING:  # the drift check's fast path never needs the model
-    from obsgen.artifact import Artifact
+    from obsgen.model.artifact import Artifact
     from obsgen.model import Model
 
 

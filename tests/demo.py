@@ -74,7 +74,7 @@ class DemoFailed(Exception):
 # --- the processes a demo runs, and stopping them ----------------------------------------------------
 
 def record_path() -> Path:
-    from obsgen.files import state_dir
+    from obsgen.output.files import state_dir
 
     return state_dir() / RECORD
 
@@ -312,7 +312,7 @@ def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep:
     """Apply dev and run the drills on the running stack; return the `demo OK: ...` line."""
     from localstack import environ
 
-    from obsgen import emit
+    from obsgen.run import emit
     from obsgen.cli import main as cli
     from obsgen.deploy import ledger
     from obsgen.deploy.state import ledger_path
@@ -342,7 +342,7 @@ def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep:
         passing = emit.Report(source="demo baseline", duration_seconds=10.0, mode="strict",
                               steps=tuple(emit.StepResult(s.id, s.tier, "PASS", 1.0) for s in model.steps))
         emit.emit_to_pushgateway(model, "dev", passing, env["OBSGEN_PUSHGATEWAY_URL"])
-        print("\n== a passing run published (obsgen.emit); waiting for Prometheus to find its Alertmanager")
+        print("\n== a passing run published (obsgen.run.emit); waiting for Prometheus to find its Alertmanager")
         _wait_for_alertmanager(env["OBSGEN_PROMETHEUS_URL"])
         time.sleep(6)  # Prometheus 2.42 forgets its Alertmanagers for ~5 s after the apply's reload
         landed = []
@@ -399,7 +399,7 @@ def fresh_reports(directory: Path, now: float) -> Path:
 
 
 def run(keep: bool, drills: bool) -> int:
-    from obsgen.files import state_dir
+    from obsgen.output.files import state_dir
 
     state = state_dir()  # the normal one, so that `obsgen history` shows the demo's applies
     previous = read_record()

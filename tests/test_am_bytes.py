@@ -111,7 +111,7 @@ def test_an_apply_into_a_hostile_file_only_inserts_obsgens_lines(run_cli, am: St
 
 def test_removing_obsgens_part_gives_back_the_file_as_it_was(run_cli, am: Stack, tmp_path: Path) -> None:
     assert apply(run_cli).code == 0
-    from obsgen import amtree
+    from obsgen.compile import amtree
     from obsgen.deploy.backends import am_parts, am_yaml
     from obsgen.deploy.plan import DELETE, Change, Obj
 

@@ -1,4 +1,4 @@
-"""obsgen's part of a shared Alertmanager config (obsgen.amtree), checked on hand-written configs.
+"""obsgen's part of a shared Alertmanager config (obsgen.compile.amtree), checked on hand-written configs.
 
 The ownership rules come from README "Sharing an Alertmanager": the route under the root selecting
 service and env, the receivers prefixed `<service>/<env>/`, the inhibit rules scoped on both sides.
@@ -9,7 +9,7 @@ import copy
 
 import pytest
 
-from obsgen import amtree
+from obsgen.compile import amtree
 
 OWNER = amtree.Owner("selftest", "dev")
 OURS = {"receiver": "selftest/dev/info", "matchers": ['service="selftest"', 'env="dev"'],

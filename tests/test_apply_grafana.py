@@ -426,7 +426,7 @@ def many_dashboards_spec(tmp_path: Path, count: int) -> Path:
 
 
 def test_dashboard_writes_run_in_parallel_after_the_folder_and_bounded(run_cli, grafana, tmp_path: Path) -> None:
-    from obsgen.http import READ_WORKERS
+    from obsgen.deploy.http import READ_WORKERS
 
     spec = many_dashboards_spec(tmp_path, 40)
     grafana.gate("POST", "/api/dashboards/db", 4, timeout=10)  # 4 saves must be in flight together

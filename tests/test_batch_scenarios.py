@@ -1,7 +1,7 @@
 """Batch-job scenarios end to end: `obsgen emit` into a simulated Pushgateway, scraped every 30 s, fed to the
 real promtool with the committed rules of generated/<env>/prometheus/, and the alerts that fire asserted.
 
-The simulator (`Pushgateway`, `Sim`) does what `obsgen.emit.publish.emit_to_pushgateway` does, with
+The simulator (`Pushgateway`, `Sim`) does what `obsgen.run.emit.publish.emit_to_pushgateway` does, with
 simulated time instead of the wall clock and a dict of groups instead of HTTP:
 
 - `emit(report, at)`: read the groups, `place()` the run against the environment group (job, env), push the
@@ -54,11 +54,11 @@ import pytest
 import yaml
 from conftest import ROOT, run_tool
 
-from obsgen import durations
+from obsgen.model import durations
 from obsgen.compile.prometheus import compile_prometheus
-from obsgen.emit.exposition import COUNTED, LABEL_RUN, _text, parse_exposition, place, registry, run_id, run_registry
-from obsgen.emit.publish import RUN_GROUP_KEEP
-from obsgen.emit.report import Report, parse_report
+from obsgen.run.emit.exposition import COUNTED, LABEL_RUN, _text, parse_exposition, place, registry, run_id, run_registry
+from obsgen.run.emit.publish import RUN_GROUP_KEEP
+from obsgen.run.emit.report import Report, parse_report
 from obsgen.model import Cadence, Model
 from obsgen.spec import load_spec
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import GENERATED, ROOT, require_tool
 from stack import Stack
 
-from obsgen import emit
+from obsgen.run import emit
 
 REPORTS = ROOT / "tests" / "reports"
 
@@ -169,18 +169,18 @@ def test_print_schema_prints_the_shipped_schema_without_other_options() -> None:
                                                    .read_text())
 
 
-def _readme_report() -> dict:
-    """The minimal report the README shows under "The report format"."""
-    readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("#### The report format"):]
+def _docs_report() -> dict:
+    """The minimal report docs/report-and-drills.md shows under "The report format"."""
+    page = (ROOT / "docs/report-and-drills.md").read_text()
+    section = page[page.index("## The report format"):]
     start = section.index("```json") + len("```json")
     return json.loads(section[start:section.index("```", start)])
 
 
-def test_the_readme_example_report_meets_the_schema_and_is_emitted(run_cli, tmp_path: Path) -> None:
+def test_the_docs_example_report_meets_the_schema_and_is_emitted(run_cli, tmp_path: Path) -> None:
     from jsonschema import Draft202012Validator
 
-    data = _readme_report()
+    data = _docs_report()
     Draft202012Validator(json.loads(emit.schema_text())).validate(data)
     report, target = tmp_path / "run.json", tmp_path / "selftest.prom"
     report.write_text(json.dumps(data))

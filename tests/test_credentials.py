@@ -23,7 +23,7 @@ from doubles.mimir import MimirDouble
 from doubles.server import ServedDouble
 
 from obsgen import model as m
-from obsgen.access import require_allowed
+from obsgen.deploy.access import require_allowed
 from obsgen.errors import ObsgenError
 
 GRAFANA_TOKEN = "glsa_credentials_test_token_0123456789"

@@ -20,7 +20,7 @@ from doubles.mimir import MimirDouble
 from hung import HungServer
 from stack import Stack
 
-from obsgen import http
+from obsgen.deploy import http
 
 GRAFANA_TOKEN = "glsa_doctor_test_token_0123456789"
 MIMIR_TOKEN = "mimir_doctor_test_token_0123456789"

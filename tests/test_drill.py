@@ -26,7 +26,7 @@ import yaml
 from doubles.server import LoopbackServer
 from localstack import PAGERDUTY_PATH, LocalStack, local_spec, slack_path
 
-from obsgen import drill, emit
+from obsgen.run import drill, emit
 from obsgen.spec import load_spec
 
 WAIT = 60.0

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from conftest import ROOT, require_tool, run_tool
 
-from obsgen import durations
+from obsgen.model import durations
 from obsgen.compile.prometheus import stale_after
 from obsgen.spec import load_spec
 

@@ -1,4 +1,4 @@
-"""obsgen.emit: selftest reports in, the spec's metrics out (text format, textfile, real Pushgateway), and
+"""obsgen.run.emit: selftest reports in, the spec's metrics out (text format, textfile, real Pushgateway), and
 the generated alerts firing on what it pushes (real Prometheus).
 
 Each tests/reports/malformed/<name>.json has a <name>.expected holding the exact error text;
@@ -19,8 +19,8 @@ import requests
 from conftest import REFERENCE_SPEC, ROOT, require_tool
 from stack import Stack, free_port
 
-from obsgen import emit
-from obsgen.http import BackendError
+from obsgen.run import emit
+from obsgen.deploy.http import BackendError
 from obsgen.errors import ObsgenError
 from obsgen.spec import load_spec
 

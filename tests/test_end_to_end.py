@@ -16,8 +16,8 @@ import pytest
 from conftest import ROOT
 from localstack import OTHER_TEAM_PATH, PAGERDUTY_PATH, LocalStack, slack_path
 
-from obsgen import conventions as c
-from obsgen import emit
+from obsgen.compile import conventions as c
+from obsgen.run import emit
 from obsgen.model import Model
 from obsgen.spec import load_spec
 

@@ -154,7 +154,7 @@ def test_docs_prints_every_environment_in_the_spec_order(run_cli) -> None:
 
 def test_verify_lists_environments_in_the_order_of_the_spec(run_cli, reference, monkeypatch) -> None:
     spec, out = reference
-    monkeypatch.setattr("obsgen.verify.verify", lambda out, envs, jobs=0: iter(()))  # the order, not the tests, here
+    monkeypatch.setattr("obsgen.run.verify.verify", lambda out, envs, jobs=0: iter(()))  # the order, not the tests, here
     monkeypatch.setenv("OBSGEN_SPEC", str(spec))
     result = run_cli("verify", "--out", str(out))
     assert result.out.splitlines() == [*(f"{env}: no generated tests" for env in SPEC_ORDER), "0 passed, 0 failed"]
@@ -168,7 +168,7 @@ def test_verify_lists_environments_in_the_order_of_the_spec(run_cli, reference, 
 def test_verify_without_a_readable_spec_lists_environments_alphabetically(run_cli, reference, monkeypatch,
                                                                           tmp_path: Path) -> None:
     _, out = reference
-    monkeypatch.setattr("obsgen.verify.verify", lambda out, envs, jobs=0: iter(()))
+    monkeypatch.setattr("obsgen.run.verify.verify", lambda out, envs, jobs=0: iter(()))
     monkeypatch.setenv("OBSGEN_SPEC", str(tmp_path / "no-such-spec.yaml"))
     result = run_cli("verify", "--out", str(out))
     assert result.out.splitlines()[:3] == [f"{env}: no generated tests" for env in sorted(SPEC_ORDER)]

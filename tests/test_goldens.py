@@ -129,7 +129,7 @@ def test_the_pure_python_yaml_emitter_gives_the_same_bytes_as_libyaml(monkeypatc
 
 
 def test_to_json_writes_the_bytes_of_json_dumps_sorted_and_indented() -> None:
-    from obsgen import render
+    from obsgen.compile import render
 
     samples = [{}, [], "x", 0, -7, 1.5, 1e100, -0.0, float("inf"), None, True, [[[]]], (1, 2),
                {"b": [], "a": {}, "é": ["ü\n\"q\\", {"z": 1, "a": [{}]}, None, False, 2.25]},

@@ -15,8 +15,8 @@ import jsonschema
 import promql_parser
 import pytest
 
-from obsgen import conventions
-from obsgen.durations import seconds
+from obsgen.compile import conventions
+from obsgen.model.durations import seconds
 from obsgen import model as m
 from obsgen.compile.grafana import PANELS, build_dashboard, compile_grafana, grafanalib_dashboard
 from obsgen.compile.grafana_schema import modernise
@@ -506,7 +506,7 @@ REPORTS = ROOT / "tests/reports"
     ("governance-failed.json", {"dev": "PASS (2 governance failures tolerated)", "staging": "FAIL", "prod": "FAIL"}),
 ])
 def test_status_reads_the_last_run_by_the_policy_obsgen_emit_uses(tmp_path, report: str, expected: dict[str, str]):
-    from obsgen import emit
+    from obsgen.run import emit
 
     ref = reference_model()
     run = emit.load_report(str(REPORTS / report), ref)

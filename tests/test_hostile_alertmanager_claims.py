@@ -23,7 +23,7 @@ from conftest import require_tool, run_tool
 from stack import Stack
 from test_apply_live import one_error_line, titles, variant
 
-from obsgen import amtree
+from obsgen.compile import amtree
 
 OWNER = amtree.Owner("selftest", "dev")
 PREFIX = "selftest/dev/"
@@ -358,7 +358,7 @@ def test_what_obsgen_generates_is_exactly_what_it_claims(env_name: str) -> None:
     every label the generated alerts carry -- are recognised as obsgen's, nothing more."""
     from conftest import REFERENCE_SPEC
 
-    from obsgen import conventions as c
+    from obsgen.compile import conventions as c
     from obsgen.compile.alertmanager import compile_subtree, standalone
     from obsgen.compile.routing_tests import _alerts
     from obsgen.spec import load_spec

@@ -19,9 +19,9 @@ import yaml
 from conftest import REFERENCE_SPEC
 from doubles.server import ServedDouble
 
-from obsgen import http
+from obsgen.deploy import http
 from obsgen.deploy.backends import grafana as grafana_backend
-from obsgen.http import BackendError, Http
+from obsgen.deploy.http import BackendError, Http
 
 Answer = tuple[int, dict[str, str], "bytes | Iterable[bytes]"]
 GRAFANA_TOKEN = "glsa_hostile_test_token_0123456789"
@@ -253,7 +253,7 @@ def test_grafana_answers_of_the_wrong_shape_are_one_line_naming_grafana(run_cli,
 
 
 def test_a_dashboard_answer_of_the_wrong_shape_is_one_line(run_cli) -> None:
-    from obsgen import conventions as c
+    from obsgen.compile import conventions as c
     from obsgen.spec import load_spec
 
     model = load_spec(str(REFERENCE_SPEC))

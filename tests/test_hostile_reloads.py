@@ -136,7 +136,7 @@ def test_a_broken_main_config_is_named_as_the_cause_not_obsgen(run_cli, prom, tm
 def with_extra_rules(monkeypatch, *rules: dict[str, str]) -> None:
     """What the apply deploys, with `rules` added to the first group of dev's selftest rule file."""
     import obsgen.generate
-    from obsgen import render
+    from obsgen.compile import render
 
     deployable = obsgen.generate.deployable
 

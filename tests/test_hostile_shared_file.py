@@ -60,7 +60,7 @@ def detached(am: Stack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path
 
 def on_reload(monkeypatch: pytest.MonkeyPatch, action) -> None:
     """Run `action` right after each successful POST /-/reload obsgen sends (another writer at that moment)."""
-    from obsgen.http import Http
+    from obsgen.deploy.http import Http
 
     real = Http.request
 
@@ -170,7 +170,7 @@ def test_a_symlinked_config_stays_a_symlink_and_its_target_is_written(run_cli, a
 KEEP = """\
 import sys
 from pathlib import Path
-from obsgen.files import KeepError, keep_problem, replace_shared
+from obsgen.output.files import KeepError, keep_problem, replace_shared
 path = Path(sys.argv[1])
 print(keep_problem(path))
 try:
@@ -423,7 +423,7 @@ def test_a_mimir_post_that_changed_nothing_is_not_posted_again_on_restore(run_cl
 
 
 def test_a_mimir_config_another_writer_changed_meanwhile_is_left_and_reported(run_cli, tenant, monkeypatch) -> None:
-    from obsgen.http import BackendError, Http
+    from obsgen.deploy.http import BackendError, Http
 
     mimir, spec = tenant
     theirs = FOREIGN + "templates: ['billing-*.tmpl']\n"

@@ -1,4 +1,4 @@
-"""Dependencies flow one way: spec -> model -> compile -> output -> generate -> deploy -> cli."""
+"""Dependencies flow one way: model -> spec -> compile -> output -> generate -> deploy -> run -> cli."""
 from __future__ import annotations
 
 import ast
@@ -9,20 +9,24 @@ from conftest import ROOT
 
 # A module may import modules of its own layer or a lower one, never a higher one.
 LAYERS = [
-    {"obsgen", "obsgen.errors", "obsgen.artifact", "obsgen.durations", "obsgen.model", "obsgen.placeholders",
-     "obsgen.files", "obsgen.names", "obsgen.slo_windows", "obsgen.suggest", "obsgen.yaml_writer"},
+    {"obsgen", "obsgen.errors", "obsgen.model"},  # the frozen model and its vocabulary
     {"obsgen.spec"},
-    {"obsgen.conventions", "obsgen.render", "obsgen.queries", "obsgen.routing", "obsgen.amtree"},
+    # compile: the builders the targets share, then the targets
+    {"obsgen.compile.yaml_writer", "obsgen.compile.render", "obsgen.compile.conventions", "obsgen.compile.queries",
+     "obsgen.compile.routing", "obsgen.compile.amtree"},
     {"obsgen.compile"},
-    {"obsgen.output", "obsgen.http", "obsgen.wire", "obsgen.access", "obsgen.emit"},
-    {"obsgen.generate", "obsgen.verify"},
-    # the live side, one package; inside it: plan and its normal forms, then state and ledger,
-    # then the backend clients, then the session that drives them (and doctor, which checks them)
+    {"obsgen.output"},
+    {"obsgen.generate"},
+    # the live side, one package: the HTTP client and access policy, then plan and its normal forms, then
+    # state and ledger, then the backend clients, then the session that drives them (and doctor)
+    {"obsgen.deploy.wire", "obsgen.deploy.http", "obsgen.deploy.access"},
     {"obsgen.deploy.normalise", "obsgen.deploy.plan", "obsgen.deploy.report"},
     {"obsgen.deploy.state", "obsgen.deploy.ledger"},
     {"obsgen.deploy.backends"},
     {"obsgen.deploy.session", "obsgen.deploy.doctor", "obsgen.deploy"},
-    {"obsgen.drill"},
+    # the run bridge: a run's report to metrics, the generated tests, fire drills
+    {"obsgen.run", "obsgen.run.emit", "obsgen.run.verify"},
+    {"obsgen.run.drill"},
     {"obsgen.cli", "obsgen.__main__"},
 ]
 

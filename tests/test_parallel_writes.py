@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from obsgen import http
+from obsgen.deploy import http
 from obsgen.deploy.backends.writes import NotApplied, write_all
 from obsgen.deploy.plan import CREATE, Change, Obj
 

@@ -97,10 +97,10 @@ def test_a_rules_answer_of_the_wrong_shape_is_one_clear_error(run_cli, monkeypat
     assert what in result.err and "Traceback" not in result.err and len(result.err.splitlines()) == 1
 
 
-def test_the_readme_states_the_reload_deadline_the_code_uses() -> None:
+def test_the_docs_state_the_reload_deadline_the_code_uses() -> None:
     from conftest import ROOT
 
     from obsgen.deploy.backends.prometheus import CONFIRM_TIMEOUT
 
-    readme = (ROOT / "README.md").read_text()
-    assert f"waits up to {CONFIRM_TIMEOUT:g} s" in readme and f"within {CONFIRM_TIMEOUT:g} s" in readme
+    page = (ROOT / "docs/live-backends.md").read_text()
+    assert f"waits up to {CONFIRM_TIMEOUT:g} s" in page and f"within {CONFIRM_TIMEOUT:g} s" in page

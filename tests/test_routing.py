@@ -1,4 +1,4 @@
-"""obsgen.routing: matchers, route walking and inhibition with Alertmanager's semantics.
+"""obsgen.compile.routing: matchers, route walking and inhibition with Alertmanager's semantics.
 
 Checked three ways: hand-written expectations, the real `amtool config routes test` (Debian's
 Alertmanager 0.25) on the generated configs and on a config that exercises every matcher form, and a
@@ -13,7 +13,7 @@ import pytest
 import yaml
 from conftest import GENERATED, REFERENCE_SPEC, ROOT, require_tool, run_tool
 
-from obsgen.routing import (Matcher, inhibited, inhibiting_rules, matching_routes, parse_matcher, parse_matchers,
+from obsgen.compile.routing import (Matcher, inhibited, inhibiting_rules, matching_routes, parse_matcher, parse_matchers,
                             receivers_for)
 
 ENVS = ("dev", "staging", "prod")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import REFERENCE_SPEC, ROOT
 
-from obsgen import render
+from obsgen.compile import render
 from obsgen.compile import scoped
 from obsgen.compile.prometheus import compile_prometheus, rule_documents
 from obsgen.spec import load_spec

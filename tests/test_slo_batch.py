@@ -10,7 +10,7 @@ import pytest
 import yaml
 from conftest import require_tool
 
-from obsgen import slo_windows
+from obsgen.model import slo_windows
 
 P28 = 28 * 86400
 O95 = Fraction(95, 100)

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from conftest import REFERENCE_SPEC, ROOT
 
-from obsgen import slo_windows
+from obsgen.model import slo_windows
 
 SLOTH = {
     "id": "requests-availability",

@@ -145,7 +145,7 @@ def test_a_spec_url_the_schema_lets_through_is_checked_at_use_by_the_same_rules(
 
 
 def test_the_url_check_is_one_function_with_the_rules_of_the_spec_urls() -> None:
-    from obsgen.access import checked_url
+    from obsgen.deploy.access import checked_url
     from obsgen.errors import ObsgenError
 
     for good in ("http://127.0.0.1:9091", "https://grafana.example.com", "http://[::1]:3000",

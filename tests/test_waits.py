@@ -16,8 +16,8 @@ import time
 import pytest
 from hung import HungServer
 
-from obsgen import http
-from obsgen.http import BackendError, Deadline, Http, Progress
+from obsgen.deploy import http
+from obsgen.deploy.http import BackendError, Deadline, Http, Progress
 
 
 @pytest.fixture

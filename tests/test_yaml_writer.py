@@ -1,4 +1,4 @@
-"""`render.to_yaml` writes YAML itself (obsgen/yaml_writer.py); its bytes must stay those of the PyYAML path
+"""`render.to_yaml` writes YAML itself (obsgen/compile/yaml_writer.py); its bytes must stay those of the PyYAML path
 it replaced. `reference_to_yaml` below is that path, kept here (not in the package) as the oracle: every
 generated YAML document of three specs, and a table of values chosen to hit each of PyYAML's decisions
 (plain or quoted, escapes, literal blocks and their indicators, complex keys, number formats), are written
@@ -14,7 +14,7 @@ import yaml
 from conftest import REFERENCE_SPEC, ROOT
 
 import obsgen.compile.openslo as openslo
-from obsgen import render, yaml_writer
+from obsgen.compile import render, yaml_writer
 from obsgen.compile import compile_all
 from obsgen.spec import load_spec
 

@@ -25,7 +25,7 @@ def safe(text: object, *, lines: bool = True) -> str:
     """Text made safe for the terminal: control characters (terminal escapes, \\r, \\b) escaped, each line
     cut to ERROR_LINE_MAX characters; `lines=False` escapes line breaks too (one line, whatever it holds).
     The last line of defence for server text, wherever it came from."""
-    from obsgen.wire import shown
+    from obsgen.deploy.wire import shown
 
     return shown(str(text), ERROR_LINE_MAX, lines=lines)
 
@@ -68,11 +68,11 @@ def env_default(variable: str) -> FromEnv | None:
 
 def url_type(flag: str) -> Callable[[str], str]:
     """argparse `type=` for a URL option: the URL, checked like every URL obsgen is given
-    (obsgen.access.checked_url). A mistake is one line naming the flag -- or the environment variable
+    (obsgen.deploy.access.checked_url). A mistake is one line naming the flag -- or the environment variable
     the default came from -- and exit 2, like every usage error, without argparse's usage block."""
 
     def url(value: str) -> str:
-        from obsgen.access import checked_url
+        from obsgen.deploy.access import checked_url
 
         try:
             checked_url(str(value), getattr(value, "variable", "") or flag)

@@ -227,7 +227,7 @@ def _known_environment(args: argparse.Namespace) -> None:
     """`--env` must name an environment of the spec, or one the ledger has entries for (an environment
     since removed from the spec still has its history)."""
     from obsgen.deploy import ledger, state
-    from obsgen.suggest import did_you_mean
+    from obsgen.errors import did_you_mean
 
     known: list[str] = []
     try:

@@ -62,7 +62,7 @@ class _PrintSchema(argparse.Action):
 
     def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
                  option_string: str | None = None) -> None:
-        from obsgen import emit
+        from obsgen.run import emit
 
         sys.stdout.write(emit.schema_text())
         parser.exit(EXIT_OK)
@@ -76,7 +76,7 @@ def _warn(message: str) -> None:
 
 
 def _emit(args: argparse.Namespace) -> int:
-    from obsgen import emit
+    from obsgen.run import emit
     from obsgen.spec import load_spec
 
     model = load_spec(args.spec)
@@ -118,7 +118,7 @@ def _emit(args: argparse.Namespace) -> int:
 
 
 def _drill(args: argparse.Namespace) -> int:
-    from obsgen import drill
+    from obsgen.run import drill
     from obsgen.spec import load_spec
 
     if not args.pushgateway:

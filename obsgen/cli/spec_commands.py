@@ -82,7 +82,7 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from obsgen.conventions import slo_notes
+    from obsgen.compile.conventions import slo_notes
     from obsgen.spec import load_spec
 
     model = load_spec(args.spec)
@@ -95,7 +95,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from obsgen.conventions import slo_notes
+    from obsgen.compile.conventions import slo_notes
     from obsgen.generate import build
 
     result, report = build(args.spec, Path(args.out), args.env, allow_nonempty=args.allow_nonempty)
@@ -168,7 +168,7 @@ def _print_diff_head(changed: tuple[tuple[str, str], ...]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from obsgen.verify import verify
+    from obsgen.run.verify import verify
 
     out = Path(args.out)
     envs = _in_spec_order(args, args.env or sorted({p.parent.name for p in out.glob("*/manifest.json")}))

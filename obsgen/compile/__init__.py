@@ -1,4 +1,6 @@
-"""One pure compile function per target, all with the same signature.
+"""One pure compile function per target, all with the same signature, and what the targets share:
+conventions (label, metric, file and uid names), queries (PromQL), routing and amtree (Alertmanager trees),
+render and yaml_writer (the canonical bytes of every generated file).
 
 `compile_all` runs every target for the chosen environments and returns the
 artifacts (manifest included); nothing here touches the file system.
@@ -7,7 +9,7 @@ from __future__ import annotations
 
 from typing import Callable, Collection, Iterable
 
-from obsgen.artifact import Artifact
+from obsgen.model.artifact import Artifact
 from obsgen.model import Environment, Model
 
 Target = Callable[[Model, Environment], list[Artifact]]

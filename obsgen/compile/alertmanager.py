@@ -8,7 +8,7 @@ messages name both.
 Targets Alertmanager 0.25 (quoted matcher values, no webhook url_file).
 
 Two files per environment: `subtree.yaml`, the part obsgen owns in a shared
-Alertmanager (see obsgen.amtree: one route under the root selecting this
+Alertmanager (see obsgen.compile.amtree: one route under the root selecting this
 service and environment, receivers prefixed `<service>/<env>/`, inhibit rules
 scoped to both), and `alertmanager.yaml`, a complete standalone config -- that
 same subtree under a minimal root -- for an Alertmanager that serves only this
@@ -19,10 +19,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from obsgen import amtree
-from obsgen import conventions as c
-from obsgen import render
-from obsgen.artifact import Artifact
+from obsgen.compile import amtree
+from obsgen.compile import conventions as c
+from obsgen.compile import render
+from obsgen.model.artifact import Artifact
 from obsgen.compile.prometheus import dashboard_url
 from obsgen.model import Channel, Environment, Model
 from obsgen.spec import templates

@@ -3,19 +3,20 @@
 Everything comes from the model and from this environment's compiled rules and
 routing: the alerts are the alerting rules `compile_prometheus` emits, and each
 alert's receivers come from walking the generated Alertmanager route tree with
-the alert's labels (`obsgen.routing`), not from the routing convention. The
+the alert's labels (`obsgen.compile.routing`), not from the routing convention. The
 routing tree is drawn as a Mermaid flowchart showing where obsgen's route
-hangs under the root of a shared config (see obsgen.amtree), before or after
+hangs under the root of a shared config (see obsgen.compile.amtree), before or after
 the other teams' routes.
 """
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-from obsgen import amtree
-from obsgen import conventions as c
-from obsgen import durations, render, routing, slo_windows
-from obsgen.artifact import Artifact
+from obsgen.compile import amtree
+from obsgen.compile import conventions as c
+from obsgen.model import durations, slo_windows
+from obsgen.compile import render, routing
+from obsgen.model.artifact import Artifact
 from obsgen.compile.alertmanager import STANDALONE, SUBTREE, compile_alertmanager
 from obsgen.compile.prometheus import failure_hold, never_reported_name, rule_documents, stale_after
 from obsgen.compile.prometheus_slo import burn_conditions

@@ -16,14 +16,14 @@ from fractions import Fraction
 from types import ModuleType
 from typing import Any
 
-from obsgen import conventions as c
-from obsgen import queries as q
-from obsgen import render
-from obsgen.artifact import Artifact
+from obsgen.compile import conventions as c
+from obsgen.compile import queries as q
+from obsgen.compile import render
+from obsgen.model.artifact import Artifact
 from obsgen.compile.grafana_schema import modernise
-from obsgen.durations import format_seconds, seconds
+from obsgen.model.durations import format_seconds, seconds
 from obsgen.model import SLO, Dashboard, Environment, Model
-from obsgen.names import grafana_dashboard_title
+from obsgen.model.names import grafana_dashboard_title
 
 DATASOURCE_VAR = "${datasource}"
 GRID_COLUMNS = 24

@@ -15,8 +15,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from obsgen import __version__, render
-from obsgen.artifact import Artifact
+from obsgen import __version__
+
+from obsgen.compile import render
+from obsgen.model.artifact import Artifact
 from obsgen.model import Environment, Model
 
 MANIFEST = "manifest.json"

@@ -21,11 +21,12 @@ from collections import Counter
 from fractions import Fraction
 from typing import Any
 
-from obsgen import conventions as c
-from obsgen import durations, queries
-from obsgen.artifact import Artifact
+from obsgen.compile import conventions as c
+from obsgen.model import durations
+from obsgen.compile import queries
+from obsgen.model.artifact import Artifact
 from obsgen.model import SLO, Environment, Model
-from obsgen.render import to_yaml
+from obsgen.compile.render import to_yaml
 
 API_VERSION = "openslo/v1"
 MAX_NAME = 63

@@ -12,12 +12,13 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
-from obsgen import conventions as c
-from obsgen import durations, queries, render
-from obsgen.artifact import Artifact
+from obsgen.compile import conventions as c
+from obsgen.model import durations
+from obsgen.compile import queries, render
+from obsgen.model.artifact import Artifact
 from obsgen.compile.prometheus_slo import PERIOD_INTERVAL, slo_alerts, slo_period_records, slo_records
 from obsgen.model import Alert, Environment, Model, Step
-from obsgen.placeholders import fill
+from obsgen.model.placeholders import fill
 from obsgen.spec import templates
 
 Rule = dict[str, Any]

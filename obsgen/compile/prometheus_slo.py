@@ -1,13 +1,14 @@
 """Prometheus rules of an SLO: the error ratio over every burn window used, the period's occurrences and the
-budget remaining, and the burn-rate page and ticket (the windows fitted to the cadence: `obsgen.slo_windows`).
+budget remaining, and the burn-rate page and ticket (the windows fitted to the cadence: `obsgen.model.slo_windows`).
 """
 from __future__ import annotations
 
 from fractions import Fraction
 from typing import Any
 
-from obsgen import conventions as c
-from obsgen import durations, queries, slo_windows
+from obsgen.compile import conventions as c
+from obsgen.model import durations, slo_windows
+from obsgen.compile import queries
 from obsgen.model import SLO, Environment, Model
 
 Rule = dict[str, Any]

@@ -6,7 +6,7 @@ alerts go to the channels `slo_alerting` names; with `page_on_any_failure` the
 alerts of every non-critical tier also page, except the never-reported notice
 of a not_reporting alert, which never pages (nor does the not_reporting alert itself where a
 no_passing_run alert pages for a silent job). A channel's Alertmanager receiver
-is named `<service>/<env>/<channel>` (see obsgen.amtree).
+is named `<service>/<env>/<channel>` (see obsgen.compile.amtree).
 
 Every case runs against two configs (unless it names one with `config:`):
 `standalone`, the generated `alertmanager/alertmanager.yaml`, and `shared`,
@@ -33,10 +33,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from obsgen import amtree
-from obsgen import conventions as c
-from obsgen import render
-from obsgen.artifact import Artifact
+from obsgen.compile import amtree
+from obsgen.compile import conventions as c
+from obsgen.compile import render
+from obsgen.model.artifact import Artifact
 from obsgen.compile.alertmanager import compile_subtree
 from obsgen.compile.prometheus import rule_documents
 from obsgen.model import Environment, Model

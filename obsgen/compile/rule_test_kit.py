@@ -17,8 +17,8 @@ from decimal import Decimal
 from typing import Any, Iterable
 from urllib.parse import quote
 
-from obsgen import conventions as c
-from obsgen import durations
+from obsgen.compile import conventions as c
+from obsgen.model import durations
 from obsgen.model import Environment, Model
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_]*"

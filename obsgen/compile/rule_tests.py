@@ -37,12 +37,13 @@ from __future__ import annotations
 
 from fractions import Fraction
 
-from obsgen import conventions as c
-from obsgen import durations, render
-from obsgen.artifact import Artifact
+from obsgen.compile import conventions as c
+from obsgen.model import durations
+from obsgen.compile import render
+from obsgen.model.artifact import Artifact
 from obsgen.compile import rule_test_kit as kit
 from obsgen.model import Alert, Environment, Model, Step
-from obsgen.placeholders import fill
+from obsgen.model.placeholders import fill
 
 STEP = 60  # seconds between samples and between evaluations in the selftest tests
 ONSET = 2 * STEP  # when a failure starts: two healthy samples first

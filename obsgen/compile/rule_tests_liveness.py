@@ -22,8 +22,8 @@ the Pushgateway still keeps its group, so a run that must be seen is at most an 
 """
 from __future__ import annotations
 
-from obsgen import conventions as c
-from obsgen import durations
+from obsgen.compile import conventions as c
+from obsgen.model import durations
 from obsgen.compile import rule_test_kit as kit
 from obsgen.compile.rule_tests import (SEVERITY_ORDER, STEP, TAIL, Rules, _after, _intended, _wait, run_series,
                                        stale_seconds, stale_text)

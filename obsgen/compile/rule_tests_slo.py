@@ -7,7 +7,7 @@ often it is scraped, and one scrape is the least it takes (a Pushgateway keeps a
 c.RUN_GROUP_KEEP; the selftest tests scrape it throughout). An SLI on events gets counters that step up at every
 sample, starting at 100, so that `increase` extrapolates the errors and the events of a window alike. The
 expectations never read the generated expressions: they count runs in each window (a run at r is in the window
-of τ when τ - W < r ≤ τ), and take the windows, shares and factors from the fitting rules (`obsgen.slo_windows`)
+of τ when τ - W < r ≤ τ), and take the windows, shares and factors from the fitting rules (`obsgen.model.slo_windows`)
 applied to the spec's objective, period and cadence (`rule_tests_slo_counts`, in integers).
 
 The expected state of an alert is worked out at every evaluation of a case, with the terms it is made of (each
@@ -31,12 +31,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from obsgen import conventions as c
-from obsgen import durations, slo_windows
+from obsgen.compile import conventions as c
+from obsgen.model import durations, slo_windows
 from obsgen.compile import rule_test_kit as kit
 from obsgen.compile.rule_tests_slo_counts import Alerting, Runs, last_change, pinned
 from obsgen.model import SLO, Environment, Model
-from obsgen.placeholders import fill
+from obsgen.model.placeholders import fill
 
 STEP = 300  # seconds between samples
 EVAL = STEP  # promtool evaluates every group at every step (an SLI on events: its short counts need it)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Callable, Iterator, Sequence
 
-from obsgen import durations, slo_windows
+from obsgen.model import durations, slo_windows
 
 State = tuple[bool | None, tuple[bool, ...]]  # fires (None: unknown), and the terms it is made of
 

@@ -1,5 +1,8 @@
 """The live side: everything that reads or changes running backends.
 
+    http, wire  the HTTP client every live command shares (deadlines, retries, bounded answers) and what
+                goes on the wire (proxies, no ambient credentials)
+    access      credentials, and the only hosts and directories secrets may go to or come from
     backends/   one small client per backend behind one interface (Grafana, Prometheus rule files,
                 Mimir ruler, Alertmanager config file, Mimir Alertmanager)
     normalise   the normal forms both sides are compared in

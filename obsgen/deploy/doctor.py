@@ -15,14 +15,14 @@ from __future__ import annotations
 from functools import partial
 from typing import Any, Callable
 
-from obsgen import access
-from obsgen import conventions as c
-from obsgen import durations
+from obsgen.deploy import access
+from obsgen.compile import conventions as c
+from obsgen.model import durations
 from obsgen.deploy import doctor_checks
 from obsgen.deploy.checks import SKIP, Check, Checks, Report
 from obsgen.deploy.session import Overrides
-from obsgen.http import BackendError, Http, parallel
-from obsgen.wire import shown
+from obsgen.deploy.http import BackendError, Http, parallel
+from obsgen.deploy.wire import shown
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment, Model
 

@@ -11,9 +11,9 @@ import os
 import stat
 from pathlib import Path
 
-from obsgen import access
+from obsgen.deploy import access
 from obsgen.deploy.checks import Checks
-from obsgen.http import MAX_ANSWER
+from obsgen.deploy.http import MAX_ANSWER
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment
 

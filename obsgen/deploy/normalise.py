@@ -28,7 +28,7 @@ def dashboard(body: dict[str, Any]) -> dict[str, Any]:
 
 def rule_group(group: dict[str, Any]) -> dict[str, Any]:
     """A Prometheus rule group in rulefmt shape with canonical PromQL and durations."""
-    from obsgen import durations
+    from obsgen.model import durations
 
     def dur(value: Any) -> str:
         if isinstance(value, (int, float)):

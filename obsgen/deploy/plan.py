@@ -84,7 +84,7 @@ def canonical(body: Any) -> str:
     YAML with sorted keys, and multi-line strings (PromQL, templates) as block
     scalars, so a change inside a long expression shows as the one line it touches.
     """
-    from obsgen import render
+    from obsgen.compile import render
 
     return render.to_yaml(json.loads(json.dumps(body, default=str))).decode()
 

@@ -103,7 +103,7 @@ def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str
 def preflight(env: Environment, overrides: Overrides, only: tuple[str, ...] = ()) -> None:
     """Every configuration problem of the backends (a bad URL, credentials the endpoint may not have, a
     token not set or not readable), all in one error before any request; `obsgen doctor` checks more."""
-    from obsgen.access import configuration_problems
+    from obsgen.deploy.access import configuration_problems
 
     problems = configuration_problems(env, overrides.urls, only)
     if len(problems) == 1:

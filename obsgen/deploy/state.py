@@ -3,7 +3,7 @@
 An environment's lock stops two applies to the same environment. A target's lock stops two writers of
 one shared thing -- an Alertmanager config file that dev and staging both name, a Mimir tenant's
 Alertmanager config -- from interleaving their read-modify-write, whichever environment each applies.
-All live under the state directory (`obsgen.files.state_dir`: $OBSGEN_STATE_DIR, else
+All live under the state directory (`obsgen.output.files.state_dir`: $OBSGEN_STATE_DIR, else
 $XDG_STATE_HOME/obsgen, else ~/.local/state/obsgen). Environment names are validated before
 they become part of a path, so `--env ../x` can never reach outside it.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Iterator
 
 from obsgen.errors import ObsgenError
-from obsgen.files import state_dir
+from obsgen.output.files import state_dir
 
 
 class Refused(ObsgenError):

@@ -18,7 +18,7 @@ import stat
 from pathlib import Path
 from typing import Collection
 
-from obsgen.artifact import Artifact
+from obsgen.model.artifact import Artifact
 from obsgen.compile import DEPLOYED
 from obsgen.compile.manifest import MANIFEST, inputs_digest
 from obsgen.model import Environment, Model

@@ -20,7 +20,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-from obsgen.files import atomic_write, state_dir
+from obsgen.output.files import atomic_write, state_dir
 from obsgen.output import ownership
 
 SINGLE_FILE_SPECS = (".yaml", ".yml", ".json")

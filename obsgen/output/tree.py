@@ -15,11 +15,11 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence, TypeVar
 
 from obsgen.errors import ObsgenError
-from obsgen.files import atomic_write
+from obsgen.output.files import atomic_write
 from obsgen.output import ownership
 
 if TYPE_CHECKING:
-    from obsgen.artifact import Artifact
+    from obsgen.model.artifact import Artifact
 
 T = TypeVar("T")
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator
 
-from obsgen import durations
+from obsgen.model import durations
 from obsgen.errors import Problem
-from obsgen.names import grafana_dashboard_title, grafana_folder_title, slug
+from obsgen.model.names import grafana_dashboard_title, grafana_folder_title, slug
 from obsgen.spec.bounds import shown
 from obsgen.spec.source import Located
-from obsgen.suggest import did_you_mean
+from obsgen.errors import did_you_mean
 
 Check = Callable[[Located], Iterator[Problem]]
 _PANELS_NEEDING_SLOS = ("error_budget_remaining", "burn_rate")
@@ -264,7 +264,7 @@ def dashboards(doc: Located) -> Iterator[Problem]:
 
 def _folder_named_dashboards(doc: Located) -> Iterator[Problem]:
     """Grafana (up to 11.2) refuses a dashboard whose title has the slug of a folder: its own folder's here
-    (both titles as obsgen deploys them, from obsgen.names)."""
+    (both titles as obsgen deploys them, from obsgen.model.names)."""
     service = doc.data.get("service") if isinstance(doc.data, dict) else None
     name = service.get("name") if isinstance(service, dict) else None
     for _, env in _items(doc.data, "environments"):
@@ -286,7 +286,7 @@ def _folder_named_dashboards(doc: Located) -> Iterator[Problem]:
 def promql(doc: Located) -> Iterator[Problem]:
     import promql_parser
 
-    from obsgen.placeholders import fill
+    from obsgen.model.placeholders import fill
 
     exprs = [(("alerts", i, "expr"), a["expr"]) for i, a in _items(doc.data, "alerts") if isinstance(a.get("expr"), str)]
     for i, slo in _items(doc.data, "slos"):

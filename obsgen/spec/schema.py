@@ -10,7 +10,7 @@ from typing import Any
 from obsgen.errors import Problem
 from obsgen.spec.bounds import shown
 from obsgen.spec.source import Located
-from obsgen.suggest import did_you_mean
+from obsgen.errors import did_you_mean
 
 _DURATION_PATTERN = "^([0-9]+(ms|s|m|h|d|w|y))+$"
 _FRIENDLY_PATTERNS = {  # {value} is the value as bounds.shown quotes it

@@ -1,7 +1,7 @@
 """Vanilla Alertmanager: its config file, reload, confirm through /api/v2/status, restore on refusal.
 
 By default (`owns: subtree`) obsgen owns only its part of the config (see
-obsgen.amtree): it reads the config file, compares its route, receivers and
+obsgen.compile.amtree): it reads the config file, compares its route, receivers and
 inhibit rules with the generated subtree, and writes back the same document
 with just those parts changed -- other teams' routes, receivers, inhibit
 rules, templates, time intervals, settings and comments stay as they are.
@@ -25,15 +25,15 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from obsgen import amtree
-from obsgen import conventions as c
-from obsgen.access import writable_path
-from obsgen.artifact import Artifact
+from obsgen.compile import amtree
+from obsgen.compile import conventions as c
+from obsgen.deploy.access import writable_path
+from obsgen.model.artifact import Artifact
 from obsgen.deploy import state
 from obsgen.deploy.backends import am_file, am_parts, am_shape, am_yaml
 from obsgen.deploy.backends.base import Backend, BackendError, ConflictError, connect
 from obsgen.deploy.plan import Change, Obj
-from obsgen.files import keep_problem, replace_shared
+from obsgen.output.files import keep_problem, replace_shared
 from obsgen.model import Environment, Model
 
 NAME = "alertmanager"

@@ -4,7 +4,7 @@ Two things happen outside obsgen's part and change who gets which alert, so the 
 notes on stderr, never fatal):
 
 - another team's route, inhibit rule or receiver that overlaps obsgen's part without being it
-  (obsgen.amtree.overlaps): it is left as it is, and said so;
+  (obsgen.compile.amtree.overlaps): it is left as it is, and said so;
 - obsgen's route placed before another team's route that would see some of the same alerts (a
   catch-all audit route with `continue: true`, or a narrower route for this service): Alertmanager
   stops at obsgen's route (unless it has `continue: true`), so that route silently stops seeing them.
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from obsgen import amtree
-from obsgen.routing import matches_all, route_matchers
+from obsgen.compile import amtree
+from obsgen.compile.routing import matches_all, route_matchers
 
 Labels = dict[str, str]
 

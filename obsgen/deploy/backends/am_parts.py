@@ -11,8 +11,8 @@ from __future__ import annotations
 import copy
 from typing import Any, MutableMapping
 
-from obsgen import amtree
-from obsgen.artifact import Artifact
+from obsgen.compile import amtree
+from obsgen.model.artifact import Artifact
 from obsgen.deploy.plan import CREATE, DELETE, UPDATE, Change, Obj
 
 NAME = "alertmanager"

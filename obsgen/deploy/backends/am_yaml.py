@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from obsgen import amtree
+from obsgen.compile import amtree
 
 
 def yaml(indent: tuple[int, int, int] | None = None) -> Any:

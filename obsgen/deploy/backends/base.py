@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-from obsgen.access import connect  # noqa: F401  (re-exported)
-from obsgen.artifact import Artifact
+from obsgen.deploy.access import connect  # noqa: F401  (re-exported)
+from obsgen.model.artifact import Artifact
 from obsgen.deploy.plan import Change, Obj
-from obsgen.http import BackendError, ConflictError, Http, parallel  # noqa: F401  (re-exported)
+from obsgen.deploy.http import BackendError, ConflictError, Http, parallel  # noqa: F401  (re-exported)
 
 
 class Backend(ABC):

@@ -23,16 +23,16 @@ from functools import partial
 from typing import Any
 
 from obsgen import __version__
-from obsgen import conventions as c
-from obsgen.artifact import Artifact
+from obsgen.compile import conventions as c
+from obsgen.model.artifact import Artifact
 from obsgen.deploy import normalise
 from obsgen.deploy.backends.base import Backend, BackendError, ConflictError, connect, parallel
 from obsgen.deploy.backends.writes import NotApplied, write_all
 from obsgen.deploy.plan import CREATE, DELETE, UPDATE, Change, Obj
 from obsgen.errors import ObsgenError
-from obsgen.http import message_of
+from obsgen.deploy.http import message_of
 from obsgen.model import Environment, Model
-from obsgen.names import grafana_folder_title
+from obsgen.model.names import grafana_folder_title
 
 NAME = "grafana"
 SEARCH_LIMIT = 5000  # the most /api/search returns per page

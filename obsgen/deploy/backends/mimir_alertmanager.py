@@ -8,10 +8,10 @@ reference to the file it must equal — or by a marker when it differs — so no
 secret value ever reaches a diff, a log or the ledger. A spec names those files, so
 they are read only under a directory the operator lists in OBSGEN_SECRET_DIRS, and the
 config carrying their values is sent only to an endpoint the operator allows (an
-override URL, or a host in OBSGEN_ALLOWED_HOSTS) -- see obsgen/http.py.
+override URL, or a host in OBSGEN_ALLOWED_HOSTS) -- see obsgen/deploy/http.py.
 
 By default (`owns: subtree`) obsgen changes only its part of the tenant's
-config (see obsgen.amtree and am_parts): the rest of `alertmanager_config`,
+config (see obsgen.compile.amtree and am_parts): the rest of `alertmanager_config`,
 other teams' secrets included, is posted back as it was read, and the tenant's
 `template_files` are kept in both modes.
 """
@@ -20,10 +20,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from obsgen import amtree
-from obsgen import conventions as c
-from obsgen.access import read_secret, require_allowed, secret_file
-from obsgen.artifact import Artifact
+from obsgen.compile import amtree
+from obsgen.compile import conventions as c
+from obsgen.deploy.access import read_secret, require_allowed, secret_file
+from obsgen.model.artifact import Artifact
 from obsgen.deploy import state
 from obsgen.deploy.backends import am_parts, am_shape, am_yaml
 from obsgen.deploy.backends.alertmanager import KEY, WHOLE, generated_config, whole_body

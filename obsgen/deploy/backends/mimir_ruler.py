@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from obsgen.artifact import Artifact
+from obsgen.model.artifact import Artifact
 from obsgen.deploy import normalise
 from obsgen.deploy.backends.base import Backend, BackendError, connect, parallel
 from obsgen.deploy.backends.writes import write_all
@@ -35,7 +35,7 @@ def _seg(name: str) -> str:
 
 def _group_problem(group: dict[str, Any]) -> str | None:
     """What is off in a rule group read from the ruler (the fields `normalise.rule_group` reads), or None."""
-    from obsgen import durations
+    from obsgen.model import durations
 
     def duration(value: Any) -> bool:
         return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)) or \

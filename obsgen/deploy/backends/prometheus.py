@@ -29,15 +29,15 @@ import time
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from obsgen.access import writable_path
-from obsgen.artifact import Artifact
+from obsgen.deploy.access import writable_path
+from obsgen.model.artifact import Artifact
 from obsgen.deploy import normalise
 from obsgen.deploy.backends import prometheus_health as health
 from obsgen.deploy.backends import rule_files
 from obsgen.deploy.backends.base import Backend, BackendError, connect
 from obsgen.deploy.plan import DELETE, Change, Obj
-from obsgen.files import atomic_write
-from obsgen.http import Deadline, waiting
+from obsgen.output.files import atomic_write
+from obsgen.deploy.http import Deadline, waiting
 from obsgen.model import Environment, Model
 
 NAME = "prometheus"

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from obsgen.deploy.backends import rule_files
-from obsgen.http import BackendError, Deadline, Http, parallel
+from obsgen.deploy.http import BackendError, Deadline, Http, parallel
 
 RUNTIME = "/api/v1/status/runtimeinfo"
 PROMTOOL_TIMEOUT = 30.0  # seconds for one `promtool check rules`

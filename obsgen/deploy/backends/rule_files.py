@@ -44,7 +44,7 @@ def groups_of(content: bytes) -> list[dict[str, Any]]:
     """The rule groups of a rule file; ValueError saying what is wrong when it is not one."""
     import yaml
 
-    from obsgen import render
+    from obsgen.compile import render
 
     try:
         document = render.load_yaml(content)
@@ -63,6 +63,6 @@ def groups_of(content: bytes) -> list[dict[str, Any]]:
 
 def render_file(top: bytes, groups: list[dict[str, Any]]) -> bytes:
     """`top` (the header and marker lines) followed by the groups, in the order given."""
-    from obsgen import render
+    from obsgen.compile import render
 
     return top + render.to_yaml({"groups": groups})

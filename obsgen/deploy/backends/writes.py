@@ -1,6 +1,6 @@
 """Writes to independent objects, in parallel and bounded like the reads, keeping what was applied.
 
-`write_all` runs one write per change with at most `obsgen.http.READ_WORKERS` in flight (read when it is
+`write_all` runs one write per change with at most `obsgen.deploy.http.READ_WORKERS` in flight (read when it is
 called, so one request at a time is a matter of setting it to 1). On the first failure it starts no new
 write, waits for those in flight, and raises that first failure. Every change whose write succeeded, or
 failed in a way that leaves its effect unknown (an answer lost or cut short, a 5xx, any exception along
@@ -14,9 +14,9 @@ import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Callable
 
-from obsgen import http
+from obsgen.deploy import http
 from obsgen.deploy.plan import Change
-from obsgen.http import BackendError
+from obsgen.deploy.http import BackendError
 
 
 class NotApplied(BackendError):

@@ -10,9 +10,11 @@ import hashlib
 import math
 from fractions import Fraction
 
-from obsgen import amtree, durations, slo_windows
+from obsgen.compile import amtree
+
+from obsgen.model import durations, slo_windows
 from obsgen.model import SLO, Environment, Model
-from obsgen.names import slug  # noqa: F401  (re-exported: c.slug)
+from obsgen.model.names import slug  # noqa: F401  (re-exported: c.slug)
 
 # Labels obsgen puts on the alerts it generates. Alertmanager routes on these.
 LABEL_TIER = "tier"

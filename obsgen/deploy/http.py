@@ -6,7 +6,7 @@ on the size of an answer, bounded retries for idempotent reads, one-line errors 
 couple of seconds; `parallel` bounds how many requests are in flight.
 
 Nothing ambient goes into a request: requests' `trust_env` is off, so ~/.netrc (or $NETRC) is never
-read -- a spec's URL gets only the credentials obsgen itself chose to send (see obsgen.access). The
+read -- a spec's URL gets only the credentials obsgen itself chose to send (see obsgen.deploy.access). The
 operator's proxy (HTTP_PROXY, HTTPS_PROXY, ALL_PROXY, NO_PROXY) and CA bundle (REQUESTS_CA_BUNDLE,
 CURL_CA_BUNDLE) are honoured explicitly instead.
 """
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, TypeVar
 
 from obsgen.errors import ObsgenError
-from obsgen.wire import HEAD, adapter, proxies, shown, socket_of
+from obsgen.deploy.wire import HEAD, adapter, proxies, shown, socket_of
 
 TIMEOUT = 10.0  # seconds: one request's overall deadline -- connect, read and every retry together
 READ_RETRIES = 3  # attempts for idempotent reads, all within that deadline; writes are never retried

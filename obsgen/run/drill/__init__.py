@@ -40,11 +40,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from obsgen import durations
-from obsgen import queries as q
-from obsgen.drill.alertmanager import open_alertmanager, read_alerts, step_names, notification_counts
-from obsgen.drill.result import DrillResult, lines
-from obsgen.drill.watch import POLL, Watch
+from obsgen.model import durations
+from obsgen.compile import queries as q
+from obsgen.run.drill.alertmanager import open_alertmanager, read_alerts, step_names, notification_counts
+from obsgen.run.drill.result import DrillResult, lines
+from obsgen.run.drill.watch import POLL, Watch
 from obsgen.errors import ObsgenError
 from obsgen.model import Environment, Model
 
@@ -69,7 +69,7 @@ def _alert_for(model: Model, tier: str):  # the model's Alert
 
 def run(model: Model, env: Environment, tier: str, pushgateway_url: str, alertmanager_url: str | None,
         timeout: float, say: Callable[[str], None], clock: Callable[[], float] = time.monotonic) -> DrillResult:
-    from obsgen import emit
+    from obsgen.run import emit
     from obsgen.compile.routing_tests import intended_channels, intended_receivers
 
     alert = _alert_for(model, tier)

@@ -49,13 +49,13 @@ through obsgen's own HTTP client (its timeouts and one-line errors).
 """
 from __future__ import annotations
 
-from obsgen.emit.exposition import (COUNTED, LABEL_RECENT, LABEL_RUN, OLDER, RECENT_RUNS, REPLAYED, Emitted,
+from obsgen.run.emit.exposition import (COUNTED, LABEL_RECENT, LABEL_RUN, OLDER, RECENT_RUNS, REPLAYED, Emitted,
                                     already_counted, exposition, parse_exposition, place, registry, run_id,
                                     run_registry)
-from obsgen.emit.publish import (DRILL_GROUPING, RUN_GROUP_KEEP, check_grouping, check_textfile, delete_group,
+from obsgen.run.emit.publish import (DRILL_GROUPING, RUN_GROUP_KEEP, check_grouping, check_textfile, delete_group,
                                  emit_to_pushgateway, emit_to_textfile, fetch_group, push, read_textfile,
                                  write_textfile)
-from obsgen.emit.report import (FAILED, LABEL_OUTCOME, LABEL_RESULT, PAGE, PASS, RUNNER_SEVERITY, RUNNER_TIERS,
+from obsgen.run.emit.report import (FAILED, LABEL_OUTCOME, LABEL_RESULT, PAGE, PASS, RUNNER_SEVERITY, RUNNER_TIERS,
                                 STATUSES, TICKET, Report, ReportError, StepResult, check_report, describe_run,
                                 format_time, load_report, missing_steps, parse_report, run_outcome, run_result,
                                 run_time, schema_text, stale_report, synthetic_report)

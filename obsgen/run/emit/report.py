@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from obsgen import conventions as c
-from obsgen import durations
-from obsgen import queries as q
+from obsgen.compile import conventions as c
+from obsgen.model import durations
+from obsgen.compile import queries as q
 from obsgen.errors import ObsgenError
 from obsgen.model import Environment, Model
-from obsgen.suggest import closest
+from obsgen.errors import closest
 
 STATUSES = ("PASS", "FAIL", "SKIP", "TIMEOUT")
 FAILED = ("FAIL", "TIMEOUT")

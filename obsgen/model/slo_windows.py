@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
-from obsgen import durations
+from obsgen.model import durations
 
 # Multiwindow multi-burn-rate alerts (Google SRE workbook): severity, long window,
 # short window, share of the error budget consumed in the long window.

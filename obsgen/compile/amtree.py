@@ -30,11 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, MutableMapping
 
-from obsgen import durations
-from obsgen.routing import Matcher, inhibit_sides, parse_matchers, route_matchers
+from obsgen.model import durations
+from obsgen.compile.routing import Matcher, inhibit_sides, parse_matchers, route_matchers
 
 FIRST, LAST = "first", "last"
-# The labels obsgen's generated alerts carry besides service and env (obsgen.conventions names them; kept
+# The labels obsgen's generated alerts carry besides service and env (obsgen.compile.conventions names them; kept
 # here because conventions imports this module): an inhibit rule matching only on these is obsgen's kind.
 GENERATED_LABELS = frozenset({"tier", "step_id", "severity", "slo", "slo_alert", "page", "drill"})
 ROUTE_KEYS_LEGACY = ("match", "match_re")

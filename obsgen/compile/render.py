@@ -97,6 +97,6 @@ def to_yaml(obj: Any, spec_name: str | None = None, *, documents: bool = False) 
     """YAML with sorted keys; `documents=True` writes a list as a multi-document stream. Written by
     `yaml_writer`, byte for byte what PyYAML's CSafeDumper writes with the same options (block style, width
     65536, unicode, `|` for strings with a newline, no aliases), without PyYAML's Python representer."""
-    from obsgen import yaml_writer
+    from obsgen.compile import yaml_writer
 
     return ((header(spec_name) if spec_name else "") + yaml_writer.dump(obj, documents=documents)).encode()

@@ -8,8 +8,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from obsgen.access import connect
-from obsgen.http import BackendError, Http
+from obsgen.deploy.access import connect
+from obsgen.deploy.http import BackendError, Http
 from obsgen.model import Environment
 
 MIMIR_PREFIX = "/alertmanager"  # Mimir's -http.alertmanager-http-prefix (its default)

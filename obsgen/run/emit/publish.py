@@ -10,13 +10,13 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from obsgen import conventions as c
-from obsgen import queries as q
-from obsgen.emit.exposition import (COUNTED, LABEL_NAME, LABEL_RUN, Emitted, _text, place, registry, run_id,
+from obsgen.compile import conventions as c
+from obsgen.compile import queries as q
+from obsgen.run.emit.exposition import (COUNTED, LABEL_NAME, LABEL_RUN, Emitted, _text, place, registry, run_id,
                                     run_registry, run_when)
-from obsgen.emit.report import Report
+from obsgen.run.emit.report import Report
 from obsgen.errors import ObsgenError
-from obsgen.http import TIMEOUT, BackendError, Http
+from obsgen.deploy.http import TIMEOUT, BackendError, Http
 from obsgen.model import Model
 
 DRILL_GROUPING = {q.DRILL_LABEL: "true"}

@@ -1,4 +1,4 @@
-"""What goes on and comes off the wire, for obsgen.http: nothing ambient, answers bounded, server text made safe.
+"""What goes on and comes off the wire, for obsgen.deploy.http: nothing ambient, answers bounded, server text made safe.
 
 - `proxies`: the operator's proxy for a URL, read from the environment by obsgen itself, because letting
   requests read it (`trust_env`) would also let it read ~/.netrc and send those credentials anywhere.

@@ -7,8 +7,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from obsgen.drill.alertmanager import Key, Am, read_groups, read_notifiers, notification_counts
-from obsgen.drill.result import DrillResult
+from obsgen.run.drill.alertmanager import Key, Am, read_groups, read_notifiers, notification_counts
+from obsgen.run.drill.result import DrillResult
 
 POLL = 0.5  # seconds between Alertmanager reads
 NAMED = 3  # other alert groups named in a message

@@ -10,8 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from obsgen import conventions as c
-from obsgen.emit.report import (LABEL_OUTCOME, LABEL_RESULT, Report, _environment, check_report, run_outcome,
+from obsgen.compile import conventions as c
+from obsgen.run.emit.report import (LABEL_OUTCOME, LABEL_RESULT, Report, _environment, check_report, run_outcome,
                                 run_result)
 from obsgen.errors import ObsgenError
 from obsgen.model import Model

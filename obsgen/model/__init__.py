@@ -1,4 +1,5 @@
-"""The frozen model every compile target reads.
+"""The frozen model every compile target reads, and its vocabulary: durations, names (ids and titles),
+placeholders (the `{env}` kind), slo_windows (the SLO window math), artifact (a compiled file).
 
 The spec loader (`obsgen.spec`) maps a validated spec document onto these
 classes; nothing downstream ever sees the raw document. All collections are
@@ -111,7 +112,7 @@ class Cadence:
 
     @property
     def seconds(self) -> float:
-        from obsgen import durations
+        from obsgen.model import durations
 
         return durations.seconds(self.interval)
 

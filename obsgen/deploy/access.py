@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 
 from obsgen.errors import ObsgenError
-from obsgen.http import DEFAULT_PORTS, BackendError, Http
+from obsgen.deploy.http import DEFAULT_PORTS, BackendError, Http
 from obsgen.model import Backend as BackendSpec
 from obsgen.model import Environment
 

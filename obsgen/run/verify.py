@@ -83,7 +83,7 @@ def _cpus() -> int:
 def _load(path: Path) -> Any:
     import yaml
 
-    from obsgen.render import load_yaml
+    from obsgen.compile.render import load_yaml
 
     try:
         return load_yaml(path.read_bytes())
@@ -147,7 +147,7 @@ def _subtree(routing: Path, document: dict[str, Any], configs: dict[str, Path], 
     """Put obsgen's parts from the subtree file (`subtree: {file, into, owner}`) into the config named
     `into`, in place of the ones it has, so the cases test what `apply` deploys into a shared config.
     Returns (that config's name, what differed from its own copy of obsgen's parts, or "")."""
-    from obsgen import amtree
+    from obsgen.compile import amtree
 
     spec = document.get("subtree")
     if not isinstance(spec, dict) or spec.get("into") not in configs:
@@ -198,7 +198,7 @@ def _routing_tests(amtool: str, env: str, routing: Path) -> Iterator[Outcome]:
 
 def _cases(amtool: str, env: str, document: dict[str, Any], configs: dict[str, Path],
            loaded: dict[str, Any]) -> Iterator[Outcome]:
-    from obsgen import routing as r
+    from obsgen.compile import routing as r
 
     for name, config_path in configs.items():
         tag = f"[{name}] " if name else ""

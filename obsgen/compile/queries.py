@@ -5,10 +5,10 @@ series; they get the same text from here.
 """
 from __future__ import annotations
 
-from obsgen import conventions as c
-from obsgen import durations
+from obsgen.compile import conventions as c
+from obsgen.model import durations
 from obsgen.model import SLO, Environment, Model
-from obsgen.placeholders import fill
+from obsgen.model.placeholders import fill
 
 
 def step_failed(model: Model, env: Environment, *matchers: str) -> str:
