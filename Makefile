@@ -50,8 +50,10 @@ verify: $(VENV)/.installed backends
 
 # A local stack (real Prometheus, Alertmanager, Pushgateway; a sink standing in for PagerDuty and
 # Slack; the Grafana test double), dev applied to it, a kernel and a governance fire drill.
-# KEEP=1 leaves the stack running and prints the `export OBSGEN_...` lines to use it; DRILLS=0 skips
-# the drills. make demo-stop stops a kept demo (and does nothing when none runs).
+# KEEP=1 leaves the stack running and prints a `cd` into the demo's own directory (its spec, generated/
+# and state) and the `export OBSGEN_...` lines that point live commands at the stack (never a spec:
+# build and check in your checkout are unchanged); DRILLS=0 skips the drills. make demo-stop stops a
+# kept demo (and does nothing when none runs).
 KEEP   ?= 0
 DRILLS ?= 1
 demo: $(VENV)/.installed backends

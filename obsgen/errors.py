@@ -1,7 +1,7 @@
 """One error root. Errors carry data and build their own message; the CLI maps them to exit codes."""
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Iterable, NamedTuple, Sequence
 
 
 class ObsgenError(Exception):
@@ -42,3 +42,17 @@ def did_you_mean(value: str, known: Iterable[str]) -> str:
     """': did you mean 'x'?' for the closest known name, or '' when there is none."""
     match = closest(value, known)
     return f": did you mean {match!r}?" if match is not None and match != value else ""
+
+
+def known_name(what: str, value: str, known: Sequence[str], listed: str = "") -> str:
+    """`value` as the one of the `known` names it means: itself, else the only one equal to it ignoring case
+    (`--env Dev` is `dev`). Else an error with the closest name ("did you mean") and, in parentheses,
+    `listed` (default: "the spec defines: <the known names>"). One rule for every environment and tier name
+    a command is given."""
+    if value in known:
+        return value
+    same = [name for name in known if name.casefold() == value.casefold()]
+    if len(same) == 1:
+        return same[0]
+    raise ObsgenError(f"unknown {what} {value!r}{did_you_mean(value, known)} "
+                      f"({listed or 'the spec defines: ' + ', '.join(known)})")

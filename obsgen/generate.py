@@ -4,9 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, Sequence
 
-from obsgen.errors import ObsgenError
+from obsgen.errors import known_name
 from obsgen.output import tree
-from obsgen.errors import did_you_mean
 
 if TYPE_CHECKING:  # the drift check's fast path never needs the model
     from obsgen.model.artifact import Artifact
@@ -28,7 +27,8 @@ class Build(NamedTuple):
 def compile_spec(spec: str, envs: Sequence[str] = (), only: Sequence[str] = ()) -> Build:
     """Load and compile a spec for the named environments (all when none are named); `only` limits the
     targets (see obsgen.compile.targets) and leaves out the manifest."""
-    return _compiled(_load(spec, envs), envs, only)
+    model, names = _load(spec, envs)
+    return _compiled(model, names, only)
 
 
 def _compiled(model: Model, envs: Sequence[str], only: Sequence[str]) -> Build:
@@ -41,16 +41,14 @@ def _compiled(model: Model, envs: Sequence[str], only: Sequence[str]) -> Build:
     return Build(model, artifacts, scopes)
 
 
-def _load(spec: str, envs: Sequence[str]) -> Model:
+def _load(spec: str, envs: Sequence[str]) -> tuple[Model, list[str]]:
+    """The spec's model and the environments `envs` name, as the spec spells them (`Dev` is `dev`); a name
+    the spec does not define is an error with the closest one (obsgen.errors.known_name)."""
     from obsgen.spec import load_spec
 
     model = load_spec(spec)
     known = [e.name for e in model.environments]
-    unknown = [e for e in envs if e not in known]
-    if unknown:
-        raise ObsgenError(f"unknown environment {unknown[0]!r}{did_you_mean(unknown[0], known)} "
-                          f"(the spec defines: {', '.join(known)})")
-    return model
+    return model, [known_name("environment", name, known) for name in envs]
 
 
 def deployable(spec: str, env: str, targets: Sequence[str], out: Path | None) -> tuple[Build, bool]:
@@ -59,7 +57,7 @@ def deployable(spec: str, env: str, targets: Sequence[str], out: Path | None) ->
     (obsgen.output.compiled), else compiled -- only those targets. The flag says whether they were read."""
     from obsgen.output.compiled import read_deployed
 
-    model = _load(spec, [env])
+    model, [env] = _load(spec, [env])
     if out is not None:
         artifacts = read_deployed(out, model, model.environment(env), targets)
         if artifacts is not None:

@@ -7,19 +7,25 @@ a passing run, runs a kernel and a governance fire drill, prints where each aler
 long it took, and ends with one line: `demo OK: ...` or `demo FAILED: ...`.
 
     python tests/demo.py               # make demo: everything it started is stopped at the end
-    python tests/demo.py --keep        # make demo KEEP=1: the stack keeps running; prints the
-                                       # `export OBSGEN_...` lines and commands to try
+    python tests/demo.py --keep        # make demo KEEP=1: the stack keeps running; prints a `cd` into
+                                       # the demo's directory, the `export OBSGEN_...` lines and
+                                       # commands to try
     python tests/demo.py --no-drills   # make demo DRILLS=0: start and apply only
     python tests/demo.py --stop        # make demo-stop: stop a kept demo (nothing running: a no-op)
 
-The stack runs in a detached server process (`--serve DIR`, its own session), so a kept stack
-survives `make`. Its temp dir (spec, secrets, rules dir, Alertmanager config, logs, and `sink.jsonl`:
-every notification the sink received) and the PIDs of the server and of each backend are recorded
-in `demo.json` in obsgen's state directory; `--stop` stops them by those PIDs (each checked against
-its recorded start time, so a reused PID is never signalled) and removes the temp dir.
+The demo lives beside the user's checkout, never in it. Its temp dir is its working directory: its own
+`specs/selftest.yaml`, `generated/` (built there) and state directory `state/` (ledger, locks), the
+secrets, rules dir, Alertmanager config, logs and `sink.jsonl` (every notification the sink received).
+The printed commands run there, where obsgen's default spec and output are the demo's; the exports
+name the stack (URL, rules dir, config file and token overrides, never compiled into generated files)
+and the demo's state directory, never a spec, so `build` and `check` in a checkout are unchanged.
 
-The demo's applies go to obsgen's normal state directory ($OBSGEN_STATE_DIR, else
-$XDG_STATE_HOME/obsgen, else ~/.local/state/obsgen), so `obsgen history` shows them afterwards.
+The stack runs in a detached server process (`--serve DIR`, its own session), so a kept stack
+survives `make`. The temp dir and the PIDs of the server and of each backend are recorded in
+`demo.json` in the state directory the demo was started from ($OBSGEN_STATE_DIR, else
+$XDG_STATE_HOME/obsgen, else ~/.local/state/obsgen) and in the demo's own (which the exports name);
+`--stop` stops them by those PIDs (each checked against its recorded start time, so a reused PID is
+never signalled) and removes the temp dir and both records.
 
 DEMO_FAST=0 keeps the spec's real timing (1m evaluation, 30s group_wait, the alerts' `for`); the
 default evaluates every second with `for: 0s` so the demo takes seconds.
@@ -27,6 +33,7 @@ default evaluates every second with `for: 0s` so the demo takes seconds.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shlex
@@ -48,6 +55,8 @@ sys.path.insert(0, str(HERE))
 
 FAST = os.environ.get("DEMO_FAST", "1") != "0"
 RECORD = "demo.json"       # in obsgen's state directory: what a kept demo runs, for --stop
+SPEC = Path("specs", "selftest.yaml")  # in the demo's directory: obsgen's default spec path there
+STATE = "state"            # in the demo's directory: its own state directory (ledger, locks)
 STACK_INFO = "stack.json"  # written by the server into the temp dir once the stack is up
 FAILED = "failed.txt"      # written by the server when the stack could not start
 SINK_LOG = "sink.jsonl"    # every POST the sink received: {"t": unix time, "path": ..., "body": ...}
@@ -59,11 +68,12 @@ TRY = (
     ("obsgen diff --env dev", "nothing to change: dev was just applied"),
     ("obsgen apply --env dev --dry-run", "the plan, recorded as a dry run"),
     ("obsgen drill --env dev --tier governance", "a fire drill: Slack is notified"),
-    ('obsgen emit --env dev --pushgateway "$OBSGEN_PUSHGATEWAY_URL" --report {reports}/kernel-failed.json',
+    ('obsgen emit --env dev --report reports/kernel-failed.json',
      "a failing run pages PagerDuty"),
-    ('obsgen emit --env dev --pushgateway "$OBSGEN_PUSHGATEWAY_URL" --report {reports}/passing.json',
+    ('obsgen emit --env dev --report reports/passing.json',
      "a passing run resolves it"),
-    ("obsgen history --env dev", "the demo's applies, and yours"),
+    ("obsgen check", "the demo's generated/ matches its spec"),
+    ("obsgen history --env dev", "the demo's applies (its own ledger)"),
 )
 
 
@@ -162,6 +172,19 @@ def _signal_group(proc: dict[str, Any], sig: signal.Signals) -> None:
         os.kill(proc["pid"], sig)
 
 
+def save_record(record: dict[str, Any]) -> None:
+    """Record the demo in the state directory it was started with and in its own, which its exports name:
+    each copy names the other (`records`), so `--stop` from either shell removes both."""
+    record["records"] = [str(record_path()), str(Path(record["dir"]) / STATE / RECORD)]
+    for path in record["records"]:
+        write_json(Path(path), record)
+
+
+def forget_record(record: dict[str, Any], path: Path) -> None:
+    for recorded in {str(path), *record.get("records", ())}:
+        Path(recorded).unlink(missing_ok=True)
+
+
 def stop() -> int:
     """`make demo-stop`."""
     path = record_path()
@@ -170,7 +193,7 @@ def stop() -> int:
         print(f"demo-stop: no kept demo to stop ({path} does not exist)")
         return 0
     stopped = stop_processes(record)
-    path.unlink(missing_ok=True)
+    forget_record(record, path)
     pids = ", ".join(str(p) for p in stopped)
     print(f"demo-stop: stopped {f'PIDs {pids}' if stopped else 'nothing (no recorded process was running)'}; "
           f"removed {record.get('dir')}")
@@ -192,7 +215,12 @@ def serve(directory: Path) -> int:
             recorder = threading.Thread(target=_record_arrivals, args=(local.sink, directory / SINK_LOG, done),
                                         daemon=True)
             recorder.start()
-            environ = {k: v for k, v in local.environ.items() if k != "OBSGEN_STATE_DIR"}
+            spec = directory / SPEC  # the demo's own spec, at obsgen's default path in its directory
+            spec.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(local.spec, spec)
+            # no OBSGEN_SPEC (the demo's spec is found by its path in its directory) and no state directory
+            # (the client sets the demo's own): what is left names only the stack
+            environ = {k: v for k, v in local.environ.items() if k not in ("OBSGEN_SPEC", "OBSGEN_STATE_DIR")}
             write_json(directory / STACK_INFO, {
                 "environ": environ, "sink": local.sink.url, "grafana": local.grafana.url, "fast": FAST,
                 "processes": [process("server", os.getpid())]
@@ -230,9 +258,10 @@ def start_server() -> tuple[dict[str, Any], subprocess.Popen[bytes]]:
     record = {"dir": str(directory), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "processes": [process("server", server.pid)]}
     try:
-        write_json(record_path(), record)
+        save_record(record)
     except OSError as exc:
         stop_processes(record, server)
+        forget_record(record, record_path())
         raise DemoFailed(f"cannot record the demo in {record_path()}: {exc.strerror} (set OBSGEN_STATE_DIR to a "
                          f"writable directory)") from None
     return record, server
@@ -252,7 +281,7 @@ def wait_ready(record: dict[str, Any], server: subprocess.Popen[bytes]) -> dict[
         time.sleep(0.1)
     info = json.loads((directory / STACK_INFO).read_text())
     record["processes"] = info["processes"]
-    write_json(record_path(), record)
+    save_record(record)
     return info
 
 
@@ -309,7 +338,9 @@ def _wait_for_alertmanager(prometheus_url: str, timeout: float = 30.0) -> None:
 
 
 def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep: bool) -> str:
-    """Apply dev and run the drills on the running stack; return the `demo OK: ...` line."""
+    """Build and apply dev in the demo's directory and run the drills on the running stack; return the
+    `demo OK: ...` line. obsgen runs as the printed commands do: in the demo's directory, where its default
+    spec and output are the demo's."""
     from localstack import environ
 
     from obsgen.run import emit
@@ -325,10 +356,15 @@ def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep:
     print(f"   Pushgateway   {env['OBSGEN_PUSHGATEWAY_URL']}")
     print(f"   PagerDuty and Slack: a local sink at {info['sink']}")
     print(f"   Grafana: the obsgen Grafana TEST DOUBLE at {info['grafana']} (not a real Grafana)")
-    print(f"   spec: dev of specs/selftest.yaml, channels pointed at the sink"
+    print(f"   the demo's directory: {directory}")
+    print(f"   spec: {SPEC} there, the reference spec with dev's channels pointed at the sink"
           f"{', fast timing (1s evaluation, for: 0s)' if info['fast'] else ', the spec timing'}")
     print(f"   state directory (ledger): {state}")
-    with environ({**env, "OBSGEN_STATE_DIR": str(state)}):
+    with environ({**env, "OBSGEN_STATE_DIR": str(state)}), contextlib.chdir(directory):
+        print(f"\n== obsgen build -q   (in the demo's directory: {SPEC} into generated/)")
+        code = cli(["build", "-q"])
+        if code != 0:
+            raise DemoFailed(f"obsgen build exited {code}")
         print("\n== obsgen apply --env dev --yes")
         code = cli(["apply", "--env", "dev", "--yes"])
         if code != 0:
@@ -338,7 +374,7 @@ def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep:
         headline = f"dev applied ({applied} change{'' if applied == 1 else 's'})"
         if not drills:
             return f"demo OK: {headline}; fire drills skipped"
-        model = load_spec(env["OBSGEN_SPEC"])
+        model = load_spec(str(SPEC))
         passing = emit.Report(source="demo baseline", duration_seconds=10.0, mode="strict",
                               steps=tuple(emit.StepResult(s.id, s.tier, "PASS", 1.0) for s in model.steps))
         emit.emit_to_pushgateway(model, "dev", passing, env["OBSGEN_PUSHGATEWAY_URL"])
@@ -366,22 +402,30 @@ def demo(info: dict[str, Any], directory: Path, state: Path, drills: bool, keep:
             f"Slack in {slacked:.1f} s")
 
 
-def print_exports(info: dict[str, Any], record: dict[str, Any], state: Path) -> None:
+def print_exports(info: dict[str, Any], record: dict[str, Any], state: Path, user_spec: str | None) -> None:
+    """The `cd` into the demo's directory, the exports (the stack and the demo's state directory, never a
+    spec: see the module's docstring) and the commands to try there."""
     env = {**info["environ"], "OBSGEN_STATE_DIR": str(state)}
     print("\n== the stack keeps running. In your shell:")
+    print(f"cd {shlex.quote(record['dir'])}")
     for key in sorted(env):
         print(f"export {key}={shlex.quote(env[key])}")
     venv_obsgen = Path(sys.executable).parent / "obsgen"
     if venv_obsgen.exists() and shutil.which("obsgen") != str(venv_obsgen):
         print(f'export PATH={shlex.quote(str(venv_obsgen.parent))}:"$PATH"')
-    print("\nthen try:")
-    reports = shlex.quote(str(fresh_reports(Path(record["dir"]) / "reports", time.time())))
+    if user_spec:
+        print(f"(your OBSGEN_SPEC={shlex.quote(user_spec)} would win over the demo's {SPEC}: unset it for the "
+              f"commands below)")
+    print(f"\nthen try, in the demo's directory (its {SPEC} and generated/ are obsgen's defaults there):")
+    fresh_reports(Path(record["dir"]) / "reports", time.time())
     width = max(len(command) for command, _ in TRY if len(command) <= 40)
     for command, why in TRY:
-        print(f"  {command.format(reports=reports):<{width}}  # {why}")
-    print(f"\nwhat PagerDuty and Slack receive: tail -f {Path(record['dir']) / SINK_LOG}")
+        print(f"  {command:<{width}}  # {why}")
+    print("\n`cd -` goes back to your checkout, where build and check do what they always do: the exports only "
+          "point live commands (diff, apply, doctor, drill, emit, history) at the demo stack and its ledger.")
+    print(f"what PagerDuty and Slack receive: tail -f {Path(record['dir']) / SINK_LOG}")
     pids = ", ".join(f"{p['name']} {p['pid']}" for p in record["processes"])
-    print(f"make demo-stop stops it ({pids}) and removes {record['dir']}\n")
+    print(f"make demo-stop (in your checkout) stops it ({pids}) and removes {record['dir']}\n")
 
 
 def fresh_reports(directory: Path, now: float) -> Path:
@@ -399,23 +443,23 @@ def fresh_reports(directory: Path, now: float) -> Path:
 
 
 def run(keep: bool, drills: bool) -> int:
-    from obsgen.output.files import state_dir
-
-    state = state_dir()  # the normal one, so that `obsgen history` shows the demo's applies
+    # The user's own spec, if any, is not the demo's: the demo's is found by its path in its directory.
+    user_spec = os.environ.pop("OBSGEN_SPEC", None)
     previous = read_record()
     if previous is not None:
         if any(running(p) for p in previous.get("processes", [])):
             print(f"demo FAILED: a kept demo is still running ({previous.get('dir')}): run `make demo-stop` first")
             return 1
         stop_processes(previous)  # a record left behind by a demo that is gone: clean up after it
-        record_path().unlink(missing_ok=True)
+        forget_record(previous, record_path())
     record, server = start_server()
+    state = Path(record["dir"]) / STATE  # the demo's own: its applies never enter the user's ledger
     kept, line = False, "demo FAILED: interrupted"
     try:
         info = wait_ready(record, server)
         line = demo(info, Path(record["dir"]), state, drills, keep)
         if keep:
-            print_exports(info, record, state)
+            print_exports(info, record, state, user_spec)
             kept = True
     except DemoFailed as exc:
         line = f"demo FAILED: {exc}"
@@ -427,7 +471,7 @@ def run(keep: bool, drills: bool) -> int:
         if not kept:
             print("\n== stopping the stack")
             stop_processes(record, server)
-            record_path().unlink(missing_ok=True)
+            forget_record(record, record_path())
     print(line)
     return 0 if line.startswith("demo OK") else 1
 

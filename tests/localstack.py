@@ -151,3 +151,24 @@ def environ(values: dict[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+@contextlib.contextmanager
+def fresh_dev_backends(stack: Stack, monkeypatch, state: Path, token: str) -> Iterator[GrafanaDouble]:
+    """dev's backends as if nothing had ever been applied to them, for one test: the stack's Prometheus (its
+    rules directory emptied) and Alertmanager (its first config), and a new Grafana double; obsgen pointed at
+    all three (and at `state` for its ledger) through the OBSGEN_* variables, set on `monkeypatch`."""
+    for rules in stack.rules_dir.iterdir():
+        rules.unlink()
+    stack.reload_prometheus()
+    stack.write_alertmanager_config(stack.initial_alertmanager_config)
+    assert stack.reload_alertmanager() == 200
+    monkeypatch.setenv("OBSGEN_DEV_GRAFANA_TOKEN", token)
+    monkeypatch.setenv("OBSGEN_STATE_DIR", str(state))
+    with GrafanaDouble(token=token) as grafana:
+        monkeypatch.setenv("OBSGEN_GRAFANA_URL", grafana.url)
+        monkeypatch.setenv("OBSGEN_PROMETHEUS_URL", stack.prometheus_url)
+        monkeypatch.setenv("OBSGEN_PROMETHEUS_RULES_DIR", str(stack.rules_dir))
+        monkeypatch.setenv("OBSGEN_ALERTMANAGER_URL", stack.alertmanager_url)
+        monkeypatch.setenv("OBSGEN_ALERTMANAGER_CONFIG_FILE", str(stack.alertmanager_config_file))
+        yield grafana

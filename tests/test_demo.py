@@ -20,9 +20,9 @@ from conftest import ROOT, require_tool
 from stack import BINARIES
 
 BIN = Path(sys.executable).parent
-# What a user needs to point obsgen at the local stack (the issue: spec, URLs, rules dir, config file,
-# Grafana token, Pushgateway, state dir).
-EXPORTS = {"OBSGEN_SPEC", "OBSGEN_GRAFANA_URL", "OBSGEN_DEV_GRAFANA_TOKEN", "OBSGEN_PROMETHEUS_URL",
+# What a user needs to point obsgen at the local stack (URLs, rules dir, config file, Grafana token,
+# Pushgateway, the demo's state dir); the spec is the demo's by its path in the demo's directory (a `cd`).
+EXPORTS = {"OBSGEN_GRAFANA_URL", "OBSGEN_DEV_GRAFANA_TOKEN", "OBSGEN_PROMETHEUS_URL",
            "OBSGEN_PROMETHEUS_RULES_DIR", "OBSGEN_ALERTMANAGER_URL", "OBSGEN_ALERTMANAGER_CONFIG_FILE",
            "OBSGEN_PUSHGATEWAY_URL", "OBSGEN_STATE_DIR"}
 
@@ -60,7 +60,8 @@ def kept(tmp_path_factory: pytest.TempPathFactory):
 
 
 def exports(out: str) -> list[str]:
-    return [line for line in out.splitlines() if line.startswith("export ")]
+    """The printed `cd` into the demo's directory and the `export` lines, as a user pastes them."""
+    return [line for line in out.splitlines() if line.startswith(("export ", "cd "))]
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -88,9 +89,10 @@ def test_kept_demo_returns_to_the_shell_with_the_stack_running_and_one_summary_l
 
 
 def test_it_prints_the_exports_and_the_commands_to_try(kept: Kept) -> None:
-    names = {line.split()[1].split("=", 1)[0] for line in exports(kept.out)}
+    names = {line.split()[1].split("=", 1)[0] for line in exports(kept.out) if line.startswith("export ")}
     assert EXPORTS <= names
-    assert f"export OBSGEN_STATE_DIR={kept.state}" in kept.out  # the normal state directory, not a temp one
+    # the demo's own state directory: its applies never enter the user's ledger
+    assert f"export OBSGEN_STATE_DIR={kept.record['dir']}/state" in kept.out
     tries = [line.split()[:2] for line in kept.out.splitlines() if line.startswith("  obsgen ")]
     assert {verb for _, verb in tries} >= {"diff", "apply", "emit", "drill", "history"}
     assert "make demo-stop" in kept.out
@@ -103,9 +105,9 @@ def test_the_exports_let_obsgen_diff_run_from_another_shell(kept: Kept, tmp_path
     assert shell.returncode == 0, shell.stdout + shell.stderr   # --exit-code: 0 means nothing to change
     diff, history = shell.stdout.split("\n", 1)
     assert diff.startswith("dev: No changes: the live state matches the spec")
-    # the demo's apply is in the normal ledger, so `history` shows it
+    # the demo's apply is in the demo's own ledger, so `history` there shows it
     assert re.search(r"\bdev +apply +ok\b", history), history
-    assert (kept.state / "ledger.sqlite").is_file()
+    assert (Path(kept.record["dir"]) / "state" / "ledger.sqlite").is_file()
 
 
 def test_the_suggested_emits_count_in_order_and_carry_times_of_the_moment(kept: Kept, tmp_path: Path) -> None:

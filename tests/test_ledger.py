@@ -54,9 +54,9 @@ def test_an_unwritable_state_directory_is_one_clear_error_before_anything_is_rea
     monkeypatch.setenv("OBSGEN_STATE_DIR", str(blocker / "state"))
     result = run_cli("apply", "--env", "dev", "--yes")
     assert result.code == 2
-    assert result.err.startswith(f"obsgen: error: cannot open the ledger {blocker}/state/ledger.sqlite: ")
-    assert result.err.endswith("(set OBSGEN_STATE_DIR to a writable directory)\n")
-    assert len(result.err.splitlines()) == 1
+    assert result.err == (f"obsgen: error: the state directory {blocker}/state ($OBSGEN_STATE_DIR) cannot be "
+                          f"created: {blocker} is a file, not a directory; set OBSGEN_STATE_DIR to a directory "
+                          f"obsgen can create, read and write\n")
 
 
 @pytest.mark.parametrize("limit", ["0", "-1"])

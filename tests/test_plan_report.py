@@ -59,11 +59,11 @@ def test_full_shows_every_line_of_a_long_diff() -> None:
     assert "not shown" not in text
 
 
-def test_more_than_twenty_diff_lines_is_long() -> None:
-    at, over = long_plan(9), long_plan(10)  # 9 changed items: a 20-line diff (hunk + context + 18); 10: 22 lines
-    assert (len(at.changes[0].diff()), len(over.changes[0].diff())) == (20, 22)
+def test_more_than_twenty_changed_lines_is_long() -> None:
+    at, over = long_plan(10), long_plan(11)  # 10 changed items: 20 changed lines (+ hunk and context); 11: 22
+    assert (report.diff_stat(at.changes[0].diff()), report.diff_stat(over.changes[0].diff())) == ((10, 10), (11, 11))
     assert "not shown" not in report.text(at, "dev")
-    assert "(+10 -10 lines, not shown)" in report.text(over, "dev")
+    assert "(+11 -11 lines, not shown)" in report.text(over, "dev")
 
 
 def test_markdown_and_json_are_never_summarised() -> None:

@@ -42,13 +42,13 @@ def obsgen(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, st
 
 @pytest.mark.parametrize(("args", "line"), [
     (("emit", "--env", "dev", "--report", REPORT, "--pushgateway", "127.0.0.1:9091"),
-     "obsgen: error: --pushgateway: '127.0.0.1:9091' is not a URL: write http://127.0.0.1:9091"),
+     "obsgen: error: --pushgateway: '127.0.0.1:9091' is not a URL: write it as http://127.0.0.1:9091"),
     (("diff", "--env", "dev", "--grafana-url", "localhost:3000"),
-     "obsgen: error: --grafana-url: 'localhost:3000' is not a URL: write http://localhost:3000"),
+     "obsgen: error: --grafana-url: 'localhost:3000' is not a URL: write it as http://localhost:3000"),
     (("diff", "--env", "dev", "--prometheus-url", "prometheus:9090"),
-     "obsgen: error: --prometheus-url: 'prometheus:9090' is not a URL: write http://prometheus:9090"),
+     "obsgen: error: --prometheus-url: 'prometheus:9090' is not a URL: write it as http://prometheus:9090"),
     (("drill", "--env", "dev", "--tier", "kernel", "--alertmanager-url", "127.0.0.1:9093"),
-     "obsgen: error: --alertmanager-url: '127.0.0.1:9093' is not a URL: write http://127.0.0.1:9093"),
+     "obsgen: error: --alertmanager-url: '127.0.0.1:9093' is not a URL: write it as http://127.0.0.1:9093"),
 ])
 def test_the_url_mistakes_of_the_issue_are_one_line_and_exit_2(args: tuple[str, ...], line: str) -> None:
     env = {k: v for k, v in os.environ.items() if k not in URL_VARIABLES}
@@ -60,8 +60,8 @@ def test_the_url_mistakes_of_the_issue_are_one_line_and_exit_2(args: tuple[str, 
 # --- every kind of mistake, from a flag or from a variable ------------------------------------------
 
 MISTAKES = [
-    ("localhost:3000", "write http://localhost:3000"),
-    ("127.0.0.1", "write http://127.0.0.1"),
+    ("localhost:3000", "write it as http://localhost:3000"),
+    ("127.0.0.1", "write it as http://127.0.0.1"),
     ("", "it is empty"),
     ("ftp://grafana.example.com", "scheme 'ftp' is not http or https"),
     ("http://", "it has no host"),
@@ -111,8 +111,8 @@ INPUTS = [
 @pytest.mark.parametrize(("command", "flag", "variable"), INPUTS, ids=lambda v: v if isinstance(v, str) else v[0] if v else "-")
 def test_every_url_flag_is_checked(capsys, command: tuple[str, ...], flag: str, variable: str | None) -> None:
     code, out, err = obsgen(capsys, *command, flag, "pushgateway:9091")
-    assert (code, out, err) == (2, "", f"obsgen: error: {flag}: 'pushgateway:9091' is not a URL: write "
-                                       f"http://pushgateway:9091\n")
+    assert (code, out, err) == (2, "", f"obsgen: error: {flag}: 'pushgateway:9091' is not a URL: write it "
+                                       f"as http://pushgateway:9091\n")
 
 
 @pytest.mark.parametrize(("command", "flag", "variable"), [i for i in INPUTS if i[2]],
@@ -129,7 +129,7 @@ def test_a_flag_given_is_checked_and_the_variable_it_overrides_is_not_used(capsy
     """The flag wins over the variable; a mistake in the flag names the flag."""
     monkeypatch.setenv("OBSGEN_PUSHGATEWAY_URL", "http://127.0.0.1:9")
     code, _, err = obsgen(capsys, "drill", "--env", "dev", "--tier", "kernel", "--pushgateway", "127.0.0.1:9091")
-    assert (code, err) == (2, "obsgen: error: --pushgateway: '127.0.0.1:9091' is not a URL: write "
+    assert (code, err) == (2, "obsgen: error: --pushgateway: '127.0.0.1:9091' is not a URL: write it as "
                               "http://127.0.0.1:9091\n")
 
 
@@ -153,5 +153,5 @@ def test_the_url_check_is_one_function_with_the_rules_of_the_spec_urls() -> None
         assert checked_url(good, "--x") == good
     with pytest.raises(ObsgenError) as caught:
         checked_url("grafana.example.com", "OBSGEN_GRAFANA_URL")
-    assert str(caught.value) == ("OBSGEN_GRAFANA_URL: 'grafana.example.com' is not a URL: write "
+    assert str(caught.value) == ("OBSGEN_GRAFANA_URL: 'grafana.example.com' is not a URL: write it as "
                                  "http://grafana.example.com")

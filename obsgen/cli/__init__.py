@@ -14,8 +14,33 @@ from typing import Callable, Sequence
 
 from obsgen import __version__
 from obsgen.cli import live_commands, run_commands, spec_commands
-from obsgen.cli.common import DEFAULT_SPEC, EXIT_ERROR, error_line, plural, safe
+from obsgen.cli.common import DEFAULT_SPEC, EXIT_ERROR, error_line, plural, safe, spec_default
 from obsgen.errors import ObsgenError, SpecError
+
+
+# what a spec with problems kept a command from doing, said after them; a command that only reads (validate,
+# check, diff, verify, ...) says nothing of the kind: it would have written nothing anyway
+NOT_DONE = {"build": "; nothing was written", "apply": "; nothing was applied"}
+
+
+# What -q and -v do, command by command (help, or None where the command has no use for one): each
+# offers only what it does, so that `--help` is true to it; a command without one never sees it.
+QUIET_VERBOSE: dict[str, tuple[str | None, str | None]] = {
+    "validate": (None, None),
+    "build": ("print only the summary (and files kept), not a line per file written or removed", None),
+    "check": ("print only the drifted (with +added -removed counts), missing and extra files and the summary: "
+              "no diff (as --stat)", "print the whole diff, however long (as --full)"),
+    "verify": (None, "list every passing test case too"),
+    "docs": (None, None),
+    "doctor": (None, None),
+    "diff": ("print only the changed objects and the summary, no diff bodies (text format)",
+             "print every diff in full, however long (as --full)"),
+    "apply": ("print only the changed objects and the summary, no diff bodies",
+              "print every diff in full, however long (as --full)"),
+    "history": (None, "also list each entry's changes and the URL of every backend it went to"),
+    "emit": (None, None),
+    "drill": ("print only what was confirmed and the result, not the progress while waiting", None),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -34,13 +59,15 @@ def _parser() -> argparse.ArgumentParser:
                 examples: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_, epilog=examples,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
-        p.add_argument("--spec", default=os.environ.get("OBSGEN_SPEC", DEFAULT_SPEC),
+        p.add_argument("--spec", default=spec_default(),
                        help=f"spec file: .yaml, .json or .jsonnet (default: $OBSGEN_SPEC or {DEFAULT_SPEC})")
-        p.add_argument("-q", "--quiet", action="store_true",
-                       help="print only results and problems (no per-file lines, diff bodies or progress)")
-        p.add_argument("-v", "--verbose", action="store_true",
-                       help="print everything: full diffs (as --full), passing test cases")
-        p.set_defaults(func=func)
+        quiet, verbose = QUIET_VERBOSE[name]
+        both = p.add_mutually_exclusive_group() if quiet and verbose else p
+        if quiet:
+            both.add_argument("-q", "--quiet", action="store_true", help=quiet)
+        if verbose:
+            both.add_argument("-v", "--verbose", action="store_true", help=verbose)
+        p.set_defaults(func=func, quiet=False, verbose=False)
         return p
 
     for module in (spec_commands, live_commands, run_commands):
@@ -59,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SpecError as exc:
         for problem in exc.problems:
             print(safe(problem), file=sys.stderr)
-        print(f"obsgen: {plural(len(exc.problems), 'problem')} in {args.spec}; nothing was written",
+        print(f"obsgen: {plural(len(exc.problems), 'problem')} in {args.spec}{NOT_DONE.get(args.command, '')}",
               file=sys.stderr)
         return EXIT_ERROR
     except ObsgenError as exc:

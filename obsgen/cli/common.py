@@ -39,18 +39,60 @@ def plural(n: int, what: str) -> str:
     return f"{n} {what}{'' if n == 1 else 's'}"
 
 
-def environment(model, name: str):  # noqa: ANN001, ANN201
-    try:
-        return model.environment(name)
-    except KeyError:
-        raise ObsgenError(f"unknown environment {name!r} (the spec defines: "
-                          f"{', '.join(e.name for e in model.environments)})") from None
+def environment(model, name: str):  # noqa: ANN001, ANN201 - an obsgen.model Model and Environment
+    """The spec's environment `name` means: exactly, else ignoring case when only one matches; else an error
+    with the closest name and the spec's names (obsgen.errors.known_name, as for every --env)."""
+    from obsgen.errors import known_name
+
+    return model.environment(known_name("environment", name, [e.name for e in model.environments]))
+
+
+def tier(model, name: str) -> str:  # noqa: ANN001 - an obsgen.model Model
+    """The id of the spec's tier `name` means, resolved as `environment` resolves an environment."""
+    from obsgen.errors import known_name
+
+    return known_name("tier", name, [t.id for t in model.tiers])
+
+
+def spec_environment(args: argparse.Namespace) -> str:
+    """`--env` as the name of one of the spec's environments (see `environment`), for a command that must
+    know it before it compiles: the spec is loaded here, so a spec with problems fails here."""
+    from obsgen.spec import load_spec
+
+    return environment(load_spec(args.spec), args.env).name
 
 
 class FromEnv(str):
     """An option's default read from an environment variable: a check of it names the variable."""
 
     variable = ""
+
+    @property
+    def origin(self) -> str:
+        """Where the value came from, for an error about it (obsgen.spec.source reads it of a spec path)."""
+        return f"from ${self.variable}"
+
+
+class Default(str):
+    """An option's built-in default, which the user did not choose: an error about it says how to choose."""
+
+    origin = ""
+
+
+def spec_default() -> str:
+    """`--spec`'s default: $OBSGEN_SPEC (when set and not empty), else DEFAULT_SPEC; either remembers where it
+    came from, so that a spec that cannot be read says so."""
+    default = env_default("OBSGEN_SPEC")
+    if default is not None:
+        return default
+    builtin = Default(DEFAULT_SPEC)
+    builtin.origin = "the default; give --spec FILE or set $OBSGEN_SPEC"
+    return builtin
+
+
+def given(value: object) -> bool:
+    """Whether an option's value was given on the command line (not a FromEnv or Default default)."""
+    return not isinstance(value, (FromEnv, Default))
 
 
 def env_default(variable: str) -> FromEnv | None:

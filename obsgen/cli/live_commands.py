@@ -5,7 +5,7 @@ import argparse
 import sys
 
 from obsgen.cli.common import (DEFAULT_OUT, EXIT_CHANGES, EXIT_ERROR, EXIT_NOT_DONE, EXIT_OK, Command, env_default,
-                               environment, error_line, notes, plural, safe, url_type)
+                               environment, error_line, notes, plural, safe, spec_environment, url_type)
 from obsgen.errors import ObsgenError
 
 EXAMPLES = {
@@ -28,6 +28,7 @@ exit codes: 0 applied, or nothing to change; 2 error; 3 declined at the prompt, 
 exit codes: 0 every check passed, 2 a check failed""",
     "history": """examples:
   obsgen history --env prod               # applies and dry runs, with how each ended
+  obsgen history -v                       # also what each changed and the backend URLs it went to
   obsgen history --limit 5                # the ledger is $OBSGEN_STATE_DIR/ledger.sqlite (default
                                           # ~/.local/state/obsgen/ledger.sqlite)""",
 }
@@ -40,8 +41,8 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
         p.add_argument("--env", required=True, metavar="NAME", help="the environment to compare or change")
         _backend_options(p)
         p.add_argument("--full", action="store_true",
-                       help="print long diffs in full (default: a diff of more than 20 lines shows as its "
-                            "+added -removed line counts)")
+                       help="print long diffs in full (default: a diff of more than 20 changed lines, context "
+                            "not counted, shows as its +added -removed line counts)")
         p.add_argument("--out", default=DEFAULT_OUT, metavar="DIR",
                        help=f"the output of `obsgen build` (default: {DEFAULT_OUT}); its files for the environment "
                             "are used as they are when its manifest shows them built from this spec by this "
@@ -89,8 +90,8 @@ def _backend_options(p: argparse.ArgumentParser) -> None:
 
 
 def _plan_text(report, plan, args: argparse.Namespace) -> str:  # noqa: ANN001 - obsgen.deploy.report, a Plan
-    if args.quiet:  # the object lines and the summary, no diff bodies
-        return "".join(line + "\n" for line in report.text(plan, args.env).splitlines()
+    if args.quiet:  # the object lines and the summary: no diff bodies, so no hint about long ones either
+        return "".join(line + "\n" for line in report.text(plan, args.env, full=True).splitlines()
                        if not line.startswith("    "))
     return report.text(plan, args.env, full=args.full or args.verbose, color=report.color_wanted(sys.stdout))
 
@@ -114,6 +115,7 @@ def _diff(args: argparse.Namespace) -> int:
 
     from obsgen.deploy.session import unfinished_notes
 
+    args.env = spec_environment(args)  # as the spec spells it: `Dev` is `dev`
     state.checked_env(args.env)
     session = open_session(args.spec, args.env, _overrides(args), tuple(args.only), out=_out(args))
     notes(unfinished_notes(args.env) + session.notes)
@@ -128,6 +130,7 @@ def _apply(args: argparse.Namespace) -> int:
     from obsgen.deploy import session as deploy
     from obsgen.errors import SpecError
 
+    args.env = spec_environment(args)  # as the spec spells it, before the lock and the ledger use it
     run = deploy.Run(args.env, "dry-run" if args.dry_run else "apply")
     try:
         code = _run_apply(args, run)
@@ -208,8 +211,7 @@ def _history(args: argparse.Namespace) -> int:
     from obsgen.deploy import ledger, state
 
     if args.env:
-        state.checked_env(args.env)
-        _known_environment(args)
+        args.env = state.checked_env(_known_environment(args))
     if args.limit < 1:
         raise ObsgenError(f"--limit must be at least 1, not {args.limit}")
     entries = ledger.history(state.ledger_path(), args.env, args.limit)
@@ -220,14 +222,32 @@ def _history(args: argparse.Namespace) -> int:
         # every field as recorded, made safe: a row may hold server text (an error) or a crafted value
         print(safe(f"{e.at}  {e.env:<8} {e.mode:<8} {e.result:<17} {e.who:<10} spec {e.spec_sha256[:12]}  "
                    f"{e.summary}{done}", lines=False) + (f"\n    error: {safe(e.error, lines=False)}" if e.error else ""))
+        for line in _history_details(e) if args.verbose else ():
+            print(f"    {safe(line, lines=False)}")
     return EXIT_OK
 
 
-def _known_environment(args: argparse.Namespace) -> None:
-    """`--env` must name an environment of the spec, or one the ledger has entries for (an environment
-    since removed from the spec still has its history)."""
+def _history_details(e) -> list[str]:  # noqa: ANN001 - an obsgen.deploy.ledger.Entry
+    """`history -v`: where the run went, then its changes as the apply printed them, each said as done,
+    planned (a dry run, or an apply that never recorded its end) or not applied."""
+    if e.targets is None:
+        lines = ["targets not recorded"]  # an entry from before obsgen recorded them
+    else:
+        went = ", ".join(f"{kind} {url}" for kind, url in e.targets.items())
+        lines = [f"targets: {went or 'none (no backend was reached)'}"]
+    if e.mode != "apply" or e.result in ("started", "interrupted"):
+        return lines + [f"planned: {title}" for title in e.planned]
+    done = "applied, then restored" if e.result == "rolled-back" else "applied"
+    return (lines + [f"{done}: {title}" for title in e.changes]
+            + [f"not applied: {title}" for title in e.planned if title not in e.changes])
+
+
+def _known_environment(args: argparse.Namespace) -> str:
+    """`--env` as the environment it names, of the spec or of those the ledger has entries for (an
+    environment since removed from the spec still has its history); resolved like every --env
+    (obsgen.errors.known_name: `Dev` is `dev`)."""
     from obsgen.deploy import ledger, state
-    from obsgen.errors import did_you_mean
+    from obsgen.errors import known_name
 
     known: list[str] = []
     try:
@@ -237,9 +257,6 @@ def _known_environment(args: argparse.Namespace) -> None:
     except (ObsgenError, OSError):
         pass  # no readable spec here: the ledger alone decides
     recorded = {e.env for e in ledger.history(state.ledger_path(), None, 10_000)}
-    if args.env in known or args.env in recorded:
-        return
     names = known + sorted(recorded - set(known))
-    raise ObsgenError(f"unknown environment {args.env!r}{did_you_mean(args.env, names)} (the spec defines: "
-                      f"{', '.join(known) or 'none readable'}"
-                      + (f"; the ledger has: {', '.join(sorted(recorded))}" if recorded else "") + ")")
+    return known_name("environment", args.env, names, f"the spec defines: {', '.join(known) or 'none readable'}"
+                      + (f"; the ledger has: {', '.join(sorted(recorded))}" if recorded else ""))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from obsgen.cli.common import EXIT_CHANGES, EXIT_NOT_DONE, EXIT_OK, Command, environment
+from obsgen.cli.common import EXIT_CHANGES, EXIT_NOT_DONE, EXIT_OK, Command, environment, tier
 from obsgen.cli.common import env_default, url_type
 from obsgen.errors import ObsgenError
 
@@ -13,6 +13,7 @@ EXAMPLES = {
   obsgen emit --env dev --report selftest.json --pushgateway http://pushgateway:9091
   obsgen emit --env prod --report selftest.json --textfile /var/lib/node_exporter/textfile/selftest.prom
   selftest --json-v2 > run.json; obsgen emit --env staging --report run.json --pushgateway $PUSHGATEWAY
+  OBSGEN_PUSHGATEWAY_URL=http://pushgateway:9091 obsgen emit --env dev --report selftest.json
   obsgen emit --print-schema > selftest-report.schema.json   # the report format (JSON Schema)
 
 a run is known by its metadata.timestamp and counted once, in order: emitting a report of one of the
@@ -34,9 +35,11 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
     emit.add_argument("--report", required=True, metavar="FILE", help="the selftest --json-v2 report")
     emit.add_argument("--print-schema", action=_PrintSchema,
                       help="print the JSON Schema of the report and exit (no other option needed)")
-    where = emit.add_mutually_exclusive_group(required=True)
+    where = emit.add_mutually_exclusive_group()  # one of them, or $OBSGEN_PUSHGATEWAY_URL: checked in _emit
     where.add_argument("--pushgateway", metavar="URL", type=url_type("--pushgateway"),
-                       help="push to this Pushgateway (each run also in a group of its own)")
+                       default=env_default("OBSGEN_PUSHGATEWAY_URL"),
+                       help="push to this Pushgateway, each run also in a group of its own "
+                            "($OBSGEN_PUSHGATEWAY_URL, unless --textfile is given)")
     where.add_argument("--textfile", metavar="PATH",
                        help="write a node-exporter textfile (*.prom) atomically, under a lock (keeps the last 16 runs)")
     drill = command("drill", "Fire drill: push a failing run, wait for the alert at its receiver, resolve it.",
@@ -79,8 +82,13 @@ def _emit(args: argparse.Namespace) -> int:
     from obsgen.run import emit
     from obsgen.spec import load_spec
 
+    if args.textfile:  # given explicitly, it wins over a Pushgateway that came from $OBSGEN_PUSHGATEWAY_URL
+        args.pushgateway = None
+    elif not args.pushgateway:
+        raise ObsgenError("emit needs somewhere to publish the run: pass --pushgateway URL (or set "
+                          "OBSGEN_PUSHGATEWAY_URL) or --textfile PATH")
     model = load_spec(args.spec)
-    environment(model, args.env)
+    args.env = environment(model, args.env).name  # as the spec spells it: `Dev` is `dev`
     if args.textfile:
         emit.check_textfile(args.textfile)
     report = emit.load_report(args.report, model)
@@ -121,13 +129,12 @@ def _drill(args: argparse.Namespace) -> int:
     from obsgen.run import drill
     from obsgen.spec import load_spec
 
+    model = load_spec(args.spec)  # the names typed are checked first, then what is missing
+    env = environment(model, args.env)
+    args.tier = tier(model, args.tier)  # as the spec spells it: `Kernel` is `kernel`
     if not args.pushgateway:
         raise ObsgenError("drill needs the Pushgateway Prometheus scrapes: pass --pushgateway URL or set "
                           "OBSGEN_PUSHGATEWAY_URL")
-    model = load_spec(args.spec)
-    env = environment(model, args.env)
-    if args.tier not in [t.id for t in model.tiers]:
-        raise ObsgenError(f"unknown tier {args.tier!r} (the spec defines: {', '.join(t.id for t in model.tiers)})")
     timeout = args.timeout or drill.default_timeout(model, env, args.tier)
     result = drill.run(model, env, args.tier, args.pushgateway, args.alertmanager_url, timeout,
                        (lambda *_: None) if args.quiet else print)

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from obsgen.cli.common import DEFAULT_OUT, EXIT_CHANGES, EXIT_OK, Command, notes, plural
 from obsgen.errors import ObsgenError
@@ -33,8 +34,9 @@ write is kept and named ("kept ..."). A non-empty --out without an obsgen manife
 
 Drift is checked inside each environment tree (<out>/<env>/): a file there that obsgen did not write
 is reported as extra (exit 1); files elsewhere under --out (e.g. <out>/README.md) are neither checked
-nor touched. A diff longer than 40 lines is summarised: each drifted file with its +added -removed
-counts, then the first 40 lines of the diff (--full prints all of it).""",
+nor touched. A diff of more than 40 changed lines (context and manifest.json's hash lines not counted)
+is summarised: each drifted file with its +added -removed counts, then the first 40 lines of the diff,
+manifest.json's hash lines counted, not shown (--full prints all of it).""",
     "verify": """examples:
   obsgen verify                           # every environment's generated rule and routing tests
   obsgen verify --env prod -v             # one environment, listing every passing case too
@@ -66,8 +68,9 @@ def register(command: Command, sub: argparse._SubParsersAction) -> None:
     shown.add_argument("--stat", action="store_true",
                        help="list the drifted files with their +added -removed line counts, without the diff")
     shown.add_argument("--full", action="store_true",
-                       help=f"print the whole diff (by default a diff longer than {DIFF_LINES} lines is "
-                            f"summarised: per-file counts, then its first {DIFF_LINES} lines)")
+                       help=f"print the whole diff (by default a diff of more than {DIFF_LINES} changed lines is "
+                            f"summarised: per-file counts, then its first {DIFF_LINES} lines, manifest.json's "
+                            f"hash lines counted, not shown)")
     verify = command("verify", "Run the generated rule tests (promtool) and routing tests (amtool, inhibition).",
                      _verify, EXAMPLES["verify"])
     verify.add_argument("--out", default=DEFAULT_OUT, help=f"output directory (default: {DEFAULT_OUT})")
@@ -98,8 +101,9 @@ def _build(args: argparse.Namespace) -> int:
     from obsgen.compile.conventions import slo_notes
     from obsgen.generate import build
 
+    unusable = _unusable_state("the next check compares every file (no stamp of this build can be kept)")
     result, report = build(args.spec, Path(args.out), args.env, allow_nonempty=args.allow_nonempty)
-    notes(slo_notes(result.model))
+    notes(slo_notes(result.model) + unusable)
     for path in report.written if not args.quiet else ():
         print(f"wrote   {Path(args.out, path).as_posix()}")
     for path in report.removed if not args.quiet else ():
@@ -116,12 +120,21 @@ def _build(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from obsgen.generate import check
 
-    files, drift = check(args.spec, Path(args.out), args.env, fast=not args.no_cache)
+    try:
+        _output_directory(args.out)
+    except ObsgenError:
+        from obsgen.generate import compile_spec
+
+        compile_spec(args.spec, args.env)  # a spec's own problems come first
+        raise
+    unusable = _unusable_state("the check compared every file (its stamp, a speed-up only, cannot be kept)")
+    notes(unusable)
+    files, drift = check(args.spec, Path(args.out), args.env, fast=not (args.no_cache or unusable))
     if drift.clean:
         print(f"obsgen check: {args.out}/ matches {args.spec} ({files} files)")
         return EXIT_OK
-    diff_lines = sum(diff.count("\n") for _, diff in drift.changed)
-    summarise = args.stat or args.quiet or (diff_lines > DIFF_LINES and not (args.full or args.verbose))
+    shown = _summary(drift.changed)
+    summarise = args.stat or args.quiet or (shown.changed > DIFF_LINES and not (args.full or args.verbose))
     _print_drifted(args.out, drift.changed, summarise)
     for path in drift.missing:
         print(f"missing: {Path(args.out, path).as_posix()}")
@@ -130,8 +143,8 @@ def _check(args: argparse.Namespace) -> int:
     for path in drift.foreign:
         print(f"extra:   {Path(args.out, path).as_posix()} (not written by obsgen; "
               f"move it out of {Path(args.out, path.split('/', 1)[0]).as_posix()}/ or delete it)")
-    if summarise and not args.stat:
-        _print_diff_head(drift.changed)
+    if summarise and not (args.stat or args.quiet):
+        _print_diff_head(args.out, shown)
     count = len(drift.changed) + len(drift.missing) + len(drift.extra)
     if count:
         print(f"obsgen check: {plural(count, 'file')} out of date in {args.out}/; "
@@ -159,19 +172,69 @@ def _print_drifted(out: str, changed: tuple[tuple[str, str], ...], summarise: bo
             sys.stdout.write(diff)
 
 
-def _print_diff_head(changed: tuple[tuple[str, str], ...]) -> None:
-    """The first DIFF_LINES lines of the diffs, and how many more there are."""
-    lines = "".join(diff for _, diff in changed).splitlines(keepends=True)
-    sys.stdout.write("".join(lines[:DIFF_LINES]))
-    print(f"... {plural(len(lines) - DIFF_LINES, 'more diff line')} not shown: `obsgen check --full` prints the "
-          f"whole diff, `obsgen check --stat` only the counts")
+class _Summary(NamedTuple):
+    lines: list[str]  # the diffs, each manifest.json's without its hash lines
+    hashes: list[tuple[str, int]]  # (manifest.json, its hash lines left out of `lines`)
+    changed: int  # added and removed lines in `lines`: what the summary limit counts
+
+
+def _summary(changed: tuple[tuple[str, str], ...]) -> _Summary:
+    """The diffs as a summary shows them: a manifest.json's changed hash lines (a digest per file, which
+    changes with every file that does) are counted, not shown; the files' own changes are the news."""
+    from obsgen.output.tree import diff_stat, without_hash_lines
+
+    lines: list[str] = []
+    hashes: list[tuple[str, int]] = []
+    count = 0
+    for path, diff in changed:
+        if path.endswith("/manifest.json"):
+            diff, hidden = without_hash_lines(diff)
+            if hidden:
+                hashes.append((path, hidden))
+        lines += diff.splitlines(keepends=True)
+        count += sum(diff_stat(diff))
+    return _Summary(lines, hashes, count)
+
+
+def _print_diff_head(out: str, shown: _Summary) -> None:
+    """The first DIFF_LINES lines of the diffs, the manifests' hash lines counted, and how many more lines."""
+    sys.stdout.write("".join(shown.lines[:DIFF_LINES]))
+    for path, hidden in shown.hashes:
+        print(f"{Path(out, path).as_posix()}: {plural(hidden, 'hash line')} changed (not shown)")
+    more = len(shown.lines) - DIFF_LINES
+    if more > 0:
+        print(f"... {plural(more, 'more diff line')} not shown: `obsgen check --full` prints the whole diff, "
+              f"`obsgen check --stat` only the counts")
+
+
+def _output_directory(out: str) -> None:
+    """A drift check of a directory that is not there is a mistake (a typo, the wrong working directory),
+    not a tree with every file missing."""
+    import shlex
+
+    path = Path(out)
+    if path.is_dir():
+        return
+    if path.exists():
+        raise ObsgenError(f"{out}: a file, not a directory (give the right --out)")
+    raise ObsgenError(f"{out}: no such directory (run obsgen build --out {shlex.quote(out)} first, or give the "
+                      f"right --out)")
+
+
+def _unusable_state(consequence: str) -> list[str]:
+    """A note when the state directory cannot be used: build and check keep only their stamp there, a
+    speed-up, so they go on without it (the commands that keep the ledger or a lock there stop instead)."""
+    from obsgen.deploy.state import state_dir_problem
+
+    problem = state_dir_problem()
+    return [f"{problem}; {consequence}"] if problem else []
 
 
 def _verify(args: argparse.Namespace) -> int:
     from obsgen.run.verify import verify
 
     out = Path(args.out)
-    envs = _in_spec_order(args, args.env or sorted({p.parent.name for p in out.glob("*/manifest.json")}))
+    envs = _environments_to_verify(args, out)
     if not envs:
         raise ObsgenError(f"no generated environments in {out}/: run `obsgen build` first")
     counts: dict[tuple[str, str], list[int]] = {}
@@ -202,23 +265,33 @@ def _jobs(text: str) -> int:
     return int(text)
 
 
-def _in_spec_order(args: argparse.Namespace, envs: list[str]) -> list[str]:
-    """`envs` in the order of the spec (--spec, else $OBSGEN_SPEC, else the default) when it can be read,
-    environments it does not name last; alphabetical when there is no readable spec. Only the spec's
-    environment names are read: verify checks the files in the output, not the spec."""
+def _environments_to_verify(args: argparse.Namespace, out: Path) -> list[str]:
+    """The environments to verify, in the spec's order (those it does not define last): the --env ones, each
+    an environment of the spec or of the output (resolved like every --env: `Dev` is `dev`), else every one
+    in the output. Verify checks the files in the output; the spec gives the names and their order, and a
+    spec with problems fails here as it fails `validate`. A spec nobody named with --spec whose file does not
+    exist (verify of an output beside no spec) leaves the output's environments, alphabetically."""
     import os
 
-    from obsgen.cli.common import DEFAULT_SPEC
-    from obsgen.spec.source import read
+    from obsgen.cli.common import given
+    from obsgen.errors import known_name
+    from obsgen.spec import load_spec
 
-    spec = getattr(args, "spec", None) or os.environ.get("OBSGEN_SPEC") or DEFAULT_SPEC
-    try:
-        data = read(spec).data
-    except ObsgenError:
-        data = None
-    listed = data.get("environments") if isinstance(data, dict) else None
-    order = [e["name"] for e in listed if isinstance(e, dict) and isinstance(e.get("name"), str)] \
-        if isinstance(listed, list) else []
+    built = sorted({p.parent.name for p in out.glob("*/manifest.json")})
+    if given(args.spec) or os.path.exists(args.spec):
+        order = [e.name for e in load_spec(args.spec).environments]
+        listed = f"the spec defines: {', '.join(order)}"
+    else:
+        order, listed = [], f"no spec: {args.spec} does not exist"
+    others = [env for env in built if env not in order]
+    if others:
+        listed += f"; {out}/ {'also ' if order else ''}has: {', '.join(others)}"
+    if not args.env:
+        envs = built
+    elif not order and not built:
+        envs = []  # nothing to name them by, and nothing built: the caller says to build
+    else:
+        envs = [known_name("environment", env, order + others, listed) for env in args.env]
     rank = {name: i for i, name in enumerate(order)}
     return sorted(dict.fromkeys(envs), key=lambda env: (rank.get(env, len(rank)), env))
 

@@ -1,6 +1,11 @@
 """The manifest of one environment: obsgen version, every file's digest, a digest of them all, and a
 digest of what they were compiled from.
 
+The manifest is the one file that records what built the tree -- obsgen's version and the spec file's
+name -- so that no other file (and no live object) names either (see obsgen.compile.render): after an
+upgrade or a rename of the spec, `obsgen check` reports the manifests alone and `obsgen build` rewrites
+only them. It is never deployed.
+
 A manifest depends only on its own environment's files and inputs, never on the spec as a whole: a change
 that alters only prod's output rewrites only prod's manifest. `inputs_sha256` is the digest of the
 environment's compile input -- obsgen's version and the model seen by the environment's compile (the spec
@@ -41,8 +46,10 @@ def compile_manifest(model: Model, env: Environment, artifacts: list[Artifact]) 
 def inputs_digest(model: Model, env: Environment) -> str:
     """sha256 of obsgen's version and the model an environment's compile sees. The model is frozen data
     (tuples, dicts in the spec's order, numbers, strings: no sets), so its repr is exact and stable; the
-    spec file's own digest is left out, so a comment or another environment's change leaves it as it is."""
-    seen = replace(model, environments=(env,), digest="")
+    spec file's own digest is left out, so a comment or another environment's change leaves it as it is,
+    and so is its file name, which no generated file but the manifest holds. The version stays in: after an
+    upgrade `diff` and `apply` compile again rather than trust files an older obsgen wrote."""
+    seen = replace(model, environments=(env,), digest="", source="")
     return hashlib.sha256(f"obsgen {__version__}\n{seen!r}".encode()).hexdigest()
 
 

@@ -99,7 +99,8 @@ def endpoint_of(spec: BackendSpec, env_name: str, url: str | None) -> tuple[str,
 
 def checked_url(value: str, where: str) -> str:
     """`value` when it is an http(s) base URL obsgen can use; else an ObsgenError naming `where` (the flag or
-    environment variable it came from): `--pushgateway: '127.0.0.1:9091' is not a URL: write http://…`.
+    environment variable it came from): `--pushgateway: '127.0.0.1:9091' is not a URL: write it as
+    http://127.0.0.1:9091`.
     Every URL an operator gives (flags, OBSGEN_*_URL) is checked here, with the rules the spec's
     URLs are held to at use (`parse_endpoint`)."""
     try:
@@ -210,7 +211,7 @@ def parse_endpoint(url: str) -> tuple[str, str, int]:
     if any(c.isspace() or c == "\\" for c in url) or not url.isprintable():
         raise ValueError("it contains whitespace, a backslash or a control character")
     if "://" not in url:
-        raise ValueError(f"write http://{url.lstrip(':/')}")
+        raise ValueError(f"write it as http://{url.lstrip(':/')}")
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import IO, Any, Callable, Iterable, TypeVar
 
 from obsgen.errors import ObsgenError
-from obsgen.deploy.wire import HEAD, adapter, proxies, shown, socket_of
+from obsgen.deploy.wire import HEAD, adapter, proxies, shown, socket_of, unreachable
 
 TIMEOUT = 10.0  # seconds: one request's overall deadline -- connect, read and every retry together
 READ_RETRIES = 3  # attempts for idempotent reads, all within that deadline; writes are never retried
@@ -263,9 +263,9 @@ class Http:
                     raise self._late(method, path, deadline) from None
                 if not last and self._backoff(attempt, deadline):
                     continue
-                if isinstance(exc, requests.ConnectionError):
-                    raise BackendError(f"cannot reach {self.name} at {self.base_url} (connection refused or "
-                                       f"DNS failure)") from None
+                if isinstance(exc, requests.ConnectionError):  # refused, no such name, TLS to plain http
+                    raise BackendError(f"cannot reach {self.name} at {self.base_url}"
+                                       f"{unreachable(exc, self.base_url)}") from None
                 # a body cut short, a bad encoding, a redirect loop
                 raise BackendError(f"{self.name} at {self.base_url} broke off its answer to {method} {path} "
                                    f"({type(exc).__name__})") from None

@@ -2,7 +2,8 @@
 
 Each entry keeps what was planned and, separately, what was actually applied (for a failed apply, the
 changes that were made before the failure and then restored, or left in place when restoring failed).
-No secret ever enters it: titles and error messages only.
+No secret ever enters it: titles, error messages, and the URL of each backend a run went to (`targets`,
+kept without user info, query or fragment, so that a local demo's applies are told from real ones).
 
 An apply writes its entry twice: as `started` (with its plan, its process id and host) before its first
 write, and with how it ended when it ends. An entry still `started` is an apply that is running or was
@@ -18,6 +19,7 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,10 +29,12 @@ SCHEMA = """CREATE TABLE IF NOT EXISTS applies (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     at TEXT NOT NULL, who TEXT NOT NULL, env TEXT NOT NULL, spec_sha256 TEXT NOT NULL,
     mode TEXT NOT NULL, summary TEXT NOT NULL, changes TEXT NOT NULL, result TEXT NOT NULL, error TEXT NOT NULL,
-    planned TEXT NOT NULL DEFAULT '[]', pid INTEGER NOT NULL DEFAULT 0, host TEXT NOT NULL DEFAULT '')"""
+    planned TEXT NOT NULL DEFAULT '[]', pid INTEGER NOT NULL DEFAULT 0, host TEXT NOT NULL DEFAULT '',
+    targets TEXT)"""
 ADDED = {"planned": "TEXT NOT NULL DEFAULT '[]'",  # columns a ledger written by an older obsgen may lack
-         "pid": "INTEGER NOT NULL DEFAULT 0", "host": "TEXT NOT NULL DEFAULT ''"}
-COLUMNS = "id, at, who, env, spec_sha256, mode, summary, planned, changes, result, error, pid, host"
+         "pid": "INTEGER NOT NULL DEFAULT 0", "host": "TEXT NOT NULL DEFAULT ''",
+         "targets": "TEXT"}  # NULL: recorded before obsgen recorded targets
+COLUMNS = "id, at, who, env, spec_sha256, mode, summary, planned, changes, result, error, pid, host, targets"
 # ok | no-changes | planned (a dry run) | declined (not confirmed) | refused (lock held, no terminal) |
 # failed (nothing was changed) | rolled-back (changes made, then all restored) |
 # could-not-restore (changes made and at least one backend could not be put back) |
@@ -56,6 +60,9 @@ class Entry:
     error: str
     pid: int = 0  # the process of a started entry, on `host`
     host: str = ""
+    # the URL of each backend the run went to, by backend (grafana, prometheus, alertmanager); None when the
+    # entry was recorded by an obsgen that did not record them
+    targets: dict[str, str] | None = None
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -79,22 +86,26 @@ def ensure(path: Path) -> None:
 
 
 def record(path: Path, *, env: str, spec_sha256: str, mode: str, summary: str, planned: list[str],
-           changes: list[str], result: str, error: str = "", entry: int | None = None) -> int:
+           changes: list[str], result: str, error: str = "", entry: int | None = None,
+           targets: Mapping[str, str] | None = None) -> int:
     """Record a run; with `entry` (the id `start` returned), complete that entry instead of adding one.
-    Returns the entry's id."""
+    `targets` are the URLs of the backends the run went to, by backend (kept without any credential, see
+    `public_url`). Returns the entry's id."""
     if result not in RESULTS:
         raise ValueError(f"unknown ledger result {result!r}")
     values = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), _who(), env, spec_sha256, mode, summary,
-              json.dumps(planned), json.dumps(changes), result, error[:4000])
+              json.dumps(planned), json.dumps(changes), result, error[:4000],
+              json.dumps({kind: public_url(url) for kind, url in (targets or {}).items()}))
     db = _connect(path)
     try:
         with db:
             if entry is not None:  # the time stays the start's; the rest is how it ended
                 db.execute("UPDATE applies SET who = ?, env = ?, spec_sha256 = ?, mode = ?, summary = ?, "
-                           "planned = ?, changes = ?, result = ?, error = ? WHERE id = ?", (*values[1:], entry))
+                           "planned = ?, changes = ?, result = ?, error = ?, targets = ? WHERE id = ?",
+                           (*values[1:], entry))
                 return entry
             cursor = db.execute("INSERT INTO applies (at, who, env, spec_sha256, mode, summary, planned, changes, "
-                                "result, error, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                "result, error, targets, pid, host) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                 (*values, os.getpid() if result == "started" else 0,
                                  socket.gethostname() if result == "started" else ""))
             return int(cursor.lastrowid or 0)
@@ -104,10 +115,26 @@ def record(path: Path, *, env: str, spec_sha256: str, mode: str, summary: str, p
         db.close()
 
 
-def start(path: Path, *, env: str, spec_sha256: str, summary: str, planned: list[str]) -> int:
+def start(path: Path, *, env: str, spec_sha256: str, summary: str, planned: list[str],
+          targets: Mapping[str, str] | None = None) -> int:
     """The `started` entry of an apply, written before its first write; returns its id for `record`."""
     return record(path, env=env, spec_sha256=spec_sha256, mode="apply", summary=summary, planned=planned,
-                  changes=[], result="started")
+                  changes=[], result="started", targets=targets)
+
+
+def public_url(url: str) -> str:
+    """A URL as the ledger keeps it: without user info (user:password@), query or fragment, where a
+    credential could hide; scheme, host, port and path say where the run went."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+
+
+def _entry(row: tuple) -> Entry:
+    """An entry from a row in COLUMNS order."""
+    targets = json.loads(row[13]) if row[13] is not None else None
+    return _seen(Entry(*row[:7], json.loads(row[7]), json.loads(row[8]), *row[9:13], targets))
 
 
 def history(path: Path, env: str | None = None, limit: int = 50) -> list[Entry]:
@@ -122,7 +149,7 @@ def history(path: Path, env: str | None = None, limit: int = 50) -> list[Entry]:
         raise ObsgenError(f"cannot read the ledger {path}: {exc}") from None
     finally:
         db.close()
-    return [_seen(Entry(*r[:7], json.loads(r[7]), json.loads(r[8]), *r[9:])) for r in rows]
+    return [_entry(r) for r in rows]
 
 
 def unfinished(path: Path, env: str) -> list[Entry]:
@@ -138,7 +165,7 @@ def unfinished(path: Path, env: str) -> list[Entry]:
         raise ObsgenError(f"cannot read the ledger {path}: {exc}") from None
     finally:
         db.close()
-    return [_seen(Entry(*r[:7], json.loads(r[7]), json.loads(r[8]), *r[9:])) for r in rows]
+    return [_entry(r) for r in rows]
 
 
 def supersede(path: Path, entries: list[int], by: int, result: str) -> None:

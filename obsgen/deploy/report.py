@@ -1,6 +1,7 @@
 """A plan as text (terminals), markdown (pull-request comments) or JSON (machines).
 
-In text, a change whose diff is longer than LONG_DIFF lines shows as its object and `(+N -M lines, not
+In text, a change whose diff changes more than LONG_DIFF lines (added and removed; context lines do not
+count, so a small change among much context is shown) shows as its object and `(+N -M lines, not
 shown)`, with one hint at the end, unless `full` is set; with `color`, diff lines are red (-), green (+) and
 cyan (@@). Markdown and JSON are always complete and never coloured.
 """
@@ -13,7 +14,7 @@ from typing import TextIO
 
 from obsgen.deploy.plan import Plan
 
-LONG_DIFF = 20  # diff lines; longer diffs are summarised in text unless full=True
+LONG_DIFF = 20  # changed (+/-) lines; a diff changing more is summarised in text unless full=True
 _COLORS = {"-": "\033[31m", "+": "\033[32m", "@": "\033[36m"}
 _RESET = "\033[0m"
 
@@ -44,8 +45,8 @@ def text(result: Plan, env: str, *, full: bool = False, color: bool = False) -> 
     for change in result.changes:
         diff = change.diff() if change.action == "update" else []
         lines.append(change.title)
-        if len(diff) > LONG_DIFF and not full:
-            added, removed = diff_stat(diff)
+        added, removed = diff_stat(diff)
+        if added + removed > LONG_DIFF and not full:
             lines.append(f"    (+{added} -{removed} lines, not shown)")
             summarised += 1
         else:

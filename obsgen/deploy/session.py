@@ -88,6 +88,8 @@ def open_session(spec: str, env_name: str, overrides: Overrides, only: tuple[str
     preflight(env, overrides, only)
     makers = _makers(build.model, env, overrides)
     backends = [make() for name, make in makers.items() if env.backend(name) and (not only or name in only)]
+    if run is not None:  # the ledger records where the run went (a demo's 127.0.0.1 is not dev's Grafana)
+        run.targets = {b.name: b.http.base_url for b in backends if getattr(b, "http", None)}
     wanted = [backend.desired(build.artifacts) for backend in backends]
     # the backends are read at the same time; each client bounds its own parallel reads
     lives = parallel(lambda i: backends[i].read(wanted[i]), range(len(backends)))
@@ -284,6 +286,7 @@ class Run:
     applied: list[Change] = field(default_factory=list)
     result: str = ""
     entry: int | None = None  # the ledger entry `started` wrote
+    targets: dict[str, str] = field(default_factory=dict)  # backend -> the URL it is reached at
     leftovers: list[ledger.Entry] = field(default_factory=list)
     ledger_problem: str = ""
     signals: Signals = field(default_factory=Signals)
@@ -314,7 +317,8 @@ class Run:
         self.signals.deferred = True
         try:
             self.entry = ledger.start(state.ledger_path(), env=self.env, spec_sha256=self.digest,
-                                      summary=plan_.summary() if plan_ else "", planned=[c.title for c in changes])
+                                      summary=plan_.summary() if plan_ else "", planned=[c.title for c in changes],
+                                      targets=self.targets)
         finally:
             self.signals.deferred = False
         if self.signals.signum:
@@ -346,7 +350,7 @@ class Run:
                                   summary=plan_.summary() if plan_ else "(no plan: the backends were not read)",
                                   planned=[c.title for c in plan_.changes] if plan_ else [],
                                   changes=[c.title for c in self.applied], result=self.result, error=error,
-                                  entry=self.entry)
+                                  entry=self.entry, targets=self.targets)
             if self.mode == "apply" and self.leftovers:
                 ledger.supersede(path, [e.id for e in self.leftovers], entry, self.result)
         except ObsgenError as problem:

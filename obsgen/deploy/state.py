@@ -5,7 +5,9 @@ one shared thing -- an Alertmanager config file that dev and staging both name, 
 Alertmanager config -- from interleaving their read-modify-write, whichever environment each applies.
 All live under the state directory (`obsgen.output.files.state_dir`: $OBSGEN_STATE_DIR, else
 $XDG_STATE_HOME/obsgen, else ~/.local/state/obsgen). Environment names are validated before
-they become part of a path, so `--env ../x` can never reach outside it.
+they become part of a path, so `--env ../x` can never reach outside it. A state directory that cannot be
+used (`state_dir_problem`) is one error naming $OBSGEN_STATE_DIR wherever the ledger or a lock is needed
+(history, apply), and a note where only the drift check's stamp, a speed-up, lives there (build, check).
 """
 from __future__ import annotations
 
@@ -35,8 +37,51 @@ def checked_env(env: str) -> str:
     return env
 
 
+def state_dir_problem() -> str | None:
+    """Why the state directory cannot be used -- it is not a directory, it cannot be read and written, or
+    (not there yet) it cannot be created -- naming where its path came from; None when it can be. Nothing
+    is created: a command that only reads (history) must not leave a directory behind."""
+    path = state_dir()
+    where = f"the state directory {path} ({_origin()})"
+    fix = "set OBSGEN_STATE_DIR to a directory obsgen can create, read and write"
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            what = "a file" if path.is_file() else "a broken symlink" if path.is_symlink() else "not a file"
+            return f"{where} is {what}, not a directory; {fix}"
+        if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            return f"{where} cannot be read and written (permission denied); {fix}"
+        return None
+    parent = path.parent
+    while not (parent.exists() or parent.is_symlink()) and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{where} cannot be created: {parent} is a file, not a directory; {fix}"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"{where} cannot be created: {parent} cannot be written (permission denied); {fix}"
+    return None
+
+
+def _origin() -> str:
+    """Where the state directory's path came from, as the user can change it."""
+    if os.environ.get("OBSGEN_STATE_DIR"):
+        return "$OBSGEN_STATE_DIR"
+    if os.environ.get("XDG_STATE_HOME"):
+        return "$XDG_STATE_HOME/obsgen"
+    return "the default, as $OBSGEN_STATE_DIR is not set"
+
+
+def usable_state_dir() -> Path:
+    """The state directory, or one clear error naming $OBSGEN_STATE_DIR when it cannot be used (see
+    `state_dir_problem`): the ledger and the locks are never silently skipped."""
+    problem = state_dir_problem()
+    if problem:
+        raise ObsgenError(problem)
+    return state_dir()
+
+
 def ledger_path() -> Path:
-    return state_dir() / "ledger.sqlite"
+    """The ledger's file; an unusable state directory is an error here, before any request is made."""
+    return usable_state_dir() / "ledger.sqlite"
 
 
 def lock_path(env: str) -> Path:

@@ -6,6 +6,8 @@
   deadline (`HEAD.end`, set by the thread sending the request).
 - `socket_of`: the socket under a streamed answer, so each read of its body waits only what is left.
 - `shown`: server (or other foreign) text with its control characters escaped and cut to a length.
+- `unreachable`: why a connection failed, in words that point at the fix (a TLS handshake with a plain
+  http server, a name that does not resolve, a refused connection).
 """
 from __future__ import annotations
 
@@ -130,3 +132,50 @@ def _escaped(text: str, limit: int, keep: str = "") -> str:
         out.append(piece)
         size += len(piece)
     return "".join(out)
+
+
+# OpenSSL's reasons for a handshake answered by something that does not speak TLS -- "HTTP/1.1 400" read
+# as a TLS record (OpenSSL 1.1 and 3.0 say wrong version number, 3.2 and later record layer failure)
+_NOT_TLS = ("WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "UNKNOWN_PROTOCOL",
+            "HTTP_REQUEST")
+
+
+def unreachable(exc: BaseException, url: str) -> str:
+    """Why a connection to `url` failed, as the end of `cannot reach X at URL…`: a TLS handshake that
+    failed (with the fix when the server speaks plain http), a name that did not resolve, else the
+    refused connection it most often is. Read from the chain of causes requests and urllib3 leave."""
+    import re
+    import socket
+    import ssl
+    from urllib.parse import urlsplit
+
+    chain = _causes(exc)
+    tls = next((e for e in chain if isinstance(e, ssl.SSLError)), None)
+    if isinstance(tls, ssl.SSLCertVerificationError):
+        return (f": TLS certificate not accepted ({shown(str(tls.verify_message or tls.reason), 120)}; if it is "
+                f"signed by your own CA, set REQUESTS_CA_BUNDLE to that CA's file)")
+    if tls is not None and str(tls.reason or "") in _NOT_TLS:
+        plain = re.sub(r"^https://", "http://", url, flags=re.IGNORECASE)
+        return f": TLS handshake failed (is the server plain http? write {plain})"
+    if tls is not None or any(type(e).__name__ == "SSLError" for e in chain):
+        reason = shown(str(tls.reason or tls), 120) if tls is not None else "no reason given"
+        return f": TLS handshake failed ({reason})"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        host = next((getattr(getattr(e, "conn", None), "host", None) for e in chain
+                     if type(e).__name__ == "NameResolutionError"), None) or urlsplit(url).hostname
+        return f": DNS lookup of {shown(str(host), 120)} failed (no such host name?)"
+    return " (connection refused or DNS failure)"
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and every exception behind it: __cause__, __context__, and urllib3's `reason` (MaxRetryError)
+    and requests' first argument (a ConnectionError wraps the MaxRetryError it was given)."""
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo and len(seen) < 20:
+        item = todo.pop(0)
+        if not isinstance(item, BaseException) or any(item is e for e in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args[:1]]
+    return seen

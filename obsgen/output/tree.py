@@ -11,6 +11,7 @@ none, so it is someone else's (a pull request can commit `generated/dev/grafana 
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Callable, Iterable, NamedTuple, Sequence, TypeVar
 
@@ -64,6 +65,37 @@ def diff_stat(diff: str) -> tuple[int, int]:
         elif line.startswith("-"):
             removed += 1
     return added, removed
+
+
+# a changed line of a manifest.json diff that holds a digest: `"path": "<sha256>",`, files_sha256, inputs_sha256
+_HASH_LINE = re.compile(r'[+-]\s*"[^"]*": "[0-9a-f]{64}",?')
+_HUNK = re.compile(r"@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@")
+
+
+def without_hash_lines(diff: str) -> tuple[str, int]:
+    """A manifest.json diff without its changed hash lines, and how many it had: (the file headers and
+    every hunk that still changes something, its line counts updated -- "" when nothing else changed;
+    the number of hash lines left out). A digest changes with every file that does; a summary counts
+    them rather than show them, so the files' own changes are what it shows."""
+    lines = diff.splitlines(keepends=True)
+    hunks: list[list[str]] = []
+    for line in lines[2:]:
+        if line.startswith("@@") or not hunks:
+            hunks.append([])
+        hunks[-1].append(line)
+    kept, hidden = [], 0
+    for header, *body in hunks:
+        rest = [line for line in body if not _HASH_LINE.fullmatch(line.rstrip("\n"))]
+        hidden += len(body) - len(rest)
+        if not any(line[:1] in "+-" for line in rest):
+            continue
+        match = _HUNK.match(header)
+        if match:
+            old = sum(1 for line in rest if line[:1] in " -")
+            new = sum(1 for line in rest if line[:1] in " +")
+            header = f"@@ -{match[1]},{old} +{match[2]},{new} @@\n"
+        kept += [header, *rest]
+    return ("".join(lines[:2] + kept) if kept else ""), hidden
 
 
 def env_trees(out: Path, artifacts: list[Artifact], scopes: list[str]) -> list[str]:

@@ -60,9 +60,12 @@ def verify(out: Path, envs: list[str], jobs: int = 0) -> Iterator[Outcome]:
         if not root.is_dir():
             raise ObsgenError(f"{root} does not exist: run `obsgen build` first")
         files[env] = sorted((root / "tests" / "rules").glob("*.test.yaml"))
+    # the largest files start first, so that no long one is left running alone at the end; the outcomes are
+    # still reported in environment then file order
+    largest_first = sorted(((env, f) for env in envs for f in files[env]), key=lambda job: -job[1].stat().st_size)
     with ThreadPoolExecutor(max_workers=jobs or _cpus()) as pool:
         runs = {(env, f): pool.submit(lambda e, f: list(_rule_tests(paths["promtool"], e, f)), env, f)
-                for env in envs for f in files[env]}
+                for env, f in largest_first}
         for env in envs:
             for test_file in files[env]:
                 yield from runs[(env, test_file)].result()

@@ -13,10 +13,26 @@ from obsgen.spec.source import Located
 from obsgen.errors import did_you_mean
 
 _DURATION_PATTERN = "^([0-9]+(ms|s|m|h|d|w|y))+$"
+
+
+class _UrlMessage(str):
+    """The message of a URL that is not http(s): with `write it as http://…` when only the scheme is missing
+    (`url: grafana.example.com:3000`, a host and port written as they are said)."""
+
+    def format(self, *args: object, **kwargs: object) -> str:
+        value = str(kwargs.get("value", ""))
+        message = super().format(*args, **kwargs)
+        bare = value[1:-1] if len(value) > 2 and value[0] == value[-1] == "'" else ""  # shown's repr quotes
+        if bare and "://" not in bare and "\\" not in bare and not any(c.isspace() for c in bare) \
+                and not bare.endswith("\u2026"):
+            return f"{message}: write it as http://{bare.lstrip(':/')}"
+        return message
+
+
 _FRIENDLY_PATTERNS = {  # {value} is the value as bounds.shown quotes it
     _DURATION_PATTERN: "not a duration: {value} (expected e.g. 30s, 5m, 1h, 28d)",
     "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$": "{value} is not a valid id (lower case letters, digits and '-', at most 63)",
-    "^https?://": "{value} is not an http(s) URL",
+    "^https?://": _UrlMessage("{value} is not an http(s) URL"),
     "^[A-Za-z_][A-Za-z0-9_]*$": "{value} is not a valid name (letters, digits and '_')",
 }
 

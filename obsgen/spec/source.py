@@ -71,7 +71,9 @@ def _read(path: str) -> Located:
     try:
         raw = bounds.read_regular(path, bounds.MAX_SPEC_BYTES)
     except OSError as exc:
-        raise SpecError([Problem(display, 1, 1, f"cannot read spec: {exc.strerror or exc}")]) from None
+        origin = getattr(path, "origin", "")  # a path nobody typed says where it came from (obsgen.cli.common)
+        said = f"cannot read spec: {exc.strerror or exc}" + (f" ({origin})" if origin else "")
+        raise SpecError([Problem(display, 1, 1, said)]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

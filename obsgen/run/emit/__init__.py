@@ -6,7 +6,8 @@
 
 The report's format is the JSON Schema obsgen ships (`schema_text()`, `obsgen emit --print-schema`,
 obsgen/schemas/report/); a report is checked against it and then against the spec (every step it names is
-a spec step of the spec's tier). A spec step absent from the report is not an error: see `missing_steps`.
+a spec step of the spec's tier), every problem at once (`checks`). A spec step absent from the report is
+not an error: see `missing_steps`.
 
 The series, named by `model.metrics`, each labelled `<env_label>="<env>"` (plus any extra labels):
 
@@ -55,10 +56,10 @@ from obsgen.run.emit.exposition import (COUNTED, LABEL_RECENT, LABEL_RUN, OLDER,
 from obsgen.run.emit.publish import (DRILL_GROUPING, RUN_GROUP_KEEP, check_grouping, check_textfile, delete_group,
                                  emit_to_pushgateway, emit_to_textfile, fetch_group, push, read_textfile,
                                  write_textfile)
-from obsgen.run.emit.report import (FAILED, LABEL_OUTCOME, LABEL_RESULT, PAGE, PASS, RUNNER_SEVERITY, RUNNER_TIERS,
-                                STATUSES, TICKET, Report, ReportError, StepResult, check_report, describe_run,
-                                format_time, load_report, missing_steps, parse_report, run_outcome, run_result,
-                                run_time, schema_text, stale_report, synthetic_report)
+from obsgen.run.emit.checks import FAILED, RUNNER_SEVERITY, RUNNER_TIERS, STATUSES, schema_text
+from obsgen.run.emit.report import (LABEL_OUTCOME, LABEL_RESULT, PAGE, PASS, TICKET, Report, ReportError, StepResult,
+                                check_report, describe_run, format_time, load_report, missing_steps, parse_report,
+                                run_outcome, run_result, run_time, stale_report, synthetic_report)
 
 __all__ = [
     "COUNTED", "DRILL_GROUPING", "FAILED", "LABEL_OUTCOME", "LABEL_RECENT", "LABEL_RESULT", "LABEL_RUN", "OLDER",

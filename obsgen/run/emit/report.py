@@ -1,13 +1,12 @@
-"""Reading a selftest report: its schema, its checks against the spec, and the run's verdict.
+"""Reading a selftest report, and the run's verdict.
 
-`load_report` / `parse_report` give a `Report` or raise `ReportError` naming every problem by its JSON path;
+`load_report` / `parse_report` give a `Report` or raise `ReportError` naming every problem by its JSON path
+(the checks themselves are obsgen.run.emit.checks);
 `run_result` and `describe_run` judge the run by the environment's policy (`queries.run_limits`).
 """
 from __future__ import annotations
 
-import functools
 import json
-import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,21 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from obsgen.compile import conventions as c
-from obsgen.model import durations
 from obsgen.compile import queries as q
 from obsgen.errors import ObsgenError
-from obsgen.model import Environment, Model
-from obsgen.errors import closest
+from obsgen.model import Environment, Model, durations
+from obsgen.run.emit.checks import FAILED, examine, spec_problem
 
-STATUSES = ("PASS", "FAIL", "SKIP", "TIMEOUT")
-FAILED = ("FAIL", "TIMEOUT")
-RUNNER_TIERS = ("kernel", "governance", "optional")  # the runner's own vocabulary, used without a spec
-RUNNER_SEVERITY = {"kernel": "critical", "governance": "warning", "optional": "info"}
 LABEL_RESULT = c.LABEL_RESULT
 LABEL_OUTCOME = c.LABEL_OUTCOME
-SCHEMA = ("schemas", "report", "selftest-report.schema.json")  # inside the obsgen package
-
-
 
 
 class ReportError(ObsgenError):
@@ -72,23 +63,6 @@ class Report:
         return not self.failing
 
 
-
-# --- the report's schema --------------------------------------------------------------------------
-
-def schema_text() -> str:
-    """The JSON Schema of the report, as shipped in the package (`obsgen emit --print-schema`)."""
-    from importlib import resources
-
-    return resources.files("obsgen").joinpath(*SCHEMA).read_text(encoding="utf-8")
-
-
-@functools.lru_cache(maxsize=1)
-def _validator() -> Any:
-    from jsonschema import Draft202012Validator
-
-    return Draft202012Validator(json.loads(schema_text()))
-
-
 # --- reading a report -----------------------------------------------------------------------------
 
 class _NotJson(ValueError):
@@ -118,48 +92,23 @@ def load_report(path: str, model: Model | None = None) -> Report:
     return parse_report(data, path, model)
 
 
-JsonPath = tuple[Any, ...]  # keys and indexes, e.g. ("results", 3, "tier")
-
-
 def parse_report(data: object, source: str, model: Model | None = None) -> Report:
-    """Validate a decoded report and return it; every problem at once as a ReportError.
-
-    First against the shipped JSON Schema (`schema_text()`: `results[]` with `step_id`, `tier`, `status`
-    and `duration_ms`, optional `metadata.timestamp` and `metadata.mode`, an optional `summary`), then what
-    a schema cannot say: no step twice, tiers of the spec (or the runner's, without a spec), each step of
-    the spec with the spec's tier, a real time, and `summary` counts that agree with the results (the seeds'
-    CI gates read the summary, the metrics come from the results, and the two must tell the same story).
-    """
-    found = _schema_problems(data)
-    if () in found or not isinstance(data, dict):  # the schema's first rule: a JSON object
-        raise ReportError(source, [found.get((), "expected a JSON object")])
-    problems: list[tuple[JsonPath, str]] = list(found.items())
-    rows: list[tuple[StepResult, str, float]] = []
-    results = data.get("results")
-    if isinstance(results, list) and ("results",) not in found:
-        rows = _results(results, found, model, problems)
-    meta = data.get("metadata") if isinstance(data.get("metadata"), dict) else {}
-    timestamp = None
-    if ("metadata",) not in found and ("metadata", "timestamp") not in found:
-        timestamp = _timestamp(meta, [end for _, _, end in rows], problems)
-    mode = meta.get("mode") if isinstance(meta.get("mode"), str) else ""
-    summary = data.get("summary") if isinstance(data.get("summary"), dict) else {}
-    total_ms = summary.get("total_duration_ms")
-    if total_ms is not None and ("summary", "total_duration_ms") not in found and not _finite(total_ms):
-        problems.append((("summary", "total_duration_ms"), f"expected a number >= 0, got {_kind(total_ms)}"))
-    if summary and not problems:
-        _check_summary(summary, rows, problems)
-    if problems:
-        ordered = sorted(problems, key=lambda p: _order(p[0]))
-        raise ReportError(source, [f"{_at(at)}: {message}" for at, message in ordered])
-    steps = tuple(step for step, _, _ in rows)
+    """Validate a decoded report and return it; every problem at once as a ReportError (the checks are
+    obsgen.run.emit.checks: the shipped JSON Schema, then what a schema cannot say -- no step twice, the
+    spec's steps and tiers, a real time, `summary` counts that agree with the results)."""
+    checked = examine(data, model)
+    if checked.problems:
+        raise ReportError(source, checked.problems)
+    steps = tuple(StepResult(r.step_id, r.tier, r.status, r.duration_seconds) for r in checked.rows)
+    total_ms = checked.total_ms
     duration = total_ms / 1000 if total_ms is not None else sum(s.duration_seconds for s in steps)
-    return Report(source, steps, duration, timestamp, mode)
+    return Report(source, steps, duration, checked.timestamp, checked.mode)
 
 
 def check_report(model: Model, report: Report) -> None:
     """Raise a ReportError if the report names a step the spec does not have, or gives it another tier."""
-    problems = [f"results[{i}].{p[0]}: {p[1]}" for i, s in enumerate(report.steps) if (p := _spec_problem(model, s))]
+    problems = [f"results[{i}].{p[0]}: {p[1]}" for i, s in enumerate(report.steps)
+                if (p := spec_problem(model, s.id, s.tier))]
     if problems:
         raise ReportError(report.source, problems)
 
@@ -170,144 +119,6 @@ def missing_steps(model: Model, report: Report) -> tuple[str, ...]:
     failure counters do not move, and the run's result is judged on the steps it ran."""
     ran = {s.id for s in report.steps}
     return tuple(s.id for s in model.steps if s.id not in ran)
-
-
-def _schema_problems(data: object) -> dict[JsonPath, str]:
-    """One message per JSON path the schema finds wrong, in obsgen's words (the schema's `x-expected`)."""
-    found: dict[JsonPath, str] = {}
-    for error in _validator().iter_errors(data):
-        at = tuple(error.absolute_path)
-        schema = error.schema if isinstance(error.schema, dict) else {}
-        if error.validator == "required":
-            for name in error.validator_value:
-                if isinstance(error.instance, dict) and name not in error.instance:
-                    found.setdefault(at + (name,), _MISSING.get(at + (name,), "missing"))
-            continue
-        if at in found:
-            continue
-        expected = schema.get("x-expected")
-        if expected is None and error.validator == "enum":
-            expected = "one of " + ", ".join(str(v) for v in error.validator_value)
-        elif expected is None and error.validator == "type":
-            expected = _TYPE_NAMES.get(str(error.validator_value), str(error.validator_value))
-        found[at] = f"expected {expected}, got {_kind(error.instance)}" if expected else error.message
-    return found
-
-
-_MISSING = {("results",): "missing; emit needs the per-step results of the full `selftest --json-v2` report, "
-                          "not only its summary"}
-_TYPE_NAMES = {"object": "object", "array": "array", "string": "string", "number": "number",
-               "integer": "a whole number"}
-_TOP = {"version": 0, "results": 1, "metadata": 2, "summary": 3}
-_FIELDS = {"step_id": 0, "tier": 1, "status": 2, "duration_ms": 3}
-
-
-def _order(path: JsonPath) -> tuple[Any, ...]:
-    """Problems in the order a reader meets them: version, each result by index and field, metadata, summary."""
-    if not path:
-        return (-1,)
-    rest = tuple(p if isinstance(p, int) else _FIELDS.get(p, 9) for p in path[1:])  # ties: as found
-    return (_TOP.get(path[0], 4), *rest)
-
-
-def _at(path: JsonPath) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-
-
-def _results(results: list[Any], found: dict[JsonPath, str], model: Model | None,
-             problems: list[tuple[JsonPath, str]]) -> list[tuple[StepResult, str, float]]:
-    """(step, severity, end time) per entry the schema accepted; the checks a schema cannot make."""
-    tiers = tuple(t.id for t in model.tiers) if model else RUNNER_TIERS
-    seen: dict[str, int] = {}
-    rows = []
-    for i, item in enumerate(results):
-        if not isinstance(item, dict):
-            continue
-        bad = any(p[:2] == ("results", i) for p in found)
-        step_id, tier = item.get("step_id"), item.get("tier")
-        if isinstance(step_id, str) and step_id:
-            if step_id in seen:
-                duplicate = f"duplicate step {step_id} (also results[{seen[step_id]}])"
-                problems.append((("results", i, "step_id"), duplicate))
-                bad = True
-            else:
-                seen[step_id] = i
-        if isinstance(tier, str) and tier and tier not in tiers:
-            problems.append((("results", i, "tier"), f"expected one of {', '.join(tiers)}, got {_kind(tier)}"))
-            bad = True
-        for key in ("duration_ms", "timestamp_end"):
-            if item.get(key) is not None and ("results", i, key) not in found and not _finite(item[key]):  # NaN
-                problems.append((("results", i, key), f"expected a number >= 0, got {_kind(item[key])}"))
-                bad = True
-        if bad:
-            continue
-        step = StepResult(step_id, tier, item["status"], item["duration_ms"] / 1000)
-        if model and (problem := _spec_problem(model, step)):
-            problems.append((("results", i, problem[0]), problem[1]))
-            continue
-        severity = item.get("severity", model.tier(tier).severity if model else RUNNER_SEVERITY.get(tier, ""))
-        rows.append((step, severity, float(item.get("timestamp_end") or 0.0)))
-    return rows
-
-
-def _spec_problem(model: Model, step: StepResult) -> tuple[str, str] | None:
-    """(field, message) when the spec has no such step, or gives it another tier."""
-    known = {s.id: s for s in model.steps}
-    if step.id not in known:
-        close = closest(step.id, known)
-        hint = f" (did you mean {close}?)" if close else ""
-        return "step_id", f"unknown step {step.id}; the spec has no such step{hint}"
-    if known[step.id].tier != step.tier:
-        return "tier", f"step {step.id} is {known[step.id].tier} in the spec, not {step.tier}"
-    return None
-
-
-def _check_summary(summary: dict[str, Any], rows: list[tuple[StepResult, str, float]],
-                   problems: list[tuple[JsonPath, str]]) -> None:
-    steps = [s for s, _, _ in rows]
-    counts = {"passed": (sum(s.status == "PASS" for s in steps), "passed "),
-              "failed": (sum(s.failed for s in steps), "failed "),
-              "skipped": (sum(s.status == "SKIP" for s in steps), "skipped "),
-              "total": (len(steps), "")}
-    for key, (n, what) in counts.items():
-        _agree(summary.get(key), n, ("summary", key), f"{what}step", problems)
-    for severity, entry in (summary.get("by_severity") or {}).items():
-        n = sum(1 for s, sev, _ in rows if sev == severity and s.failed)
-        _agree(entry.get("failed"), n, ("summary", "by_severity", severity, "failed"), f"failed {severity} step",
-               problems)
-
-
-def _agree(value: Any, n: int, at: JsonPath, what: str, problems: list[tuple[JsonPath, str]]) -> None:
-    if value is not None and value != n:
-        problems.append((at, f"{value}, but results has {n} {what}{'' if n == 1 else 's'}"))
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-
-
-def _timestamp(meta: dict[str, Any], ends: list[float], problems: list[tuple[JsonPath, str]]) -> float | None:
-    text = meta.get("timestamp")
-    if text is None:
-        return max(ends) if ends and max(ends) > 0 else None
-    try:
-        when = datetime.fromisoformat(text)
-    except ValueError:
-        when = None
-    if when is None or when.tzinfo is None:
-        expected = "an ISO 8601 time with a UTC offset (e.g. 2025-11-30T15:30:00+00:00)"
-        problems.append((("metadata", "timestamp"), f"expected {expected}, got {_kind(text)}"))
-        return None
-    return when.timestamp()
-
-
-def _kind(value: Any) -> str:
-    names = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-    name = names.get(type(value), "number")
-    if isinstance(value, (dict, list)):
-        return f"{name} ({len(value)} {'keys' if isinstance(value, dict) else 'items'})"
-    shown = json.dumps(value)
-    return f"{name} {shown if len(shown) <= 40 else shown[:37] + '...'}"
 
 
 def run_time(report: Report) -> str:
