@@ -722,17 +722,24 @@ def _alerts(stack: Stack, name: str, **labels: str) -> list[dict]:
 
 def test_a_failing_kernel_step_pushed_makes_the_generated_kernel_alert_fire(model, stack: Stack,
                                                                            pushgateway: str) -> None:
+    # The stack is shared: Prometheus may have scraped an earlier test's runs (kernel failures, passes) before
+    # their groups were wiped, and a step alert looks back days. As on a real system, a passing run later than
+    # all of them (the latest is 2025-11-30T18:29:57Z) clears any kernel alert; then a later run fails.
+    passed, failed = 1764532800, 1764533700  # 2025-11-30T20:00:00Z, 20:15:00Z
+    emit.emit_to_pushgateway(model, "dev", dataclasses.replace(_report("passing.json", model),
+                                                               timestamp=float(passed)), pushgateway)
     stack.wait_until(lambda: not _alerts(stack, "SelftestKernelStepFailed"), WAIT,
-                     "no kernel alert left over from an earlier push")
-    emit.emit_to_pushgateway(model, "dev", _report("kernel-failed.json", model), pushgateway)
+                     "no kernel alert once a later run passed")
+    later = failed
+    report = dataclasses.replace(_report("kernel-failed.json", model), timestamp=float(later))
+    emit.emit_to_pushgateway(model, "dev", report, pushgateway)
     [alert] = stack.wait_until(lambda: _alerts(stack, "SelftestKernelStepFailed", step_id="core-checks"),
                                WAIT, "SelftestKernelStepFailed for core-checks in Prometheus")
     assert alert["labels"]["env"] == "dev" and alert["labels"]["tier"] == "kernel"
-    # The stack is shared: an earlier test's run may still be in Prometheus until its next scrape.
     [fail] = stack.wait_until(
-        lambda: stack.query('selftest_run_timestamp_seconds{env="dev",result="fail",run="1764520200"}'), WAIT,
+        lambda: stack.query(f'selftest_run_timestamp_seconds{{env="dev",result="fail",run="{later}"}}'), WAIT,
         "the failed run in Prometheus")
-    assert (fail["metric"]["outcome"], fail["value"][1]) == ("page", "1764520200")
+    assert (fail["metric"]["outcome"], fail["value"][1]) == ("page", str(later))
     assert _alerts(stack, "SelftestGovernanceFailuresAboveTolerance") == []
 
 
