@@ -1,3 +1,3 @@
 """obsgen: one selftest observability spec compiled into every artifact."""
 
-__version__ = "0.13.0"
+__version__ = "0.14.0"

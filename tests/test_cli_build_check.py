@@ -113,7 +113,7 @@ def test_building_one_environment_leaves_the_others_alone(run_cli, tmp_path: Pat
     assert result.code == 0
     assert result.out.splitlines() == [
         f"kept    {out}/dev/stray.txt (not written by obsgen)",
-        f"obsgen build: dev from specs/selftest.yaml into {out}/: 0 written, 17 unchanged, 0 removed, "
+        f"obsgen build: dev from specs/selftest.yaml into {out}/: 0 written, 24 unchanged, 0 removed, "
         f"1 kept (not written by obsgen)"]
     assert (out / "prod/stray.txt").exists() and (out / "dev/stray.txt").exists()
     assert run_cli("check", "--env", "dev", "--out", str(out)).code == 1
@@ -210,7 +210,7 @@ def count_compiles(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 def test_check_after_a_build_answers_from_the_stamp_without_compiling(run_cli, stamped: Path, monkeypatch) -> None:
     calls = count_compiles(monkeypatch)
     result = run_cli("check", "--out", str(stamped))
-    assert (result.code, result.out) == (0, f"obsgen check: {stamped}/ matches specs/selftest.yaml (51 files)\n")
+    assert (result.code, result.out) == (0, f"obsgen check: {stamped}/ matches specs/selftest.yaml (72 files)\n")
     assert calls == []
 
 

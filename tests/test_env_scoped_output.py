@@ -142,7 +142,7 @@ def test_build_and_check_list_environments_in_the_spec_order(run_cli, reference)
     build = run_cli("build", "--spec", str(spec), "--out", str(out), "--env", "prod", "--env", "staging")
     assert build.out.splitlines() == [
         f"wrote   {out}/staging/docs/alerts.md", f"wrote   {out}/prod/docs/alerts.md",
-        f"obsgen build: staging, prod from {spec} into {out}/: 2 written, 32 unchanged, 0 removed"]
+        f"obsgen build: staging, prod from {spec} into {out}/: 2 written, 46 unchanged, 0 removed"]
 
 
 def test_docs_prints_every_environment_in_the_spec_order(run_cli) -> None:

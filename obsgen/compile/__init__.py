@@ -24,6 +24,7 @@ def targets() -> dict[str, Target]:
     from obsgen.compile.alertmanager import compile_alertmanager
     from obsgen.compile.docs import compile_docs
     from obsgen.compile.grafana import compile_grafana
+    from obsgen.compile.kubernetes import compile_kubernetes
     from obsgen.compile.openslo import compile_openslo
     from obsgen.compile.prometheus import compile_prometheus
     from obsgen.compile.routing_tests import compile_routing_tests
@@ -31,7 +32,8 @@ def targets() -> dict[str, Target]:
 
     return {"grafana": compile_grafana, "slo": compile_openslo, "prometheus": compile_prometheus,
             "alertmanager": compile_alertmanager, "docs": compile_docs,
-            "routing-tests": compile_routing_tests, "rule-tests": compile_rule_tests}
+            "routing-tests": compile_routing_tests, "rule-tests": compile_rule_tests,
+            "kubernetes": compile_kubernetes}
 
 
 def compile_env(model: Model, env: Environment, only: Collection[str] = ()) -> list[Artifact]:

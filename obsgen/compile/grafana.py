@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
@@ -47,10 +48,13 @@ BUILTIN_ANNOTATION = {
 
 def compile_grafana(model: Model, env: Environment) -> list[Artifact]:
     """One dashboard JSON per spec dashboard, at <env>/grafana/<dashboard id>.json."""
-    return [
-        Artifact(f"{env.name}/grafana/{d.id}.json", render.to_json(build_dashboard(model, env, d)))
-        for d in model.dashboards
-    ]
+    return list(_compile(model, env))
+
+
+@lru_cache(maxsize=16)  # the Kubernetes target puts the same dashboards in ConfigMaps
+def _compile(model: Model, env: Environment) -> tuple[Artifact, ...]:
+    return tuple(Artifact(f"{env.name}/grafana/{d.id}.json", render.to_json(build_dashboard(model, env, d)))
+                 for d in model.dashboards)
 
 
 def build_dashboard(model: Model, env: Environment, dashboard: Dashboard) -> dict[str, Any]:

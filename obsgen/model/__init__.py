@@ -120,6 +120,32 @@ class Cadence:
         return f"every {self.interval}" if self.regular else f"irregularly, at least every {self.interval}"
 
 
+# The labels obsgen sets on every Kubernetes resource it generates, besides the spec's: ownership is by these
+# (a spec may not set them itself).
+K8S_MANAGED_BY, K8S_PART_OF, K8S_ENVIRONMENT = "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of", \
+    "obsgen.io/environment"
+
+
+def k8s_name(service: str, stem: str) -> str:
+    """A generated resource's name: the stem, prefixed with the service unless it already names it, so two
+    services' resources never share a name in one namespace."""
+    return stem if stem == service or stem.startswith(f"{service}-") else f"{service}-{stem}"
+
+
+@dataclass(frozen=True)
+class Kubernetes:
+    """Where an environment's Kubernetes resources go (Prometheus Operator, Grafana sidecar). Credentials
+    only as references: the Secret's name and its keys, never a value."""
+
+    namespace: str
+    secret: str
+    labels: tuple[tuple[str, str], ...] = ()  # added to every resource (the Operator's selectors match them)
+    secret_keys: tuple[tuple[str, str], ...] = ()  # (channel id, key in the Secret); default key: the channel id
+
+    def secret_key(self, channel: str) -> str:
+        return dict(self.secret_keys).get(channel, channel)
+
+
 @dataclass(frozen=True)
 class Environment:
     name: str
@@ -128,6 +154,7 @@ class Environment:
     channels: tuple[ChannelTarget, ...]
     backends: tuple[Backend, ...]
     cadence: Cadence = Cadence()
+    kubernetes: Kubernetes | None = None  # None: no Kubernetes output for this environment
 
     def target(self, channel: str) -> ChannelTarget:
         for t in self.channels:

@@ -7,7 +7,10 @@ Routing cases run with `amtool config routes test --verify.receivers` against
 each config `routing.yaml` lists (the standalone config and the shared one:
 obsgen's subtree inside other teams' config), every case on each unless it
 names one; the inhibition cases are evaluated here on the same configs, since
-amtool cannot. Outcomes name the config (`[shared] ...`). The shared config is
+amtool cannot. Outcomes name the config (`[shared] ...`). When the environment
+has a Kubernetes output, the cases that name no config also run (`[operator]`)
+on the config the Prometheus Operator builds from its AlertmanagerConfig
+(obsgen.compile.k8s_operator). The shared config is
 tested with obsgen's parts taken from `alertmanager/subtree.yaml` (what `apply`
 puts into a shared Alertmanager), and a copy of them in the shared file that
 is not the subtree's is reported. Everything reads the committed files, so a
@@ -197,6 +200,62 @@ def _routing_tests(amtool: str, env: str, routing: Path) -> Iterator[Outcome]:
             yield Outcome(env, "routing", f"[{name}] obsgen's part of the config is {document['subtree']['file']}",
                           not problem, problem)
         yield from _cases(amtool, env, document, configs, loaded)
+        amc = routing.parent.parent / "kubernetes" / "alertmanagerconfig.yaml"
+        if amc.exists():
+            yield from _operator_cases(amtool, env, document, amc, Path(scratch))
+
+
+# A cluster's own Alertmanager config, which the Operator puts obsgen's AlertmanagerConfig into: another team's
+# namespace routed to that team, everything else to the root's receiver.
+OPERATOR_ROOT = {"route": {"receiver": "cluster-default",
+                           "routes": [{"receiver": "other-team", "matchers": ['namespace="other-team"']}]},
+                 "receivers": [{"name": "cluster-default"}, {"name": "other-team"}]}
+
+
+def _operator_cases(amtool: str, env: str, document: dict[str, Any], path: Path, scratch: Path) -> Iterator[Outcome]:
+    """The cases that name no config, run on what the Prometheus Operator builds from the generated
+    AlertmanagerConfig inside OPERATOR_ROOT (`[operator]`, secrets as placeholders): the alerts carry the
+    resource's namespace label, the expected receivers have the names the Operator gives them; and the first
+    routed alert of another namespace, or without one, reaches none of obsgen's receivers."""
+    from obsgen.compile import amtree, k8s_operator
+
+    amc = _load(path)
+    if not isinstance(amc, dict):
+        raise ObsgenError(f"{path}: not an AlertmanagerConfig (a YAML mapping): run `obsgen build`")
+    try:
+        merged = k8s_operator.merge(OPERATOR_ROOT, amc, k8s_operator.placeholders(amc))
+    except ObsgenError as exc:
+        raise ObsgenError(f"{path}: {exc}") from None
+    namespace = str(amc["metadata"]["namespace"])
+    owner = (document.get("subtree") or {}).get("owner")
+    prefix = amtree.Owner(**owner).prefix if owner else ""
+
+    def ours(receiver: str) -> str:
+        return k8s_operator.receiver_name(amc, receiver.removeprefix(prefix)) if receiver.startswith(prefix) \
+            else receiver
+
+    def renamed(text: str, receivers: list[str]) -> str:
+        for receiver in receivers:
+            text = text.replace(receiver, ours(receiver))
+        return text
+
+    cases = [{**case, "labels": {**case["labels"], "namespace": namespace},
+              **({"name": renamed(case["name"], case["receivers"]), "receivers": [ours(r) for r in case["receivers"]]}
+                 if "receivers" in case else {}),
+              **({"firing": [{**f, "namespace": namespace} for f in case["firing"]]} if "firing" in case else {})}
+             for case in document.get("tests") or [] if "config" not in case]
+    routed = next((case for case in cases if "receivers" in case), None)
+    if routed:
+        alert = routed["labels"].get("alertname", routed["name"])
+        cases += [{"name": f"{alert} of another namespace (namespace=other-team) reaches that team's receiver "
+                           f"other-team", "labels": {**routed["labels"], "namespace": "other-team"},
+                   "receivers": ["other-team"]},
+                  {"name": f"{alert} without the namespace label reaches none of obsgen's receivers but the root's",
+                   "labels": {k: v for k, v in routed["labels"].items() if k != "namespace"},
+                   "receivers": ["cluster-default"]}]
+    config = scratch / "operator-alertmanager.yaml"
+    _dump(config, merged)
+    yield from _cases(amtool, env, {"tests": cases}, {"operator": config}, {"operator": merged})
 
 
 def _cases(amtool: str, env: str, document: dict[str, Any], configs: dict[str, Path],

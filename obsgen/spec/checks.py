@@ -6,6 +6,7 @@ raw document defensively (a wrong type is the schema's to report, not ours).
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterator
 
 from obsgen.model import durations
@@ -309,8 +310,85 @@ def summaries(doc: Located) -> Iterator[Problem]:
             yield doc.problem(("alerts", i, "summary"), why)
 
 
+# Kubernetes' rules for what obsgen writes into a resource's metadata (apimachinery's validation).
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")  # a namespace: at most 63
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")  # a name: at most 253
+_LABEL_NAME = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")  # a label value or key's name: at most 63
+_SECRET_KEY = re.compile(r"[-._a-zA-Z0-9]+")  # a key of a Secret's data: at most 253
+
+
+def _label_key_problem(key: str) -> str:
+    prefix, _, name = key.rpartition("/")
+    if "/" in prefix or (prefix == "" and key.startswith("/")):
+        return "has more than one '/'" if "/" in prefix else "has an empty prefix before '/'"
+    if prefix and (len(prefix) > 253 or not _DNS_SUBDOMAIN.fullmatch(prefix)):
+        return "has a prefix that is no DNS subdomain (lower case alphanumerics, '-' and '.', at most 253)"
+    if len(name) > 63 or not _LABEL_NAME.fullmatch(name):
+        return "is no label name (alphanumerics, '-', '_' and '.', starting and ending alphanumeric, at most 63)"
+    return ""
+
+
+def _label_value_ok(value: str) -> bool:
+    return len(value) <= 63 and (value == "" or bool(_LABEL_NAME.fullmatch(value)))
+
+
+def kubernetes(doc: Located) -> Iterator[Problem]:
+    """What a cluster would refuse, found before anything is built: the namespace, labels and Secret. The
+    resources' names (obsgen.model.k8s_name: the service and an SLO or dashboard id, each an id of at most 63
+    characters) and the label values obsgen adds (service, environment) always meet Kubernetes' rules, as the
+    schema's id pattern holds them to. Each environment needs its own namespace, as the resources' names do
+    not name the environment."""
+    from obsgen.model import K8S_ENVIRONMENT, K8S_MANAGED_BY, K8S_PART_OF
+
+    data = doc.data
+    service = data.get("service", {}).get("name") if isinstance(data.get("service"), dict) else None
+    if not isinstance(service, str):
+        return
+    channels = _ids(data, "channels")
+    namespaces: dict[str, str] = {}
+    for i, env in _items(data, "environments"):
+        block = env.get("kubernetes")
+        if not isinstance(block, dict) or not isinstance(env.get("name"), str):
+            continue
+        at = ("environments", i, "kubernetes")
+        namespace = block.get("namespace", f"{service}-{env['name']}")
+        where = at + ("namespace",) if "namespace" in block else at
+        if isinstance(namespace, str) and (len(namespace) > 63 or not _DNS_LABEL.fullmatch(namespace)):
+            yield doc.problem(where, f"namespace {shown(namespace)} is no DNS-1123 label (lower case alphanumerics "
+                                     f"and '-', starting and ending alphanumeric, at most 63 characters)")
+        elif isinstance(namespace, str) and namespace in namespaces:
+            yield doc.problem(where, f"environment {namespaces[namespace]!r} already uses namespace "
+                                     f"{shown(namespace)}: give each environment its own namespace")
+        elif isinstance(namespace, str):
+            namespaces[namespace] = env["name"]
+        labels = block.get("labels") if isinstance(block.get("labels"), dict) else {}
+        for key, value in labels.items():
+            if key in (K8S_MANAGED_BY, K8S_PART_OF, K8S_ENVIRONMENT):
+                yield doc.problem(at + ("labels", key), f"label {shown(key)} is set by obsgen (it marks what "
+                                                        f"obsgen owns): leave it out", at_key=True)
+            elif why := _label_key_problem(str(key)):
+                yield doc.problem(at + ("labels", key), f"label key {shown(key)} {why}", at_key=True)
+            if isinstance(value, str) and not _label_value_ok(value):
+                yield doc.problem(at + ("labels", key), f"label value {shown(value)} is not valid (alphanumerics, "
+                                                        f"'-', '_' and '.', starting and ending alphanumeric, at "
+                                                        f"most 63 characters)")
+        secret = block.get("secret", f"{service}-alerting")
+        if isinstance(secret, str) and (len(secret) > 253 or not _DNS_SUBDOMAIN.fullmatch(secret)):
+            yield doc.problem(at + ("secret",) if "secret" in block else at,
+                              f"secret {shown(secret)} is no valid Secret name (lower case alphanumerics, '-' "
+                              f"and '.', at most 253 characters)")
+        keys = block.get("secret_keys") if isinstance(block.get("secret_keys"), dict) else {}
+        for channel, key in keys.items():
+            if channel not in channels:
+                yield doc.problem(at + ("secret_keys", channel), _unknown("channel", str(channel), channels),
+                                  at_key=True)
+            if isinstance(key, str) and (len(key) > 253 or not _SECRET_KEY.fullmatch(key)):
+                yield doc.problem(at + ("secret_keys", channel), f"secret key {shown(key)} is no valid key of a "
+                                                                 f"Secret (alphanumerics, '-', '_' and '.')")
+
+
 CHECKS: tuple[Check, ...] = (duplicate_ids, references, environments, cadences, metrics, slos, alerts, dashboards,
-                             summaries, promql)
+                             summaries, promql, kubernetes)
 
 
 def run(doc: Located) -> list[Problem]:

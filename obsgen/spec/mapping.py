@@ -45,7 +45,7 @@ def to_model(data: dict[str, Any], raw: bytes, source: str) -> m.Model:
                            remediation=s["remediation"]) for s in data["steps"]),
         channels=tuple(m.Channel(id=c["id"], type=c["type"], description=c.get("description", ""))
                        for c in data["channels"]),
-        environments=tuple(_environment(e) for e in data["environments"]),
+        environments=tuple(_environment(e, data["service"]["name"]) for e in data["environments"]),
         slos=tuple(_slo(s) for s in data.get("slos", [])),
         slo_alerting=m.SLOAlerting(**slo_alerting),
         alerts=tuple(_alert(a, data) for a in data["alerts"]),
@@ -57,7 +57,7 @@ def to_model(data: dict[str, Any], raw: bytes, source: str) -> m.Model:
     )
 
 
-def _environment(e: dict[str, Any]) -> m.Environment:
+def _environment(e: dict[str, Any], service: str) -> m.Environment:
     policy = e.get("policy", {})
     targets = []
     for channel, t in sorted(e["channels"].items()):
@@ -77,7 +77,15 @@ def _environment(e: dict[str, Any]) -> m.Environment:
         name=e["name"], description=e.get("description", ""),
         policy=m.Policy(tolerance=tuple(sorted(policy.get("tolerance", {}).items())),
                         page_on_any_failure=bool(policy.get("page_on_any_failure", False))),
-        channels=tuple(targets), backends=tuple(backends), cadence=_cadence(e.get("cadence") or {}))
+        channels=tuple(targets), backends=tuple(backends), cadence=_cadence(e.get("cadence") or {}),
+        kubernetes=_kubernetes(e["kubernetes"], service, e["name"]) if "kubernetes" in e else None)
+
+
+def _kubernetes(k: dict[str, Any], service: str, env: str) -> m.Kubernetes:
+    """Defaults: the namespace `<service>-<env>`, the Secret `<service>-alerting`, no extra labels."""
+    return m.Kubernetes(namespace=k.get("namespace", f"{service}-{env}"), secret=k.get("secret", f"{service}-alerting"),
+                        labels=tuple(sorted((k.get("labels") or {}).items())),
+                        secret_keys=tuple(sorted((k.get("secret_keys") or {}).items())))
 
 
 def _cadence(c: dict[str, Any]) -> m.Cadence:
