@@ -50,6 +50,21 @@ def _private_state_dir(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True, scope="session")
+def _no_cluster(tmp_path_factory: pytest.TempPathFactory):
+    """No test ever reaches a Kubernetes cluster: kubectl reads a kubeconfig without a context (`obsgen diff`
+    would otherwise compare against the current context of whoever runs the tests)."""
+    saved = os.environ.get("KUBECONFIG")
+    config = tmp_path_factory.mktemp("kube") / "config"
+    config.write_text("apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n")
+    os.environ["KUBECONFIG"] = str(config)
+    yield
+    if saved is None:
+        os.environ.pop("KUBECONFIG", None)
+    else:
+        os.environ["KUBECONFIG"] = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
 def _write_dirs(tmp_path_factory: pytest.TempPathFactory):
     """The test environment is the operator: paths a test's spec names for obsgen to write (rules_dir,
     config_file) lie under pytest's base temp directory, which it lists in OBSGEN_WRITE_DIRS."""

@@ -87,6 +87,8 @@ def local_spec(directory: Path, sink_url: str, *, fast: bool = True, source: Pat
             target["api_url_file"] = str(url_file)
     for slo in data.get("slos", []):  # a team that asked its SLOs to page: the SLO page route is live too
         slo.setdefault("page", True)
+    for environment in data["environments"]:  # the local stack is not a cluster: `diff` never asks kubectl
+        environment.pop("kubernetes", None)
     if fast:
         data["timing"] = {"evaluation_interval": "1s", "group_wait": "1s", "group_interval": "1s",
                           "repeat_interval": "1h"}
@@ -95,7 +97,7 @@ def local_spec(directory: Path, sink_url: str, *, fast: bool = True, source: Pat
             for override in (alert.get("overrides") or {}).values():
                 override.pop("for", None)
     path = directory / "selftest.yaml"
-    header = (f"# Derived from {source.name}: dev notifies a local sink, its SLOs page"
+    header = (f"# Derived from {source.name}: dev notifies a local sink, its SLOs page, no Kubernetes output"
               + ("; fast timing (1s evaluation, 1s group_wait, for: 0s)" if fast else "") + ".\n")
     path.write_text(header + yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return path

@@ -382,7 +382,9 @@ def long_update(monkeypatch: pytest.MonkeyPatch):
     from obsgen.deploy import session
 
     fixed = plan([_list([f"new{i}" for i in range(30)])], [_list([f"old{i}" for i in range(30)])])
-    monkeypatch.setattr(session, "open_session", lambda *a, **k: SimpleNamespace(plan=fixed, notes=[]))
+    no_kubernetes = SimpleNamespace(environment=lambda name: SimpleNamespace(kubernetes=None))  # a cluster not asked
+    monkeypatch.setattr(session, "open_session",
+                        lambda *a, **k: SimpleNamespace(plan=fixed, notes=[], model=no_kubernetes))
 
     def run(*args: str) -> tuple[int, str]:
         out = io.StringIO()

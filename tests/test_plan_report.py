@@ -99,7 +99,9 @@ def test_colour_only_on_a_terminal_and_never_with_no_color(stream, environ, want
 def cli(monkeypatch: pytest.MonkeyPatch):
     from obsgen.deploy import session
 
-    monkeypatch.setattr(session, "open_session", lambda *a, **k: SimpleNamespace(plan=long_plan(30), notes=[]))
+    no_kubernetes = SimpleNamespace(environment=lambda name: SimpleNamespace(kubernetes=None))  # a cluster not asked
+    monkeypatch.setattr(session, "open_session",
+                        lambda *a, **k: SimpleNamespace(plan=long_plan(30), notes=[], model=no_kubernetes))
     monkeypatch.delenv("NO_COLOR", raising=False)
     monkeypatch.delenv("TERM", raising=False)
 

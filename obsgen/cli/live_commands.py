@@ -123,7 +123,19 @@ def _diff(args: argparse.Namespace) -> int:
         sys.stdout.write(_plan_text(report, session.plan, args))
     else:
         sys.stdout.write(report.FORMATS[args.format](session.plan, args.env))
-    return EXIT_CHANGES if args.exit_code and not session.plan.empty else EXIT_OK
+    changed = not session.plan.empty
+    env = session.model.environment(args.env)
+    if env.kubernetes is not None and not args.only:  # the Kubernetes resources, where a cluster is at hand
+        from obsgen.deploy.kubernetes import cluster_diff
+
+        if args.format != "text":
+            notes([f"{env.name}: Kubernetes resources are compared in the text format only"])
+        else:
+            cluster = cluster_diff(session.model, env)
+            notes([cluster.note] if cluster.note else [])
+            sys.stdout.write(cluster.text)
+            changed = changed or cluster.changed
+    return EXIT_CHANGES if args.exit_code and changed else EXIT_OK
 
 
 def _apply(args: argparse.Namespace) -> int:
