@@ -46,7 +46,7 @@ FIRST_BEFORE = "13.0 s in bench/results.md of 63cc753: parallel reads, one write
 # does in-process, done before obsgen.cli is imported
 SEQUENTIAL_OBSGEN = (
     "import sys\n"
-    "from obsgen import http\n"
+    "from obsgen.deploy import http\n"
     "saved, http.READ_WORKERS = http.READ_WORKERS, 1\n"
     "http.parallel.__defaults__ = tuple(1 if d == saved else d for d in http.parallel.__defaults__ or ())\n"
     "from obsgen.cli import main\n"

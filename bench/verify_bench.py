@@ -57,7 +57,7 @@ def _verify_dev(tmp: Path, env: dict[str, str], runs: int, log: Log) -> Figure:
     walls: list[float] = []
     floor_walls: list[float] = []
     for i in range(runs if not failure else 0):
-        child = run_child([OBSGEN, "verify", "--spec", REFERENCE, "--out", out, "--env", "dev", "-q"], env=env,
+        child = run_child([OBSGEN, "verify", "--spec", REFERENCE, "--out", out, "--env", "dev"], env=env,
                           timeout=300)
         if not child.ok:
             failure = f"obsgen verify: {child.describe_failure()}"
@@ -87,7 +87,7 @@ def _verify_large(tmp: Path, env: dict[str, str], case: tuple[int, int], timeout
         return Figure(key, 7, name, None, "s", [], target, None, failure)
     files = floors.rule_test_files(out, ["dev", "staging", "prod"])
     size = sum(f.stat().st_size for f in files) / 2**20
-    child = run_child([OBSGEN, "verify", "--spec", spec, "--out", out, "-q"], env=env, timeout=timeout)
+    child = run_child([OBSGEN, "verify", "--spec", spec, "--out", out], env=env, timeout=timeout)
     log(f"  verify of {steps} x {slos}: {child.wall:.1f} s{' (killed)' if child.timed_out else ''}")
     if child.timed_out:
         return Figure(key, 7, name, child.wall, "s", [child.wall], target, False if child.wall > VERIFY_LARGE_TARGET else None,

@@ -111,3 +111,15 @@ def test_the_benchmark_runs_chosen_sections_only() -> None:
     assert run._case("1000x100") == (1000, 100)
     with pytest.raises(argparse.ArgumentTypeError):
         run._sections("9")
+
+
+def test_the_one_request_at_a_time_child_sets_obsgens_http_client_to_one_worker() -> None:
+    """bench/live.py runs `obsgen` in a child with one request at a time; the code it runs first must import
+    obsgen's HTTP client where it lives and set it to one worker (a wrong import fails every such run)."""
+    import subprocess
+
+    import live
+
+    probe = live.SEQUENTIAL_OBSGEN.replace("sys.exit(main(sys.argv[1:]))\n", "print(http.READ_WORKERS)\n")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out == "1\n"
